@@ -1,0 +1,381 @@
+/*
+ * mome.h - the C ABI of the Mome engine (Mixture of Memory Experts).
+ *
+ * This is the only public header. Rules (see shared DESIGN.md):
+ *  - Opaque handles, functions named mome_<object>_<verb>, paired _create/_open and _free.
+ *  - Options are structs passed by value, filled by mome_*_default_params() first;
+ *    structs only ever grow at the end.
+ *  - Every fallible call returns mome_status (0 ok, < 0 error). On error,
+ *    mome_last_error() returns a message for the calling thread that names the problem
+ *    (and the file, for file errors). Output parameters are left untouched on error.
+ *  - Nothing is thrown, aborted or exited across this boundary.
+ *  - Pointers returned by the engine (strings, metadata values) are owned by the object
+ *    they came from and stay valid until that object is freed.
+ */
+#ifndef MOME_H
+#define MOME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(MOME_BUILD)
+#    define MOME_API __declspec(dllexport)
+#  else
+#    define MOME_API __declspec(dllimport)
+#  endif
+#else
+#  define MOME_API __attribute__((visibility("default")))
+#endif
+
+/* Bumped whenever a signature or struct layout changes in a way old callers cannot use. */
+#define MOME_ABI_VERSION 1
+
+/* Longest name a device reports, including the terminating NUL. */
+#define MOME_DEVICE_NAME_SIZE 256
+
+/* Most dimensions a tensor may have (as in GGUF/ggml). */
+#define MOME_MAX_DIMS 4
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Status, errors, version
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_status {
+    MOME_STATUS_OK = 0,
+    /* A caller argument is invalid (null pointer, zero size, value out of its domain). */
+    MOME_STATUS_INVALID_ARGUMENT = -1,
+    /* The operating system refused an operation (open, read, write, rename, mmap). */
+    MOME_STATUS_IO_ERROR = -2,
+    /* A file is malformed: truncated, wrong magic, counts past its end, bad offsets. */
+    MOME_STATUS_FORMAT_ERROR = -3,
+    /* Well-formed input that this build cannot handle (GGUF version, tensor type, arch). */
+    MOME_STATUS_UNSUPPORTED = -4,
+    /* A named key, tensor or device does not exist. */
+    MOME_STATUS_NOT_FOUND = -5,
+    /* A value exists but has another type than the one asked for. */
+    MOME_STATUS_TYPE_MISMATCH = -6,
+    /* An index or size is past the end of what it indexes. */
+    MOME_STATUS_OUT_OF_RANGE = -7,
+    /* An allocation failed. */
+    MOME_STATUS_OUT_OF_MEMORY = -8,
+    /* A compute backend (CUDA) reported an error. */
+    MOME_STATUS_BACKEND_ERROR = -9,
+    /* A bug in Mome: please report the message. */
+    MOME_STATUS_INTERNAL_ERROR = -10
+} mome_status;
+
+/* MOME_ABI_VERSION of the loaded library; callers check it once at load. */
+MOME_API uint32_t mome_abi_version(void);
+
+/* Release version of the library, e.g. "0.1.0". Static string. */
+MOME_API const char* mome_version(void);
+
+/* Message of the last failed call on this thread ("" if none). Valid until the next
+ * fallible call on the same thread. */
+MOME_API const char* mome_last_error(void);
+
+/* Static name of a status code, e.g. "format error". */
+MOME_API const char* mome_status_to_string(mome_status status);
+
+/* ---------------------------------------------------------------------------------------
+ * Build and devices
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_backend {
+    MOME_BACKEND_CPU = 0,
+    MOME_BACKEND_CUDA = 1
+} mome_backend;
+
+typedef struct mome_build_info {
+    /* 1 if this library was compiled with the CUDA backend. */
+    uint8_t has_cuda;
+    /* 1 if the CPU this process runs on supports AVX2 / AVX-512F. */
+    uint8_t cpu_avx2;
+    uint8_t cpu_avx512;
+    /* CUDA runtime version compiled against (e.g. 11080), 0 without CUDA. */
+    int32_t cuda_runtime_version;
+} mome_build_info;
+
+MOME_API mome_status mome_get_build_info(mome_build_info* out);
+
+typedef struct mome_device_info {
+    mome_backend backend;
+    /* Index among devices of the same backend. */
+    int32_t index;
+    char name[MOME_DEVICE_NAME_SIZE];
+    /* Bytes of memory: system RAM for the CPU, device memory for a GPU. */
+    uint64_t total_memory;
+    /* Logical cores (CPU) or streaming multiprocessors (GPU). */
+    int32_t compute_units;
+    /* Compute capability (GPU only; 0 for the CPU). */
+    int32_t compute_capability_major;
+    int32_t compute_capability_minor;
+} mome_device_info;
+
+/* Number of devices: the CPU is always device 0; CUDA devices follow. A CUDA build on a
+ * machine without a driver or GPU reports only the CPU. */
+MOME_API mome_status mome_device_count(int32_t* out_count);
+
+/* Properties of device `index` (0 <= index < mome_device_count). */
+MOME_API mome_status mome_device_get_info(int32_t index, mome_device_info* out);
+
+/* ---------------------------------------------------------------------------------------
+ * GGUF values and tensor types
+ * ------------------------------------------------------------------------------------- */
+
+/* GGUF metadata value types (numbering as in the GGUF specification). */
+typedef enum mome_value_type {
+    MOME_VALUE_TYPE_UINT8 = 0,
+    MOME_VALUE_TYPE_INT8 = 1,
+    MOME_VALUE_TYPE_UINT16 = 2,
+    MOME_VALUE_TYPE_INT16 = 3,
+    MOME_VALUE_TYPE_UINT32 = 4,
+    MOME_VALUE_TYPE_INT32 = 5,
+    MOME_VALUE_TYPE_FLOAT32 = 6,
+    MOME_VALUE_TYPE_BOOL = 7,
+    MOME_VALUE_TYPE_STRING = 8,
+    MOME_VALUE_TYPE_ARRAY = 9,
+    MOME_VALUE_TYPE_UINT64 = 10,
+    MOME_VALUE_TYPE_INT64 = 11,
+    MOME_VALUE_TYPE_FLOAT64 = 12
+} mome_value_type;
+
+/* Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16;
+ * the other ggml types are recognised, sized and listed, and reading them reports
+ * MOME_STATUS_UNSUPPORTED. */
+typedef enum mome_tensor_type {
+    MOME_TENSOR_TYPE_F32 = 0,
+    MOME_TENSOR_TYPE_F16 = 1,
+    MOME_TENSOR_TYPE_Q4_0 = 2,
+    MOME_TENSOR_TYPE_Q4_1 = 3,
+    MOME_TENSOR_TYPE_Q5_0 = 6,
+    MOME_TENSOR_TYPE_Q5_1 = 7,
+    MOME_TENSOR_TYPE_Q8_0 = 8,
+    MOME_TENSOR_TYPE_Q8_1 = 9,
+    MOME_TENSOR_TYPE_Q2_K = 10,
+    MOME_TENSOR_TYPE_Q3_K = 11,
+    MOME_TENSOR_TYPE_Q4_K = 12,
+    MOME_TENSOR_TYPE_Q5_K = 13,
+    MOME_TENSOR_TYPE_Q6_K = 14,
+    MOME_TENSOR_TYPE_Q8_K = 15,
+    MOME_TENSOR_TYPE_I8 = 24,
+    MOME_TENSOR_TYPE_I16 = 25,
+    MOME_TENSOR_TYPE_I32 = 26,
+    MOME_TENSOR_TYPE_I64 = 27,
+    MOME_TENSOR_TYPE_F64 = 28,
+    MOME_TENSOR_TYPE_BF16 = 30
+} mome_tensor_type;
+
+/* Static name of a tensor type ("F32", "Q4_K", ...), or "unknown". */
+MOME_API const char* mome_tensor_type_name(mome_tensor_type type);
+
+/* A metadata value borrowed from the model that owns it. */
+typedef struct mome_value mome_value;
+
+typedef struct mome_value_info {
+    mome_value_type type;
+    /* For arrays: the type of every element; otherwise equal to `type`. */
+    mome_value_type element_type;
+    /* For arrays and strings: number of elements / bytes; 1 for other scalars. */
+    uint64_t count;
+} mome_value_info;
+
+MOME_API mome_status mome_value_get_info(const mome_value* value, mome_value_info* out);
+
+/* Typed getters. For an array of scalars or strings, `index` picks the element; for a
+ * scalar or a single string it must be 0. MOME_STATUS_TYPE_MISMATCH names both types when
+ * the value cannot be converted. */
+
+/* Element `index` of an array of arrays (GGUF allows nesting). */
+MOME_API mome_status mome_value_get_element(const mome_value* value, uint64_t index,
+                                            const mome_value** out);
+
+/* Any integer or bool value as int64 (MOME_STATUS_OUT_OF_RANGE for a uint64 above
+ * INT64_MAX). */
+MOME_API mome_status mome_value_get_i64(const mome_value* value, uint64_t index, int64_t* out);
+
+/* Any non-negative integer or bool value as uint64. */
+MOME_API mome_status mome_value_get_u64(const mome_value* value, uint64_t index,
+                                        uint64_t* out);
+
+/* Any float or integer value as double. */
+MOME_API mome_status mome_value_get_f64(const mome_value* value, uint64_t index, double* out);
+
+/* A bool value as 0 or 1. */
+MOME_API mome_status mome_value_get_bool(const mome_value* value, uint64_t index,
+                                         uint8_t* out);
+
+/* A string value: `*out` points to `*out_length` UTF-8 bytes followed by a NUL (the
+ * string itself may contain NULs; use the length). */
+MOME_API mome_status mome_value_get_string(const mome_value* value, uint64_t index,
+                                           const char** out, uint64_t* out_length);
+
+/* ---------------------------------------------------------------------------------------
+ * Models (GGUF files)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_model mome_model;
+
+typedef struct mome_model_params {
+    /* 1: read metadata and tensor infos of any GGUF file without requiring a Llama model
+     * or supported tensor types (what `mome model info` uses). 0 (default): the file must
+     * be a complete Llama model whose tensors Mome can compute with. */
+    uint8_t metadata_only;
+} mome_model_params;
+
+MOME_API mome_model_params mome_model_default_params(void);
+
+/* Opens a GGUF file (memory-mapped, versions 2 and 3) and validates it: every count,
+ * string, array and tensor range must lie inside the file. On failure `*out` is untouched
+ * and the message names the file and the problem. */
+MOME_API mome_status mome_model_open(const char* path, mome_model_params params,
+                                     mome_model** out);
+
+/* Frees the model and every value borrowed from it. Null is ignored. */
+MOME_API void mome_model_free(mome_model* model);
+
+typedef enum mome_rope_scaling {
+    MOME_ROPE_SCALING_NONE = 0,
+    MOME_ROPE_SCALING_LINEAR = 1,
+    MOME_ROPE_SCALING_YARN = 2,
+    /* Llama 3.1 style: per-dimension frequency factors (tensor `rope_freqs.weight`). */
+    MOME_ROPE_SCALING_LLAMA3 = 3
+} mome_rope_scaling;
+
+/* Llama hyper-parameters as read from the file (defaults applied as llama.cpp does). */
+typedef struct mome_llama_config {
+    int64_t n_vocab;
+    int64_t n_ctx_train;
+    int64_t n_embd;
+    int64_t n_layer;
+    int64_t n_head;
+    int64_t n_head_kv;
+    /* Per-head dimension of queries/keys (`attention.key_length`, default n_embd/n_head). */
+    int64_t head_dim;
+    /* Per-head dimension of values (`attention.value_length`, default head_dim). */
+    int64_t head_dim_v;
+    int64_t n_ff;
+    /* Rotated dimensions per head (`rope.dimension_count`, default head_dim). */
+    int64_t n_rot;
+    float rope_freq_base;
+    /* Multiplier on positions: 1 / `rope.scaling.factor` for linear scaling, else 1. */
+    float rope_freq_scale;
+    float rms_norm_eps;
+    mome_rope_scaling rope_scaling;
+    float rope_scaling_factor;
+    int64_t rope_original_context;
+    /* 1 when `output.weight` is absent and the output projection is the embedding. */
+    uint8_t tied_output;
+    /* 1 when the file holds `rope_freqs.weight` (per-dimension frequency factors). */
+    uint8_t has_rope_freqs;
+    /* Type of the projection weights (that of blk.0.attn_q.weight). */
+    mome_tensor_type weight_type;
+    /* Special tokens; -1 where the file names none. */
+    int64_t bos_token_id;
+    int64_t eos_token_id;
+    /* Total number of weight elements in the file. */
+    uint64_t n_params;
+} mome_llama_config;
+
+/* Hyper-parameters of a Llama model (MOME_STATUS_UNSUPPORTED for a metadata-only open of
+ * a file that is not a Llama model). */
+MOME_API mome_status mome_model_get_config(const mome_model* model, mome_llama_config* out);
+
+typedef struct mome_file_info {
+    uint32_t gguf_version;
+    uint32_t alignment;
+    uint64_t file_size;
+    /* Offset of the tensor data section. */
+    uint64_t data_offset;
+} mome_file_info;
+
+MOME_API mome_status mome_model_get_file_info(const mome_model* model, mome_file_info* out);
+
+/* Metadata: key/value pairs in file order. */
+MOME_API mome_status mome_model_meta_count(const mome_model* model, uint64_t* out_count);
+
+MOME_API mome_status mome_model_meta_at(const mome_model* model, uint64_t index,
+                                        const char** out_key, const mome_value** out_value);
+
+/* MOME_STATUS_NOT_FOUND when the key is absent. */
+MOME_API mome_status mome_model_meta_find(const mome_model* model, const char* key,
+                                          const mome_value** out_value);
+
+typedef struct mome_tensor_info {
+    /* NUL-terminated, owned by the model. */
+    const char* name;
+    mome_tensor_type type;
+    uint32_t n_dims;
+    /* ggml order: ne[0] is the innermost (input) dimension; unused dims are 1. */
+    int64_t ne[MOME_MAX_DIMS];
+    /* Offset from the start of the file, and size, of the tensor's bytes. */
+    uint64_t file_offset;
+    uint64_t size_bytes;
+} mome_tensor_info;
+
+MOME_API mome_status mome_model_tensor_count(const mome_model* model, uint64_t* out_count);
+
+MOME_API mome_status mome_model_tensor_at(const mome_model* model, uint64_t index,
+                                          mome_tensor_info* out);
+
+/* MOME_STATUS_NOT_FOUND when no tensor has that name. */
+MOME_API mome_status mome_model_tensor_find(const mome_model* model, const char* name,
+                                            uint64_t* out_index);
+
+/* Converts tensor `index` (F32, F16 or BF16) to F32 into `dst`, which holds `count`
+ * floats; `count` must equal the tensor's element count. */
+MOME_API mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_t index,
+                                                float* dst, uint64_t count);
+
+/* ---------------------------------------------------------------------------------------
+ * Synthetic Llama models (seeded random weights, a generated SentencePiece-style
+ * vocabulary with byte fallback), written as GGUF v3 files that llama.cpp loads.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_synthetic_params {
+    /* Vocabulary size: at least 3 control tokens + 256 byte tokens + 32. */
+    int64_t n_vocab;
+    int64_t n_ctx_train;
+    int64_t n_embd;
+    int64_t n_layer;
+    int64_t n_head;
+    int64_t n_head_kv;
+    /* Written as `attention.key_length`/`value_length` when n_head*head_dim != n_embd. */
+    int64_t head_dim;
+    int64_t n_ff;
+    float rope_freq_base;
+    float rms_norm_eps;
+    /* NONE, LINEAR (writes rope.scaling.*) or LLAMA3 (writes rope_freqs.weight). */
+    mome_rope_scaling rope_scaling;
+    float rope_scaling_factor;
+    float rope_low_freq_factor;
+    float rope_high_freq_factor;
+    int64_t rope_original_context;
+    /* F32, F16 or BF16 for the projections and embeddings; norms are always F32. */
+    mome_tensor_type weight_type;
+    /* 1: no `output.weight`; the output projection is the token embedding. */
+    uint8_t tied_output;
+    /* Standard deviation of the normal distribution weights are drawn from. */
+    float init_std;
+    uint64_t seed;
+} mome_synthetic_params;
+
+/* Parameters of a named preset: "tiny" (~0.2M parameters), "mini" (~10M) or "small"
+ * (~100M). MOME_STATUS_NOT_FOUND names the presets that exist. */
+MOME_API mome_status mome_synthetic_preset(const char* name, mome_synthetic_params* out);
+
+/* Writes a synthetic Llama model to `path` atomically (a temporary file in the same folder,
+ * renamed over `path` when complete): on failure no file at `path` is changed. */
+MOME_API mome_status mome_synthetic_write(const mome_synthetic_params* params,
+                                          const char* path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOME_H */

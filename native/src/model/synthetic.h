@@ -1,0 +1,30 @@
+// Synthetic Llama models: presets, a generated SentencePiece-style vocabulary with byte
+// fallback, and seeded random weights, written as GGUF.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mome.h"
+
+namespace mome {
+
+// Throws NOT_FOUND naming the presets that exist.
+mome_synthetic_params synthetic_preset(const std::string& name);
+
+// Throws INVALID_ARGUMENT naming the first parameter out of its domain.
+void check_synthetic_params(const mome_synthetic_params& p);
+
+// The vocabulary a synthetic model carries: <unk>, <s>, </s>, the 256 byte tokens, then
+// pieces ("▁" marks a word start) such that every multi-character piece can be built by
+// merging two shorter ones, as SentencePiece BPE merging needs.
+struct SyntheticVocab {
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<int32_t> types;
+};
+SyntheticVocab synthetic_vocab(int64_t n_vocab);
+
+void write_synthetic_model(const mome_synthetic_params& p, const std::string& path);
+
+}  // namespace mome
