@@ -374,6 +374,62 @@ MOME_API mome_status mome_synthetic_preset(const char* name, mome_synthetic_para
 MOME_API mome_status mome_synthetic_write(const mome_synthetic_params* params,
                                           const char* path);
 
+/* ---------------------------------------------------------------------------------------
+ * Sessions: the frozen Llama forward pass over a KV cache (CPU backend).
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_session mome_session;
+
+typedef struct mome_session_params {
+    /* Positions each sequence's cache holds; 0 means the model's training context. */
+    int32_t n_ctx;
+    /* Sequences held at once; their ids are 0 .. n_seq_max-1. */
+    int32_t n_seq_max;
+    /* CPU threads; 0 means one per core. */
+    int32_t n_threads;
+    /* 1: run the plain reference kernels instead of the fast paths (to check them). */
+    uint8_t use_reference;
+} mome_session_params;
+
+MOME_API mome_session_params mome_session_default_params(void);
+
+/* Creates a session over `model`, which must stay open until the session is freed. */
+MOME_API mome_status mome_session_create(const mome_model* model, mome_session_params params,
+                                         mome_session** out);
+
+/* Frees the session and its caches. Null is ignored. */
+MOME_API void mome_session_free(mome_session* session);
+
+/* Tokens to evaluate together. Token i belongs to sequence seq_ids[i] at position
+ * positions[i]; the tokens of one sequence must continue exactly where its cache ends
+ * (positions length, length+1, ...), in batch order. Sequences may differ in length. */
+typedef struct mome_batch {
+    int32_t n_tokens;
+    const int32_t* tokens;
+    const int32_t* positions;
+    const int32_t* seq_ids;
+    /* 1 where the token's logits are wanted; null means only the batch's last token. */
+    const uint8_t* want_logits;
+} mome_batch;
+
+/* Evaluates a batch: appends every token's keys and values to its sequence's cache and
+ * writes n_vocab logits for each token that wants them, in batch order, into `logits`
+ * (room for `logits_capacity` floats). The whole batch is validated first: on any error
+ * the caches and `logits` are unchanged. */
+MOME_API mome_status mome_session_decode(mome_session* session, const mome_batch* batch,
+                                         float* logits, uint64_t logits_capacity);
+
+/* Number of positions sequence `seq_id` holds. */
+MOME_API mome_status mome_session_seq_length(const mome_session* session, int32_t seq_id,
+                                             int32_t* out_length);
+
+/* Keeps the first `length` positions of a sequence (0 clears it). */
+MOME_API mome_status mome_session_seq_truncate(mome_session* session, int32_t seq_id,
+                                               int32_t length);
+
+/* Clears every sequence. */
+MOME_API mome_status mome_session_clear(mome_session* session);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,46 @@
+using System.CommandLine;
+using Mome.Cli.Commands;
+using Spectre.Console;
+
+namespace Mome.Cli;
+
+/// <summary>The `mome` command tree. Output goes to the writers given, so tests can run
+/// commands in-process.</summary>
+public static class MomeCli
+{
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = ReferenceEquals(output, Console.Out) ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = ReferenceEquals(output, Console.Out) ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        var io = new CliIo(output, error, console);
+        var root = new RootCommand("Mome: Mixture of Memory Experts on a frozen Llama model.")
+        {
+            ModelCommands.Create(io),
+            DevicesCommand.Create(io),
+        };
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+}
+
+/// <summary>Where a command writes: plain text/JSON, errors, and rich output for people.</summary>
+public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Console)
+{
+    /// <summary>Runs a command body; engine errors become a one-line message and exit code 1.</summary>
+    public int Guard(Action body)
+    {
+        try
+        {
+            body();
+            return 0;
+        }
+        catch (Exception e) when (e is MomeException or IOException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        {
+            Error.WriteLine($"mome: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using Microsoft.Win32.SafeHandles;
+using Mome.Interop;
+
+namespace Mome.Native;
+
+/// <summary>Owns a <c>mome_model*</c>.</summary>
+internal sealed class SafeModelHandle : SafeHandleZeroOrMinusOneIsInvalid
+{
+    private SafeModelHandle() : base(ownsHandle: true) { }
+
+    public static unsafe SafeModelHandle Open(string path, bool metadataOnly)
+    {
+        MomeNativeLibrary.EnsureLoaded();
+        var parameters = NativeMethods.mome_model_default_params();
+        parameters.MetadataOnly = metadataOnly ? (byte)1 : (byte)0;
+        IntPtr model;
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = utf8)
+            Status.Check(NativeMethods.mome_model_open(p, parameters, &model));
+        var handle = new SafeModelHandle();
+        handle.SetHandle(model);
+        return handle;
+    }
+
+    /// <summary>Runs <paramref name="call"/> with the raw pointer while keeping the handle
+    /// alive; throws ObjectDisposedException after the model was disposed.</summary>
+    public T Use<T>(Func<IntPtr, T> call)
+    {
+        var added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            return call(handle);
+        }
+        finally
+        {
+            if (added) DangerousRelease();
+        }
+    }
+
+    protected override bool ReleaseHandle()
+    {
+        NativeMethods.mome_model_free(handle);
+        return true;
+    }
+}

@@ -1,0 +1,67 @@
+// ABI: sessions (the forward pass over a KV cache).
+#include "core/error.h"
+#include "model/session.h"
+
+using namespace mome;
+
+namespace {
+void check_seq(const mome_session* s, int32_t seq_id) {
+    if (seq_id < 0 || seq_id >= s->n_seq)
+        fail(MOME_STATUS_OUT_OF_RANGE, format("sequence id %d is outside 0..%d", seq_id, s->n_seq - 1));
+}
+}  // namespace
+
+extern "C" {
+
+mome_session_params mome_session_default_params(void) {
+    mome_session_params p{};
+    p.n_ctx = 0;
+    p.n_seq_max = 1;
+    p.n_threads = 0;
+    p.use_reference = 0;
+    return p;
+}
+
+mome_status mome_session_create(const mome_model* model, mome_session_params params, mome_session** out) {
+    return guarded([&] {
+        require_arg(model != nullptr && out != nullptr, "model or out is null");
+        *out = create_session(*model, params).release();
+    });
+}
+
+void mome_session_free(mome_session* session) { delete session; }
+
+mome_status mome_session_decode(mome_session* session, const mome_batch* batch, float* logits, uint64_t logits_capacity) {
+    return guarded([&] {
+        require_arg(session != nullptr && batch != nullptr, "session or batch is null");
+        decode(*session, *batch, logits, logits_capacity);
+    });
+}
+
+mome_status mome_session_seq_length(const mome_session* session, int32_t seq_id, int32_t* out_length) {
+    return guarded([&] {
+        require_arg(session != nullptr && out_length != nullptr, "session or out_length is null");
+        check_seq(session, seq_id);
+        *out_length = session->seq_length[static_cast<size_t>(seq_id)];
+    });
+}
+
+mome_status mome_session_seq_truncate(mome_session* session, int32_t seq_id, int32_t length) {
+    return guarded([&] {
+        require_arg(session != nullptr, "session is null");
+        check_seq(session, seq_id);
+        const int32_t have = session->seq_length[static_cast<size_t>(seq_id)];
+        if (length < 0 || length > have)
+            fail(MOME_STATUS_OUT_OF_RANGE, format("cannot truncate sequence %d of length %d to %d", seq_id, have, length));
+        session->seq_length[static_cast<size_t>(seq_id)] = length;
+    });
+}
+
+mome_status mome_session_clear(mome_session* session) {
+    return guarded([&] {
+        require_arg(session != nullptr, "session is null");
+        std::fill(session->seq_length.begin(), session->seq_length.end(), 0);
+    });
+}
+
+}  // extern "C"

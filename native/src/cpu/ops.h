@@ -1,0 +1,52 @@
+// CPU operators of the Llama forward pass. The *_ref functions are the readable reference
+// (plain loops, written to read like the math); fast paths are checked against them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/llama_weights.h"
+
+namespace mome {
+
+class ThreadPool;
+
+// ggml multiplies an F16 (BF16) weight by activations rounded to F16 (BF16); doing the same
+// keeps Mome's logits within float rounding of llama.cpp's. Rounds x[0..n) in place.
+void round_activations_like_weights(mome_tensor_type weight_type, float* x, int64_t n);
+
+// Y[t][r] = sum_k X[t][k] * W[r][k] for t < n_tokens: X is [n_tokens x W.cols], Y is
+// [n_tokens x W.rows]. X must already be rounded for W's type.
+void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y);
+
+// The same product: SIMD (AVX2/FMA/F16C when the CPU has it), blocked for cache reuse,
+// rows spread over the pool's threads.
+void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
+
+// out = x / sqrt(mean(x^2) + eps) * weight (the sum of squares in double, as ggml does).
+void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out);
+
+struct RopeParams {
+    int64_t n_rot = 0;        // rotated dimensions per head (even)
+    float freq_base = 10000;  // theta_i = pos * freq_scale * base^(-2i/n_rot) / factor_i
+    float freq_scale = 1;
+    const float* freq_factors = nullptr;  // n_rot/2 values (Llama 3.1 scaling) or null
+};
+
+// RoPE, NORM pairing (GGUF llama weights): pairs (2i, 2i+1) inside each head rotate by
+// theta_i, computed with the recurrence ggml uses so angles agree to the last bit.
+void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p);
+
+// Causal attention of one query token over the first n_past+1 positions of its sequence's
+// cache. q: [n_head x head_dim]; k_cache/v_cache: [positions x n_head_kv x head_dim].
+// Query head h reads KV head h / (n_head / n_head_kv). out: [n_head x head_dim].
+void attention_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, float* out);
+
+// out = silu(gate) * up, element-wise.
+void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);
+
+// Row `token` of the embedding as F32.
+void embed_ref(const Matrix& embedding, int32_t token, float* out);
+
+}  // namespace mome

@@ -1,0 +1,32 @@
+// The ABI's opaque session: a model's weights, a KV cache for several sequences, and the
+// Llama forward pass over them.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "model/llama_weights.h"
+#include "model/model.h"
+
+struct mome_session {
+    const mome_model* model = nullptr;
+    mome_llama_config config{};
+    mome::LlamaWeights weights;
+    int32_t n_ctx = 0;
+    int32_t n_seq = 0;
+    bool use_reference = false;
+    std::unique_ptr<mome::ThreadPool> pool;
+    std::vector<int32_t> seq_length;
+    // Per layer: [n_seq x n_ctx x n_head_kv x head_dim] keys (after RoPE) and values.
+    std::vector<std::vector<float>> k_cache, v_cache;
+};
+
+namespace mome {
+
+std::unique_ptr<mome_session> create_session(const mome_model& model, const mome_session_params& params);
+
+// Validates the whole batch, then runs it (see mome_session_decode).
+void decode(mome_session& s, const mome_batch& batch, float* logits, uint64_t logits_capacity);
+
+}  // namespace mome

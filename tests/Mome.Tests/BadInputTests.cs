@@ -1,0 +1,252 @@
+using System.Text;
+
+namespace Mome.Tests;
+
+/// <summary>
+/// Every kind of broken model file gives a MomeException whose code and message name the
+/// file and the problem; nothing crashes, hangs or allocates what a hostile header asks for.
+/// </summary>
+public sealed class BadInputTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = TestPaths.NewTempDir();
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    private string Write(string name, byte[] bytes)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    private static MomeException OpenFails(string path, MomeErrorCode code, string fragment, bool metadataOnly = false)
+    {
+        var e = Assert.Throws<MomeException>(() => MomeModel.Open(path, metadataOnly).Dispose())!;
+        Assert.That(e.Code, Is.EqualTo(code), e.Message);
+        Assert.That(e.Message, Does.Contain(path), "the message names the file");
+        Assert.That(e.Message, Does.Contain(fragment));
+        return e;
+    }
+
+    [Test]
+    public void TheValidBaseFileOpens()
+    {
+        using var model = MomeModel.Open(Write("ok.gguf", GgufBuilder.TinyLlama().Build()));
+        Assert.That(model.Config.EmbeddingLength, Is.EqualTo(8));
+        Assert.That(model.Tensors, Has.Count.EqualTo(11));
+    }
+
+    [Test]
+    public void MissingFile() => OpenFails(Path.Combine(_dir, "absent.gguf"), MomeErrorCode.IoError, "cannot open");
+
+    [Test]
+    public void Directory_() => OpenFails(_dir, MomeErrorCode.IoError, "is a directory");
+
+    [Test]
+    public void EmptyFile() => OpenFails(Write("empty.gguf", []), MomeErrorCode.FormatError, "too short");
+
+    [Test]
+    public void WrongMagic() =>
+        OpenFails(Write("magic.gguf", Encoding.ASCII.GetBytes("GGML and then some bytes that follow")), MomeErrorCode.FormatError, "not a GGUF file");
+
+    [Test]
+    public void UnknownVersion() =>
+        OpenFails(Write("v7.gguf", new GgufBuilder { Version = 7 }.Build()), MomeErrorCode.Unsupported, "version 7");
+
+    [Test]
+    public void VersionOneIsRefused() =>
+        OpenFails(Write("v1.gguf", new GgufBuilder { Version = 1 }.Build()), MomeErrorCode.Unsupported, "version 1");
+
+    [Test]
+    public void EveryTruncationIsAFormatError()
+    {
+        var bytes = GgufBuilder.TinyLlama().Build();
+        for (var length = 1; length < bytes.Length; length += length < 600 ? 1 : 37)
+        {
+            var path = Write($"cut{length}.gguf", bytes[..length]);
+            var e = Assert.Throws<MomeException>(() => MomeModel.Open(path).Dispose(), $"cut at {length}")!;
+            Assert.That(e.Code, Is.EqualTo(MomeErrorCode.FormatError), $"cut at {length}: {e.Message}");
+            Assert.That(e.Message, Does.Contain(path));
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    public void AbsurdMetadataCount() =>
+        OpenFails(Write("kv.gguf", new GgufBuilder { KvCountOverride = 1UL << 62 }.U32("a", 1).Build()), MomeErrorCode.FormatError,
+            "metadata count");
+
+    [Test]
+    public void AbsurdTensorCount() =>
+        OpenFails(Write("tc.gguf", new GgufBuilder { TensorCountOverride = ulong.MaxValue }.U32("a", 1).Build()),
+            MomeErrorCode.FormatError, "tensor count");
+
+    [Test]
+    public void AbsurdArrayLength() =>
+        OpenFails(Write("arr.gguf", new GgufBuilder().Raw(GgufBuilder.Entry("tokenizer.ggml.tokens", 9, w =>
+        {
+            w.Write(8u);
+            w.Write(1UL << 60);
+        })).Build()), MomeErrorCode.FormatError, "more than the file can hold");
+
+    [Test]
+    public void StringRunsPastTheEnd() =>
+        OpenFails(Write("str.gguf", new GgufBuilder().Raw(GgufBuilder.Entry("general.name", 8, w =>
+        {
+            w.Write(1000UL);
+            w.Write("short"u8);
+        })).Build()), MomeErrorCode.FormatError, "runs past the end");
+
+    [Test]
+    public void KeyLengthPastTheEnd()
+    {
+        var bytes = new GgufBuilder().U32("a", 1).Build();
+        BitConverter.GetBytes(ulong.MaxValue - 3).CopyTo(bytes, 24); // the first key's length
+        OpenFails(Write("key.gguf", bytes), MomeErrorCode.FormatError, "runs past the end");
+    }
+
+    [Test]
+    public void UnknownValueType() =>
+        OpenFails(Write("vt.gguf", new GgufBuilder().Raw(GgufBuilder.Entry("x", 99, w => w.Write(0u))).Build()),
+            MomeErrorCode.FormatError, "unknown type 99");
+
+    [Test]
+    public void ArraysNestedTooDeep() =>
+        OpenFails(Write("deep.gguf", new GgufBuilder().Raw(GgufBuilder.Entry("x", 9, w =>
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                w.Write(9u);
+                w.Write(1UL);
+            }
+        })).Build()), MomeErrorCode.FormatError, "nests arrays");
+
+    [Test]
+    public void DuplicateKey() =>
+        OpenFails(Write("dup.gguf", new GgufBuilder().U32("a", 1).U32("a", 2).Build()), MomeErrorCode.FormatError, "appears twice");
+
+    [Test]
+    public void UnknownTensorType() =>
+        OpenFails(Write("tt.gguf", new GgufBuilder().Tensor("w", 200, [4], new byte[16]).Build()), MomeErrorCode.FormatError,
+            "unknown tensor type 200", metadataOnly: true);
+
+    [Test]
+    public void DimensionsThatOverflow() =>
+        OpenFails(Write("ovf.gguf", new GgufBuilder().Tensor("w", 0, [1UL << 40, 1UL << 40], [], offset: 0).Build()),
+            MomeErrorCode.FormatError, "overflows", metadataOnly: true);
+
+    [Test]
+    public void TooManyDimensions() =>
+        OpenFails(Write("dims.gguf", new GgufBuilder().Tensor("w", 0, [1, 1, 1, 1, 1], new byte[4]).Build()),
+            MomeErrorCode.FormatError, "dimensions", metadataOnly: true);
+
+    [Test]
+    public void TensorPastTheEndOfTheFile() =>
+        OpenFails(Write("past.gguf", new GgufBuilder().Tensor("w", 0, [1024], [], offset: 1 << 20).Build()),
+            MomeErrorCode.FormatError, "extends past the end", metadataOnly: true);
+
+    [Test]
+    public void MisalignedTensorOffset() =>
+        OpenFails(Write("align.gguf", new GgufBuilder().Tensor("w", 0, [4], [], offset: 4).Build()),
+            MomeErrorCode.FormatError, "alignment", metadataOnly: true);
+
+    [Test]
+    public void MissingRequiredKey()
+    {
+        var bytes = GgufBuilder.TinyLlama().Build();
+        var key = Encoding.ASCII.GetBytes("llama.embedding_length");
+        var at = bytes.AsSpan().IndexOf(key);
+        Encoding.ASCII.GetBytes("llama.embedding_lengtX").CopyTo(bytes, at); // the key no longer exists
+        OpenFails(Write("nokey.gguf", bytes), MomeErrorCode.FormatError, "'llama.embedding_length' is missing");
+    }
+
+    [Test]
+    public void MissingArchitecture() =>
+        OpenFails(Write("noarch.gguf", new GgufBuilder().U32("a", 1).Build()), MomeErrorCode.FormatError, "general.architecture");
+
+    [Test]
+    public void OtherArchitectureIsUnsupportedButInspectable()
+    {
+        var path = Write("gpt2.gguf", new GgufBuilder().Str("general.architecture", "gpt2").Build());
+        OpenFails(path, MomeErrorCode.Unsupported, "'gpt2' is not supported");
+        using var model = MomeModel.Open(path, metadataOnly: true);
+        Assert.That(model.IsLlama, Is.False);
+        Assert.That(model.Metadata["general.architecture"].GetString(), Is.EqualTo("gpt2"));
+        Assert.Throws<MomeException>(() => _ = model.Config);
+    }
+
+    [Test]
+    public void AbsurdHyperParameter()
+    {
+        var bytes = GgufBuilder.TinyLlama().Build();
+        var at = bytes.AsSpan().IndexOf(Encoding.ASCII.GetBytes("llama.block_count")) + "llama.block_count".Length + 4;
+        BitConverter.GetBytes(uint.MaxValue).CopyTo(bytes, at);
+        OpenFails(Write("layers.gguf", bytes), MomeErrorCode.FormatError, "llama.block_count");
+    }
+
+    [Test]
+    public void MissingRequiredTensor() =>
+        OpenFails(Write("notensor.gguf", GgufBuilder.TinyLlama().Drop("blk.0.attn_q.weight").Build()),
+            MomeErrorCode.FormatError, "required tensor 'blk.0.attn_q.weight' is missing");
+
+    [Test]
+    public void TransposedTensorIsRefused() =>
+        OpenFails(Write("shape.gguf", GgufBuilder.TinyLlama().Reshape("blk.0.ffn_down.weight", 8, 16).Build()),
+            MomeErrorCode.FormatError, "'blk.0.ffn_down.weight' has shape [8, 16], expected [16, 8]");
+
+    [Test]
+    public void QuantizedTensorsAreListedButNotComputed()
+    {
+        // Q4_0: blocks of 32 elements in 18 bytes.
+        var path = Write("q4.gguf", GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
+            .Tensor("blk.0.attn_q.weight", 2, [32, 32], new byte[32 * 18]).Build());
+        OpenFails(path, MomeErrorCode.Unsupported, "Q4_0");
+        using var model = MomeModel.Open(path, metadataOnly: true);
+        var q = model.Tensors.Single(t => t.Name == "blk.0.attn_q.weight");
+        Assert.That(q.Type, Is.EqualTo(TensorType.Q4_0));
+        Assert.That(q.SizeBytes, Is.EqualTo(32UL * 18));
+        var e = Assert.Throws<MomeException>(() => model.ReadTensor("blk.0.attn_q.weight"))!;
+        Assert.That(e.Code, Is.EqualTo(MomeErrorCode.Unsupported));
+        Assert.That(e.Message, Does.Contain("Q4_0"));
+    }
+
+    [Test]
+    public void RandomCorruptionNeverCrashes()
+    {
+        var original = GgufBuilder.TinyLlama().Build();
+        var rng = new Random(1234);
+        var opened = 0;
+        for (var i = 0; i < 400; i++)
+        {
+            var bytes = (byte[])original.Clone();
+            for (var flips = rng.Next(1, 4); flips > 0; flips--)
+                bytes[rng.Next(Math.Min(bytes.Length, 700))] = (byte)rng.Next(256);
+            var path = Write("fuzz.gguf", bytes);
+            try
+            {
+                using var model = MomeModel.Open(path, metadataOnly: rng.Next(2) == 0);
+                foreach (var (_, value) in model.Metadata) _ = value.ToString();
+                opened++;
+            }
+            catch (MomeException e)
+            {
+                Assert.That(e.Message, Does.Contain(path).Or.Contain("cannot be read as"), e.Message);
+            }
+        }
+        Assert.That(opened, Is.GreaterThan(0), "some mutations only touch values and still open");
+    }
+
+    [Test]
+    public void UseAfterDisposeThrowsInsteadOfCrashing()
+    {
+        var model = MomeModel.Open(Write("ok.gguf", GgufBuilder.TinyLlama().Build()));
+        var value = model.Metadata["llama.embedding_length"];
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => value.GetInt64());
+        Assert.Throws<ObjectDisposedException>(() => _ = model.Config);
+    }
+}

@@ -1,0 +1,104 @@
+// CPU operators: the fast matmul against the reference on random inputs (every weight
+// type, odd shapes, several thread counts), and RoPE against the closed-form angles.
+#include <cmath>
+#include <cstring>
+#include <gtest/gtest.h>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+using namespace mome;
+
+namespace {
+
+struct RandomMatrix {
+    std::vector<uint8_t> bytes;
+    Matrix m;
+    RandomMatrix(mome_tensor_type type, int64_t rows, int64_t cols, std::mt19937& rng) {
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        const size_t elem = type == MOME_TENSOR_TYPE_F32 ? 4 : 2;
+        bytes.resize(static_cast<size_t>(rows * cols) * elem);
+        for (int64_t i = 0; i < rows * cols; ++i) {
+            const float x = normal(rng);
+            if (type == MOME_TENSOR_TYPE_F32) std::memcpy(bytes.data() + 4 * i, &x, 4);
+            else {
+                const uint16_t h = type == MOME_TENSOR_TYPE_F16 ? float_to_f16(x) : float_to_bf16(x);
+                std::memcpy(bytes.data() + 2 * i, &h, 2);
+            }
+        }
+        m = Matrix{bytes.data(), type, rows, cols};
+    }
+};
+
+double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+        den += want[i] * static_cast<double>(want[i]);
+    }
+    return std::sqrt(num / std::max(den, 1e-30));
+}
+
+}  // namespace
+
+TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
+    std::mt19937 rng(7);
+    const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}};
+    for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
+        for (const auto& s : shapes) {
+            const int64_t rows = s[0], cols = s[1], n = s[2];
+            RandomMatrix W(type, rows, cols, rng);
+            std::vector<float> X(static_cast<size_t>(n * cols));
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            for (float& x : X) x = normal(rng);
+            std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size(), NAN);
+            matmul_ref(W.m, X.data(), n, want.data());
+            for (int threads : {1, 3}) {
+                ThreadPool pool(threads);
+                std::fill(got.begin(), got.end(), NAN);
+                matmul_fast(W.m, X.data(), n, got.data(), pool);
+                EXPECT_LT(relative_error(got, want), 1e-6)
+                    << "type " << type << " shape " << rows << "x" << cols << " tokens " << n << " threads " << threads;
+            }
+        }
+    }
+}
+
+TEST(Rope, AnglesMatchTheClosedForm) {
+    const int64_t head_dim = 64, n_heads = 3;
+    std::vector<float> factors(head_dim / 2);
+    for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + static_cast<float>(i) * 0.25f;
+    for (const float* ff : {static_cast<const float*>(nullptr), static_cast<const float*>(factors.data())}) {
+        for (int32_t pos : {0, 1, 7, 200}) {
+            RopeParams p;
+            p.n_rot = head_dim;
+            p.freq_base = 500000.0f;
+            p.freq_scale = 0.25f;
+            p.freq_factors = ff;
+            std::vector<float> x(static_cast<size_t>(n_heads * head_dim));
+            for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
+            std::vector<float> y = x;
+            rope_norm_ref(y.data(), n_heads, head_dim, pos, p);
+            for (int64_t h = 0; h < n_heads; ++h)
+                for (int64_t i = 0; i < head_dim / 2; ++i) {
+                    const double theta = pos * 0.25 * std::pow(500000.0, -2.0 * i / head_dim) / (ff ? ff[i] : 1.0);
+                    const double a = x[h * head_dim + 2 * i], b = x[h * head_dim + 2 * i + 1];
+                    EXPECT_NEAR(y[h * head_dim + 2 * i], a * std::cos(theta) - b * std::sin(theta), 2e-5);
+                    EXPECT_NEAR(y[h * head_dim + 2 * i + 1], a * std::sin(theta) + b * std::cos(theta), 2e-5);
+                }
+        }
+    }
+}
+
+TEST(ThreadPool, RunsEveryChunkOnceAndRethrows) {
+    ThreadPool pool(3);
+    std::vector<int> hits(1000, 0);
+    pool.run(1000, [&](int64_t i) { hits[static_cast<size_t>(i)]++; });
+    for (int h : hits) ASSERT_EQ(h, 1);
+    EXPECT_THROW(pool.run(10, [](int64_t i) { if (i == 5) throw std::runtime_error("boom"); }), std::runtime_error);
+    pool.run(4, [&](int64_t i) { hits[static_cast<size_t>(i)]++; });
+    EXPECT_EQ(hits[3], 2);
+}
