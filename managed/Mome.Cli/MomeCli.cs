@@ -16,11 +16,14 @@ public static class MomeCli
             Ansi = ReferenceEquals(output, Console.Out) ? AnsiSupport.Detect : AnsiSupport.No,
             ColorSystem = ReferenceEquals(output, Console.Out) ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
         });
+        if (!ReferenceEquals(output, Console.Out) || Console.IsOutputRedirected)
+            console.Profile.Width = 160; // tables in logs and pipes need not wrap at 80 columns
         var io = new CliIo(output, error, console);
         var root = new RootCommand("Mome: Mixture of Memory Experts on a frozen Llama model.")
         {
             ModelCommands.Create(io),
             DevicesCommand.Create(io),
+            BenchCommands.Create(io),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }

@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "cpu/ops.h"
+#include "cpu/matmul_variants.h"
 #include "cpu/thread_pool.h"
 
 using namespace mome;
@@ -46,7 +47,7 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
 
 TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
     std::mt19937 rng(7);
-    const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}};
+    const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}, {9, 40, 70}, {6, 33, 2}};
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
         for (const auto& s : shapes) {
             const int64_t rows = s[0], cols = s[1], n = s[2];
@@ -56,6 +57,17 @@ TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
             for (float& x : X) x = normal(rng);
             std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size(), NAN);
             matmul_ref(W.m, X.data(), n, want.data());
+            // Every instruction-set variant this CPU can run, called directly.
+            __builtin_cpu_init();
+            std::vector<std::pair<const char*, void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t)>> variants = {
+                {"portable", matmul_rows_portable}};
+            if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", matmul_rows_avx2});
+            if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", matmul_rows_avx512});
+            for (const auto& [name, rows_fn] : variants) {
+                std::fill(got.begin(), got.end(), NAN);
+                rows_fn(W.m, X.data(), n, got.data(), 0, rows);
+                EXPECT_LT(relative_error(got, want), 1e-6) << name << " type " << type << " shape " << rows << "x" << cols << " tokens " << n;
+            }
             for (int threads : {1, 3}) {
                 ThreadPool pool(threads);
                 std::fill(got.begin(), got.end(), NAN);

@@ -1,0 +1,33 @@
+// The matmul kernels for AVX2 with FMA and F16C (built with -mavx2 -mfma -mf16c).
+#include <immintrin.h>
+
+#include "cpu/matmul_kernels.h"
+#include "cpu/matmul_variants.h"
+
+namespace {
+struct Vec {
+    using V = __m256;
+    static constexpr int64_t kWidth = 8;
+    static constexpr int kTokens = 2;  // 8 accumulators + 2 tokens + 1 weight of 16 registers
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load(const float* p) { return _mm256_loadu_ps(p); }
+    static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+    static V load_bf16(const uint16_t* p) {
+        const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+    static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
+    static float hsum(V v) {
+        const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+    }
+    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+}  // namespace
+
+namespace mome {
+void matmul_rows_avx2(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
+    matmul_rows_impl<Vec>(W, X, n, Y, r0, r1);
+}
+}  // namespace mome

@@ -1,0 +1,47 @@
+// The matmul kernels in plain C++ for CPUs without AVX2 (8 lanes the compiler may vectorize).
+#include "cpu/matmul_kernels.h"
+#include "cpu/matmul_variants.h"
+
+namespace {
+struct Vec {
+    struct V {
+        float lane[8];
+    };
+    static constexpr int64_t kWidth = 8;
+    static constexpr int kTokens = 2;
+    static V zero() { return V{}; }
+    static V load(const float* p) {
+        V v;
+        for (int i = 0; i < 8; ++i) v.lane[i] = p[i];
+        return v;
+    }
+    static V load_f16(const uint16_t* p) {
+        V v;
+        for (int i = 0; i < 8; ++i) v.lane[i] = mome::f16_to_float(p[i]);
+        return v;
+    }
+    static V load_bf16(const uint16_t* p) {
+        V v;
+        for (int i = 0; i < 8; ++i) v.lane[i] = mome::bf16_to_float(p[i]);
+        return v;
+    }
+    static V fma(V a, V b, V acc) {
+        for (int i = 0; i < 8; ++i) acc.lane[i] += a.lane[i] * b.lane[i];
+        return acc;
+    }
+    static float hsum(V v) {
+        float s = 0;
+        for (float x : v.lane) s += x;
+        return s;
+    }
+    static void store(float* p, V v) {
+        for (int i = 0; i < 8; ++i) p[i] = v.lane[i];
+    }
+};
+}  // namespace
+
+namespace mome {
+void matmul_rows_portable(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
+    matmul_rows_impl<Vec>(W, X, n, Y, r0, r1);
+}
+}  // namespace mome
