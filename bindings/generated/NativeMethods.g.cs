@@ -212,4 +212,13 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_clear")]
     internal static partial MomeStatus mome_session_clear(IntPtr /* mome_session* */ session);
+
+    /// <summary>
+    /// y[n_tokens x rows] = x[n_tokens x cols] * W^T for a row-major weight W [rows x cols]
+    /// (GGUF's layout: ne[0] = cols) in F32, F16 or BF16. Activations are rounded to the
+    /// weight's type first, as llama.cpp does. n_threads 0 means one per core; use_reference 1
+    /// runs the plain reference loop. `y` is untouched on error.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_matmul")]
+    internal static partial MomeStatus mome_matmul(void* /* const void* */ weight, MomeTensorType weight_type, long rows, long cols, float* /* const float* */ x, long n_tokens, float* /* float* */ y, int n_threads, byte use_reference);
 }

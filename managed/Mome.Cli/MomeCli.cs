@@ -24,6 +24,7 @@ public static class MomeCli
             ModelCommands.Create(io),
             DevicesCommand.Create(io),
             BenchCommands.Create(io),
+            LogitsCommand.Create(io),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }

@@ -430,6 +430,18 @@ MOME_API mome_status mome_session_seq_truncate(mome_session* session, int32_t se
 /* Clears every sequence. */
 MOME_API mome_status mome_session_clear(mome_session* session);
 
+/* ---------------------------------------------------------------------------------------
+ * Standalone operators (host buffers), for embedding in other engines and for benchmarks.
+ * ------------------------------------------------------------------------------------- */
+
+/* y[n_tokens x rows] = x[n_tokens x cols] * W^T for a row-major weight W [rows x cols]
+ * (GGUF's layout: ne[0] = cols) in F32, F16 or BF16. Activations are rounded to the
+ * weight's type first, as llama.cpp does. n_threads 0 means one per core; use_reference 1
+ * runs the plain reference loop. `y` is untouched on error. */
+MOME_API mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_t rows,
+                                 int64_t cols, const float* x, int64_t n_tokens, float* y,
+                                 int32_t n_threads, uint8_t use_reference);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,7 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& body)
         for (int64_t i = 0; i < n_chunks; ++i) body(i);
         return;
     }
+    std::lock_guard<std::mutex> call(call_mutex_);
     {
         std::lock_guard<std::mutex> lock(mutex_);
         body_ = &body;

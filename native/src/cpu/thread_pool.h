@@ -22,7 +22,8 @@ public:
     int size() const { return static_cast<int>(workers_.size()) + 1; }
 
     // Calls body(chunk) for chunk in [0, n_chunks), spread over the threads; returns when all
-    // are done. The first exception thrown by a chunk is rethrown here.
+    // are done. The first exception thrown by a chunk is rethrown here. Calls from several
+    // threads at once take turns.
     void run(int64_t n_chunks, const std::function<void(int64_t)>& body);
 
 private:
@@ -30,6 +31,7 @@ private:
     void drain();
 
     std::vector<std::thread> workers_;
+    std::mutex call_mutex_;  // one parallel loop at a time
     std::mutex mutex_;
     std::condition_variable start_, done_;
     const std::function<void(int64_t)>* body_ = nullptr;

@@ -1,0 +1,41 @@
+// ABI: standalone operators over caller buffers.
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/ops.h"
+#include "cpu/shared_pools.h"
+#include "gguf/tensor_types.h"
+
+using namespace mome;
+
+extern "C" {
+
+mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_t rows, int64_t cols, const float* x,
+                        int64_t n_tokens, float* y, int32_t n_threads, uint8_t use_reference) {
+    return guarded([&] {
+        require_arg(weight != nullptr && x != nullptr && y != nullptr, "weight, x or y is null");
+        if (!is_compute_type(weight_type))
+            fail(MOME_STATUS_UNSUPPORTED, format("weight type %s is not F32, F16 or BF16", tensor_type_name(weight_type).c_str()));
+        const int64_t limit = int64_t(1) << 31;
+        if (rows < 1 || cols < 1 || n_tokens < 1 || rows > limit || cols > limit || n_tokens > limit)
+            fail(MOME_STATUS_INVALID_ARGUMENT, format("matmul shape rows=%lld cols=%lld tokens=%lld: each must be in 1..2^31",
+                                                      static_cast<long long>(rows), static_cast<long long>(cols),
+                                                      static_cast<long long>(n_tokens)));
+        if (n_threads < 0 || n_threads > 1024) fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", n_threads));
+        const Matrix W{static_cast<const uint8_t*>(weight), weight_type, rows, cols};
+        std::vector<float> input(x, x + n_tokens * cols);
+        round_activations_like_weights(weight_type, input.data(), n_tokens * cols);
+        std::vector<float> out(static_cast<size_t>(n_tokens * rows));
+        if (use_reference) {
+            matmul_ref(W, input.data(), n_tokens, out.data());
+        } else {
+            const int threads = n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+            matmul_fast(W, input.data(), n_tokens, out.data(), shared_pool(threads));
+        }
+        std::copy(out.begin(), out.end(), y);
+    });
+}
+
+}  // extern "C"
