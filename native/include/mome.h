@@ -442,6 +442,46 @@ MOME_API mome_status mome_matmul(const void* weight, mome_tensor_type weight_typ
                                  int64_t cols, const float* x, int64_t n_tokens, float* y,
                                  int32_t n_threads, uint8_t use_reference);
 
+/* ---------------------------------------------------------------------------------------
+ * The memory router as a standalone operator: top-k experts per query by cross-attention
+ * (scaled dot product) between queries and expert keys, over caller buffers.
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_router_kind {
+    /* Exact scores against every one of n_experts keys. */
+    MOME_ROUTER_FLAT = 0,
+    /* Product keys (PKM/PEER): two sub-key tables of n_sub = sqrt(n_experts) keys of
+     * key_dim/2 each; expert i*n_sub + j scores q1.K1[i] + q2.K2[j]. */
+    MOME_ROUTER_PRODUCT = 1
+} mome_router_kind;
+
+typedef struct mome_router_desc {
+    mome_router_kind kind;
+    /* F32, F16 or BF16. */
+    mome_tensor_type key_type;
+    /* Flat: number of keys. Product: n_sub * n_sub (a perfect square). */
+    int64_t n_experts;
+    /* d_k: the query length. Product keys: even; each sub-key has key_dim / 2. */
+    int64_t key_dim;
+    /* Flat: [n_experts x key_dim] row-major. Product: the first table [n_sub x key_dim/2]
+     * followed by the second [n_sub x key_dim/2]. */
+    const void* keys;
+    /* Experts picked per query (1 <= top_k <= n_experts). */
+    int32_t top_k;
+    /* Softmax temperature of the weights (> 0). */
+    float temperature;
+} mome_router_desc;
+
+/* Routes `n_queries` F32 queries ([n_queries x key_dim]): for each, the top_k experts by
+ * score s = q.k / sqrt(key_dim), best first (equal scores: lower index first), their
+ * weights softmax(s / temperature) over the top_k, and optionally the scores themselves.
+ * Outputs are [n_queries x top_k]; `out_scores` may be null. The full score matrix is never
+ * stored. NaN or infinite queries or scores are reported (naming the query or expert), and
+ * then no output is written. */
+MOME_API mome_status mome_route(const mome_router_desc* router, const float* queries,
+                                int64_t n_queries, int32_t* out_indices, float* out_weights,
+                                float* out_scores, int32_t n_threads);
+
 #ifdef __cplusplus
 }
 #endif
