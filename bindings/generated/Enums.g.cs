@@ -123,3 +123,17 @@ internal enum MomeRopeScaling : int
     /// </summary>
     Llama3 = 3,
 }
+
+internal enum MomeRouterKind : int
+{
+    /// <summary>
+    /// Exact scores against every one of n_experts keys.
+    /// </summary>
+    Flat = 0,
+
+    /// <summary>
+    /// Product keys (PKM/PEER): two sub-key tables of n_sub = sqrt(n_experts) keys of
+    /// key_dim/2 each; expert i*n_sub + j scores q1.K1[i] + q2.K2[j].
+    /// </summary>
+    Product = 1,
+}

@@ -21,6 +21,7 @@ internal static class MomeLayout
         ("MomeSyntheticParams", 120),
         ("MomeSessionParams", 16),
         ("MomeBatch", 40),
+        ("MomeRouterDesc", 40),
     ];
 
     public static IReadOnlyList<(string Struct, string Field, int Offset)> Offsets() =>
@@ -100,5 +101,12 @@ internal static class MomeLayout
         ("MomeBatch", "Positions", 16),
         ("MomeBatch", "SeqIds", 24),
         ("MomeBatch", "WantLogits", 32),
+        ("MomeRouterDesc", "Kind", 0),
+        ("MomeRouterDesc", "KeyType", 4),
+        ("MomeRouterDesc", "NExperts", 8),
+        ("MomeRouterDesc", "KeyDim", 16),
+        ("MomeRouterDesc", "Keys", 24),
+        ("MomeRouterDesc", "TopK", 32),
+        ("MomeRouterDesc", "Temperature", 36),
     ];
 }

@@ -221,4 +221,15 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_matmul")]
     internal static partial MomeStatus mome_matmul(void* /* const void* */ weight, MomeTensorType weight_type, long rows, long cols, float* /* const float* */ x, long n_tokens, float* /* float* */ y, int n_threads, byte use_reference);
+
+    /// <summary>
+    /// Routes `n_queries` F32 queries ([n_queries x key_dim]): for each, the top_k experts by
+    /// score s = q.k / sqrt(key_dim), best first (equal scores: lower index first), their
+    /// weights softmax(s / temperature) over the top_k, and optionally the scores themselves.
+    /// Outputs are [n_queries x top_k]; `out_scores` may be null. The full score matrix is never
+    /// stored. NaN or infinite queries or scores are reported (naming the query or expert), and
+    /// then no output is written.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_route")]
+    internal static partial MomeStatus mome_route(MomeRouterDesc* /* const mome_router_desc* */ router, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_scores, int n_threads);
 }

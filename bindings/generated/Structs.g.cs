@@ -269,3 +269,40 @@ internal unsafe struct MomeBatch
     /// </summary>
     public byte* /* const uint8_t* */ WantLogits;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeRouterDesc
+{
+    public MomeRouterKind Kind;
+
+    /// <summary>
+    /// F32, F16 or BF16.
+    /// </summary>
+    public MomeTensorType KeyType;
+
+    /// <summary>
+    /// Flat: number of keys. Product: n_sub * n_sub (a perfect square).
+    /// </summary>
+    public long NExperts;
+
+    /// <summary>
+    /// d_k: the query length. Product keys: even; each sub-key has key_dim / 2.
+    /// </summary>
+    public long KeyDim;
+
+    /// <summary>
+    /// Flat: [n_experts x key_dim] row-major. Product: the first table [n_sub x key_dim/2]
+    /// followed by the second [n_sub x key_dim/2].
+    /// </summary>
+    public void* /* const void* */ Keys;
+
+    /// <summary>
+    /// Experts picked per query (1 &lt;= top_k &lt;= n_experts).
+    /// </summary>
+    public int TopK;
+
+    /// <summary>
+    /// Softmax temperature of the weights (&gt; 0).
+    /// </summary>
+    public float Temperature;
+}

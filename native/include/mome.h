@@ -449,10 +449,10 @@ MOME_API mome_status mome_matmul(const void* weight, mome_tensor_type weight_typ
 
 typedef enum mome_router_kind {
     /* Exact scores against every one of n_experts keys. */
-    MOME_ROUTER_FLAT = 0,
+    MOME_ROUTER_KIND_FLAT = 0,
     /* Product keys (PKM/PEER): two sub-key tables of n_sub = sqrt(n_experts) keys of
      * key_dim/2 each; expert i*n_sub + j scores q1.K1[i] + q2.K2[j]. */
-    MOME_ROUTER_PRODUCT = 1
+    MOME_ROUTER_KIND_PRODUCT = 1
 } mome_router_kind;
 
 typedef struct mome_router_desc {
