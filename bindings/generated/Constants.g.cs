@@ -7,7 +7,7 @@ internal static class MomeConstants
     /// <summary>
     /// Bumped whenever a signature or struct layout changes in a way old callers cannot use.
     /// </summary>
-    public const int MOME_ABI_VERSION = 1;
+    public const int MOME_ABI_VERSION = 2;
 
     /// <summary>
     /// Longest name a device reports, including the terminating NUL.
@@ -18,4 +18,9 @@ internal static class MomeConstants
     /// Most dimensions a tensor may have (as in GGUF/ggml).
     /// </summary>
     public const int MOME_MAX_DIMS = 4;
+
+    /// <summary>
+    /// Most memory layers one bank attaches to a model.
+    /// </summary>
+    public const int MOME_MAX_MEMORY_LAYERS = 8;
 }

@@ -137,3 +137,17 @@ internal enum MomeRouterKind : int
     /// </summary>
     Product = 1,
 }
+
+internal enum MomeRoutingMode : int
+{
+    /// <summary>
+    /// One route per sequence from the mean of the memory layer's normalised input over its
+    /// question (its first batch); decode steps reuse it.
+    /// </summary>
+    Sequence = 0,
+
+    /// <summary>
+    /// One route per token (PEER style).
+    /// </summary>
+    Token = 1,
+}

@@ -232,4 +232,66 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_route")]
     internal static partial MomeStatus mome_route(MomeRouterDesc* /* const mome_router_desc* */ router, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_scores, int n_threads);
+
+    /// <summary>
+    /// out[t] += scale * sum_j weights[s][j] * B_e (A_e u[t]) with e = indices[s][j], for every
+    /// token t of segment s (tokens segment_offsets[s] .. segment_offsets[s+1]-1).
+    /// Segmented form (per sequence, as Punica's SGMV): one segment per sequence, whose tokens
+    /// share its top_k experts. Per-token form (as BGMV): n_segments = n_tokens, offsets 0..n.
+    /// u and out are [n_tokens x dim]; indices and weights are [n_segments x top_k]. An index
+    /// outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_lora_apply")]
+    internal static partial MomeStatus mome_lora_apply(MomeLoraDesc* /* const mome_lora_desc* */ experts, float* /* const float* */ u, long n_tokens, long* /* const int64_t* */ segment_offsets, long n_segments, int* /* const int32_t* */ indices, float* /* const float* */ weights, int top_k, float scale, float* /* float* */ @out, int n_threads);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_default_params")]
+    internal static partial MomeBankParams mome_bank_default_params();
+
+    /// <summary>
+    /// Creates a bank for `model` (which must stay open while the bank lives) with random keys,
+    /// router and A, and B = 0, so that a fresh bank leaves the model's logits unchanged.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_create")]
+    internal static partial MomeStatus mome_bank_create(IntPtr /* const mome_model* */ model, MomeBankParams @params, IntPtr* /* mome_bank** */ @out);
+
+    /// <summary>
+    /// Loads a bank file (safetensors, memory-mapped) for `model`: checks every tensor's
+    /// checksum and that the bank was made for this very model (hyper-parameters and weight
+    /// checksums), failing with a message that says which.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_load")]
+    internal static partial MomeStatus mome_bank_load(IntPtr /* const mome_model* */ model, byte* /* const char* */ path, IntPtr* /* mome_bank** */ @out);
+
+    /// <summary>
+    /// Saves the bank as safetensors, crash-safe: a temporary file in the same folder, fsync,
+    /// rename over `path`, fsync of the folder. A failure or crash leaves any previous file at
+    /// `path` intact.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_save")]
+    internal static partial MomeStatus mome_bank_save(IntPtr /* const mome_bank* */ bank, byte* /* const char* */ path);
+
+    /// <summary>
+    /// Frees the bank. Null is ignored.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_free")]
+    internal static partial void mome_bank_free(IntPtr /* mome_bank* */ bank);
+
+    /// <summary>
+    /// The parameters the bank was made with (layers resolved to their indices).
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_params")]
+    internal static partial MomeStatus mome_bank_get_params(IntPtr /* const mome_bank* */ bank, MomeBankParams* /* mome_bank_params* */ @out);
+
+    /// <summary>
+    /// Bytes of expert tables (keys, A, B, W_q) the bank holds.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_size_bytes")]
+    internal static partial MomeStatus mome_bank_size_bytes(IntPtr /* const mome_bank* */ bank, ulong* /* uint64_t* */ @out);
+
+    /// <summary>
+    /// Routes queries (already projected: [n_queries x key_dim]) through memory layer
+    /// `layer_slot` (0 .. n_layers-1) of the bank; outputs as mome_route.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_route")]
+    internal static partial MomeStatus mome_bank_route(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, int n_threads);
 }

@@ -249,6 +249,12 @@ internal unsafe struct MomeSessionParams
     /// 1: run the plain reference kernels instead of the fast paths (to check them).
     /// </summary>
     public byte UseReference;
+
+    /// <summary>
+    /// A memory bank to run inside the model (null: the base model alone). The bank must
+    /// belong to the session's model and stay alive until the session is freed.
+    /// </summary>
+    public IntPtr /* const mome_bank* */ Bank;
 }
 
 /// <summary>
@@ -305,4 +311,87 @@ internal unsafe struct MomeRouterDesc
     /// Softmax temperature of the weights (&gt; 0).
     /// </summary>
     public float Temperature;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeLoraDesc
+{
+    /// <summary>
+    /// F32, F16 or BF16 for both tables.
+    /// </summary>
+    public MomeTensorType WeightType;
+    public long NExperts;
+
+    /// <summary>
+    /// d: the hidden size (input and output of every expert).
+    /// </summary>
+    public long Dim;
+
+    /// <summary>
+    /// r: the rank of every expert.
+    /// </summary>
+    public int Rank;
+
+    /// <summary>
+    /// A: [n_experts x rank x dim]: expert e's A_e (r x d), row-major.
+    /// </summary>
+    public void* /* const void* */ A;
+
+    /// <summary>
+    /// B: [n_experts x rank x dim]: expert e's B_e (d x r) stored transposed (r rows of d).
+    /// </summary>
+    public void* /* const void* */ B;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeBankParams
+{
+    /// <summary>
+    /// Memory layers: n_layers indices into the model's blocks. n_layers 0 means one layer
+    /// at about 3/4 depth.
+    /// </summary>
+    public int NLayers;
+    public fixed int Layers[8]; /* int32_t[MOME_MAX_MEMORY_LAYERS] */
+
+    /// <summary>
+    /// Experts per memory layer (product router: a perfect square).
+    /// </summary>
+    public long NExperts;
+
+    /// <summary>
+    /// d_k: length of router queries and keys (product router: even).
+    /// </summary>
+    public long KeyDim;
+
+    /// <summary>
+    /// r: rank of every expert.
+    /// </summary>
+    public int Rank;
+
+    /// <summary>
+    /// k: experts picked per query.
+    /// </summary>
+    public int TopK;
+
+    /// <summary>
+    /// Softmax temperature of the routing weights.
+    /// </summary>
+    public float Temperature;
+
+    /// <summary>
+    /// The delta is scaled by alpha / rank.
+    /// </summary>
+    public float Alpha;
+    public MomeRoutingMode Routing;
+    public MomeRouterKind Router;
+
+    /// <summary>
+    /// Storage type of keys, A and B: F32, F16 or BF16 (W_q is always F32).
+    /// </summary>
+    public MomeTensorType WeightType;
+
+    /// <summary>
+    /// Seed of the random initialisation (keys, W_q, A; B starts at zero).
+    /// </summary>
+    public ulong Seed;
 }

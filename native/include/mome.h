@@ -29,13 +29,16 @@
 #endif
 
 /* Bumped whenever a signature or struct layout changes in a way old callers cannot use. */
-#define MOME_ABI_VERSION 1
+#define MOME_ABI_VERSION 2
 
 /* Longest name a device reports, including the terminating NUL. */
 #define MOME_DEVICE_NAME_SIZE 256
 
 /* Most dimensions a tensor may have (as in GGUF/ggml). */
 #define MOME_MAX_DIMS 4
+
+/* Most memory layers one bank attaches to a model. */
+#define MOME_MAX_MEMORY_LAYERS 8
 
 #ifdef __cplusplus
 extern "C" {
@@ -380,6 +383,9 @@ MOME_API mome_status mome_synthetic_write(const mome_synthetic_params* params,
 
 typedef struct mome_session mome_session;
 
+/* A memory bank (see "Memory banks" below). */
+typedef struct mome_bank mome_bank;
+
 typedef struct mome_session_params {
     /* Positions each sequence's cache holds; 0 means the model's training context. */
     int32_t n_ctx;
@@ -389,6 +395,9 @@ typedef struct mome_session_params {
     int32_t n_threads;
     /* 1: run the plain reference kernels instead of the fast paths (to check them). */
     uint8_t use_reference;
+    /* A memory bank to run inside the model (null: the base model alone). The bank must
+     * belong to the session's model and stay alive until the session is freed. */
+    const mome_bank* bank;
 } mome_session_params;
 
 MOME_API mome_session_params mome_session_default_params(void);
@@ -481,6 +490,108 @@ typedef struct mome_router_desc {
 MOME_API mome_status mome_route(const mome_router_desc* router, const float* queries,
                                 int64_t n_queries, int32_t* out_indices, float* out_weights,
                                 float* out_scores, int32_t n_threads);
+
+/* ---------------------------------------------------------------------------------------
+ * Grouped LoRA as a standalone operator: every token adds its routed experts' low-rank
+ * updates, over caller buffers.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_lora_desc {
+    /* F32, F16 or BF16 for both tables. */
+    mome_tensor_type weight_type;
+    int64_t n_experts;
+    /* d: the hidden size (input and output of every expert). */
+    int64_t dim;
+    /* r: the rank of every expert. */
+    int32_t rank;
+    /* A: [n_experts x rank x dim]: expert e's A_e (r x d), row-major. */
+    const void* a;
+    /* B: [n_experts x rank x dim]: expert e's B_e (d x r) stored transposed (r rows of d). */
+    const void* b;
+} mome_lora_desc;
+
+/* out[t] += scale * sum_j weights[s][j] * B_e (A_e u[t]) with e = indices[s][j], for every
+ * token t of segment s (tokens segment_offsets[s] .. segment_offsets[s+1]-1).
+ * Segmented form (per sequence, as Punica's SGMV): one segment per sequence, whose tokens
+ * share its top_k experts. Per-token form (as BGMV): n_segments = n_tokens, offsets 0..n.
+ * u and out are [n_tokens x dim]; indices and weights are [n_segments x top_k]. An index
+ * outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched. */
+MOME_API mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u,
+                                     int64_t n_tokens, const int64_t* segment_offsets,
+                                     int64_t n_segments, const int32_t* indices,
+                                     const float* weights, int32_t top_k, float scale,
+                                     float* out, int32_t n_threads);
+
+/* ---------------------------------------------------------------------------------------
+ * Memory banks: the expert tables of one or more memory layers attached to a model.
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_routing_mode {
+    /* One route per sequence from the mean of the memory layer's normalised input over its
+     * question (its first batch); decode steps reuse it. */
+    MOME_ROUTING_MODE_SEQUENCE = 0,
+    /* One route per token (PEER style). */
+    MOME_ROUTING_MODE_TOKEN = 1
+} mome_routing_mode;
+
+typedef struct mome_bank_params {
+    /* Memory layers: n_layers indices into the model's blocks. n_layers 0 means one layer
+     * at about 3/4 depth. */
+    int32_t n_layers;
+    int32_t layers[MOME_MAX_MEMORY_LAYERS];
+    /* Experts per memory layer (product router: a perfect square). */
+    int64_t n_experts;
+    /* d_k: length of router queries and keys (product router: even). */
+    int64_t key_dim;
+    /* r: rank of every expert. */
+    int32_t rank;
+    /* k: experts picked per query. */
+    int32_t top_k;
+    /* Softmax temperature of the routing weights. */
+    float temperature;
+    /* The delta is scaled by alpha / rank. */
+    float alpha;
+    mome_routing_mode routing;
+    mome_router_kind router;
+    /* Storage type of keys, A and B: F32, F16 or BF16 (W_q is always F32). */
+    mome_tensor_type weight_type;
+    /* Seed of the random initialisation (keys, W_q, A; B starts at zero). */
+    uint64_t seed;
+} mome_bank_params;
+
+MOME_API mome_bank_params mome_bank_default_params(void);
+
+/* Creates a bank for `model` (which must stay open while the bank lives) with random keys,
+ * router and A, and B = 0, so that a fresh bank leaves the model's logits unchanged. */
+MOME_API mome_status mome_bank_create(const mome_model* model, mome_bank_params params,
+                                      mome_bank** out);
+
+/* Loads a bank file (safetensors, memory-mapped) for `model`: checks every tensor's
+ * checksum and that the bank was made for this very model (hyper-parameters and weight
+ * checksums), failing with a message that says which. */
+MOME_API mome_status mome_bank_load(const mome_model* model, const char* path,
+                                    mome_bank** out);
+
+/* Saves the bank as safetensors, crash-safe: a temporary file in the same folder, fsync,
+ * rename over `path`, fsync of the folder. A failure or crash leaves any previous file at
+ * `path` intact. */
+MOME_API mome_status mome_bank_save(const mome_bank* bank, const char* path);
+
+/* Frees the bank. Null is ignored. */
+MOME_API void mome_bank_free(mome_bank* bank);
+
+/* The parameters the bank was made with (layers resolved to their indices). */
+MOME_API mome_status mome_bank_get_params(const mome_bank* bank, mome_bank_params* out);
+
+/* Bytes of expert tables (keys, A, B, W_q) the bank holds. */
+MOME_API mome_status mome_bank_size_bytes(const mome_bank* bank, uint64_t* out);
+
+/* Routes queries (already projected: [n_queries x key_dim]) through memory layer
+ * `layer_slot` (0 .. n_layers-1) of the bank; outputs as mome_route. */
+MOME_API mome_status mome_bank_route(const mome_bank* bank, int32_t layer_slot,
+                                     const float* queries, int64_t n_queries,
+                                     int32_t* out_indices, float* out_weights,
+                                     int32_t n_threads);
 
 #ifdef __cplusplus
 }
