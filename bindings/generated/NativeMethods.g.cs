@@ -289,6 +289,22 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_bank_size_bytes(IntPtr /* const mome_bank* */ bank, ulong* /* uint64_t* */ @out);
 
     /// <summary>
+    /// Copies expert `expert` of memory layer `layer_slot` out as F32: a = A_e [rank x dim],
+    /// b = B_e transposed [rank x dim]. Either pointer may be null.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_expert")]
+    internal static partial MomeStatus mome_bank_get_expert(IntPtr /* const mome_bank* */ bank, int layer_slot, long expert, float* /* float* */ a, float* /* float* */ b);
+
+    /// <summary>
+    /// Overwrites expert `expert` of memory layer `layer_slot` (rounded to the bank's storage
+    /// type); either pointer may be null to keep that table. A bank loaded from a file is copied
+    /// into memory on its first write (the file is never modified). Non-finite values are
+    /// refused and nothing changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_expert")]
+    internal static partial MomeStatus mome_bank_set_expert(IntPtr /* mome_bank* */ bank, int layer_slot, long expert, float* /* const float* */ a, float* /* const float* */ b);
+
+    /// <summary>
     /// Routes queries (already projected: [n_queries x key_dim]) through memory layer
     /// `layer_slot` (0 .. n_layers-1) of the bank; outputs as mome_route.
     /// </summary>

@@ -25,6 +25,9 @@ public static class MomeCli
             DevicesCommand.Create(io),
             BenchCommands.Create(io),
             LogitsCommand.Create(io),
+            GenerateCommand.Create(io),
+            MemoryCommands.Create(io),
+            FactsCommands.Create(io),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
@@ -33,6 +36,21 @@ public static class MomeCli
 /// <summary>Where a command writes: plain text/JSON, errors, and rich output for people.</summary>
 public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Console)
 {
+    /// <summary>As <see cref="Guard"/> for asynchronous bodies.</summary>
+    public async Task<int> GuardAsync(Func<Task> body)
+    {
+        try
+        {
+            await body();
+            return 0;
+        }
+        catch (Exception e) when (e is MomeException or IOException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        {
+            await Error.WriteLineAsync($"mome: {e.Message}");
+            return 1;
+        }
+    }
+
     /// <summary>Runs a command body; engine errors become a one-line message and exit code 1.</summary>
     public int Guard(Action body)
     {

@@ -5,7 +5,7 @@ using Mome.Native;
 namespace Mome;
 
 /// <summary>Standalone operators of the native core over caller buffers.</summary>
-public static unsafe class MomeOps
+public static unsafe partial class MomeOps
 {
     /// <summary>
     /// y[tokens x rows] = x[tokens x cols] * W^T for a row-major weight W [rows x cols] stored

@@ -17,6 +17,9 @@ public sealed record SessionOptions
 
     /// <summary>Run the plain reference kernels instead of the fast paths (for checking).</summary>
     public bool UseReference { get; init; }
+
+    /// <summary>A memory bank to run inside the model (null: the base model alone).</summary>
+    public MemoryBank? Memory { get; init; }
 }
 
 /// <summary>
@@ -36,7 +39,9 @@ public sealed unsafe class MomeSession : IDisposable
         p.NSeqMax = options.MaxSequences;
         p.NThreads = options.Threads;
         p.UseReference = options.UseReference ? (byte)1 : (byte)0;
-        _handle = SafeSessionHandle.Create(model.Handle, p);
+        if (options.Memory is { } bank && !ReferenceEquals(bank.Model, model))
+            throw new ArgumentException("the memory bank was made for another MomeModel instance", nameof(options));
+        _handle = SafeSessionHandle.Create(model.Handle, p, options.Memory?.Handle);
         Model = model;
         VocabSize = checked((int)model.Config.VocabSize);
     }

@@ -586,6 +586,18 @@ MOME_API mome_status mome_bank_get_params(const mome_bank* bank, mome_bank_param
 /* Bytes of expert tables (keys, A, B, W_q) the bank holds. */
 MOME_API mome_status mome_bank_size_bytes(const mome_bank* bank, uint64_t* out);
 
+/* Copies expert `expert` of memory layer `layer_slot` out as F32: a = A_e [rank x dim],
+ * b = B_e transposed [rank x dim]. Either pointer may be null. */
+MOME_API mome_status mome_bank_get_expert(const mome_bank* bank, int32_t layer_slot,
+                                          int64_t expert, float* a, float* b);
+
+/* Overwrites expert `expert` of memory layer `layer_slot` (rounded to the bank's storage
+ * type); either pointer may be null to keep that table. A bank loaded from a file is copied
+ * into memory on its first write (the file is never modified). Non-finite values are
+ * refused and nothing changes. */
+MOME_API mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t expert,
+                                          const float* a, const float* b);
+
 /* Routes queries (already projected: [n_queries x key_dim]) through memory layer
  * `layer_slot` (0 .. n_layers-1) of the bank; outputs as mome_route. */
 MOME_API mome_status mome_bank_route(const mome_bank* bank, int32_t layer_slot,

@@ -25,11 +25,27 @@ internal sealed class GgufBuilder
     public GgufBuilder F32(string key, float value) => Raw(Entry(key, 6, w => w.Write(value)));
     public GgufBuilder Str(string key, string value) => Raw(Entry(key, 8, w => WriteString(w, value)));
 
+    public GgufBuilder Bool(string key, bool value) => Raw(Entry(key, 7, w => w.Write(value ? (byte)1 : (byte)0)));
+
     public GgufBuilder StrArray(string key, IReadOnlyList<string> values) => Raw(Entry(key, 9, w =>
     {
         w.Write(8u);
         w.Write((ulong)values.Count);
         foreach (var v in values) WriteString(w, v);
+    }));
+
+    public GgufBuilder F32Array(string key, IReadOnlyList<float> values) => Raw(Entry(key, 9, w =>
+    {
+        w.Write(6u);
+        w.Write((ulong)values.Count);
+        foreach (var v in values) w.Write(v);
+    }));
+
+    public GgufBuilder I32Array(string key, IReadOnlyList<int> values) => Raw(Entry(key, 9, w =>
+    {
+        w.Write(5u);
+        w.Write((ulong)values.Count);
+        foreach (var v in values) w.Write(v);
     }));
 
     public GgufBuilder Tensor(string name, uint type, ulong[] dims, byte[] data, ulong? offset = null)

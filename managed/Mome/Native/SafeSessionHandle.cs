@@ -3,29 +3,37 @@ using Mome.Interop;
 
 namespace Mome.Native;
 
-/// <summary>Owns a <c>mome_session*</c> and keeps the model it reads alive until it is freed.</summary>
+/// <summary>Owns a <c>mome_session*</c> and keeps the model (and bank) it reads alive until it is freed.</summary>
 internal sealed class SafeSessionHandle : SafeHandleZeroOrMinusOneIsInvalid
 {
     private SafeModelHandle? _model;
+    private SafeBankHandle? _bank;
 
     private SafeSessionHandle() : base(ownsHandle: true) { }
 
-    public static unsafe SafeSessionHandle Create(SafeModelHandle model, MomeSessionParams parameters)
+    public static unsafe SafeSessionHandle Create(SafeModelHandle model, MomeSessionParams parameters, SafeBankHandle? bank)
     {
         var session = new SafeSessionHandle();
-        var added = false;
-        model.DangerousAddRef(ref added);
+        bool modelAdded = false, bankAdded = false;
         try
         {
+            model.DangerousAddRef(ref modelAdded);
+            if (bank is not null)
+            {
+                bank.DangerousAddRef(ref bankAdded);
+                parameters.Bank = bank.DangerousGetHandle();
+            }
             IntPtr raw;
             Status.Check(NativeMethods.mome_session_create(model.DangerousGetHandle(), parameters, &raw));
             session.SetHandle(raw);
             session._model = model;
+            session._bank = bank;
             return session;
         }
         catch
         {
-            if (added) model.DangerousRelease();
+            if (modelAdded) model.DangerousRelease();
+            if (bankAdded) bank!.DangerousRelease();
             throw;
         }
     }
@@ -48,6 +56,7 @@ internal sealed class SafeSessionHandle : SafeHandleZeroOrMinusOneIsInvalid
     protected override bool ReleaseHandle()
     {
         NativeMethods.mome_session_free(handle);
+        _bank?.DangerousRelease();
         _model?.DangerousRelease();
         return true;
     }

@@ -19,6 +19,7 @@ mome_session_params mome_session_default_params(void) {
     p.n_seq_max = 1;
     p.n_threads = 0;
     p.use_reference = 0;
+    p.bank = nullptr;
     return p;
 }
 
@@ -54,6 +55,9 @@ mome_status mome_session_seq_truncate(mome_session* session, int32_t seq_id, int
         if (length < 0 || length > have)
             fail(MOME_STATUS_OUT_OF_RANGE, format("cannot truncate sequence %d of length %d to %d", seq_id, have, length));
         session->seq_length[static_cast<size_t>(seq_id)] = length;
+        // An emptied sequence starts a new question: it will be routed again.
+        if (length == 0 && session->bank)
+            for (auto& route : session->routes[static_cast<size_t>(seq_id)]) route.valid = false;
     });
 }
 
@@ -61,6 +65,8 @@ mome_status mome_session_clear(mome_session* session) {
     return guarded([&] {
         require_arg(session != nullptr, "session is null");
         std::fill(session->seq_length.begin(), session->seq_length.end(), 0);
+        for (auto& per_seq : session->routes)
+            for (auto& route : per_seq) route.valid = false;
     });
 }
 

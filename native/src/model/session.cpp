@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "cpu/ops.h"
+#include "memory/memory_layer.h"
 #include "model/llama_config.h"
 
 namespace mome {
@@ -48,6 +49,8 @@ void for_each_token(mome_session& s, int64_t n, const std::function<void(int64_t
 
 }  // namespace
 
+void run_batch(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out);
+
 std::unique_ptr<mome_session> create_session(const mome_model& model, const mome_session_params& params) {
     if (!model.is_llama)
         fail(MOME_STATUS_UNSUPPORTED, format("%s: not a Llama model", model.file->path().c_str()));
@@ -79,6 +82,14 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
     s->use_reference = params.use_reference != 0;
     const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
     s->pool = std::make_unique<ThreadPool>(threads);
+    s->n_threads = threads;
+    if (params.bank) {
+        if (params.bank->model != &model)
+            fail(MOME_STATUS_INVALID_ARGUMENT, "the memory bank belongs to another model handle than the session's");
+        s->bank = params.bank;
+        s->routes.assign(static_cast<size_t>(params.n_seq_max),
+                         std::vector<mome_session::Route>(static_cast<size_t>(params.bank->params.n_layers)));
+    }
     s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
     s->k_cache.resize(static_cast<size_t>(c.n_layer));
     s->v_cache.resize(static_cast<size_t>(c.n_layer));
@@ -126,9 +137,24 @@ void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits
                                                       static_cast<unsigned long long>(logits_capacity)));
     }
 
+    // Routes computed by this batch are kept only if the whole batch succeeds.
+    const auto routes_before = s.routes;
+    try {
+        run_batch(s, b, logits, n, n_out);
+    } catch (...) {
+        s.routes = routes_before;
+        throw;
+    }
+    s.seq_length = next;
+}
+
+void run_batch(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out) {
+    const mome_llama_config& c = s.config;
+    const Dims d = dims_of(c);
     const int64_t D = d.d;
     std::vector<float> x(static_cast<size_t>(n * D)), cur(static_cast<size_t>(n * D)), rounded;
     std::vector<float> q, k, v, attn(static_cast<size_t>(n * d.attn_out)), o, gate, up, h;
+    std::vector<float> memory(s.bank ? static_cast<size_t>(n * D) : 0);
     for (int64_t t = 0; t < n; ++t) embed_ref(s.weights.token_embd, b.tokens[t], x.data() + t * D);
 
     RopeParams rope;
@@ -164,12 +190,17 @@ void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits
 
         for (int64_t t = 0; t < n; ++t)
             rms_norm_ref(x.data() + t * D, L.ffn_norm.data(), D, c.rms_norm_eps, cur.data() + t * D);
+        // The memory layer reads the same input as the MLP and adds beside it.
+        const int slot = s.bank ? s.bank->slot_of_block(l) : -1;
+        if (slot >= 0) memory_layer_delta(s, slot, b, cur.data(), n, memory.data());
         project(s, L.gate, cur, n, rounded, gate);
         project(s, L.up, cur, n, rounded, up);
         h.resize(static_cast<size_t>(n * d.n_ff));
         swiglu_ref(gate.data(), up.data(), n * d.n_ff, h.data());
         project(s, L.down, h, n, rounded, o);
         for (int64_t i = 0; i < n * D; ++i) x[static_cast<size_t>(i)] += o[static_cast<size_t>(i)];
+        if (slot >= 0)
+            for (int64_t i = 0; i < n * D; ++i) x[static_cast<size_t>(i)] += memory[static_cast<size_t>(i)];
     }
 
     if (n_out > 0) {
@@ -182,7 +213,6 @@ void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits
         project(s, s.weights.output, normed, n_out, rounded, out);
         std::copy(out.begin(), out.end(), logits);
     }
-    s.seq_length = next;
 }
 
 }  // namespace mome

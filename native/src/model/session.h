@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "memory/bank.h"
 #include "model/llama_weights.h"
 #include "model/model.h"
 
@@ -20,6 +21,18 @@ struct mome_session {
     std::vector<int32_t> seq_length;
     // Per layer: [n_seq x n_ctx x n_head_kv x head_dim] keys (after RoPE) and values.
     std::vector<std::vector<float>> k_cache, v_cache;
+
+    // The memory bank run inside the model (null: the base model alone), and with
+    // per-sequence routing each sequence's route per memory layer, computed from its
+    // first batch (the question) and reused until the sequence is cleared.
+    const mome_bank* bank = nullptr;
+    struct Route {
+        bool valid = false;
+        std::vector<int32_t> indices;
+        std::vector<float> weights;
+    };
+    std::vector<std::vector<Route>> routes;  // [n_seq][memory layer slot]
+    int n_threads = 1;
 };
 
 namespace mome {

@@ -1,0 +1,42 @@
+using System.CommandLine;
+
+namespace Mome.Cli.Commands;
+
+/// <summary>`mome generate`: stream a continuation of a prompt.</summary>
+public static class GenerateCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var model = new Option<FileInfo>("--model") { Description = "A Llama GGUF model.", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "The text to continue.", Required = true };
+        var memory = new Option<FileInfo?>("--memory") { Description = "A memory bank made for the model." };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<float>("--temperature") { Description = "0: greedy.", DefaultValueFactory = _ => 0f };
+        var topK = new Option<int>("--top-k") { Description = "Sample from the K most likely (0: all).", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold.", DefaultValueFactory = _ => 1f };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var command = new Command("generate", "Continue a prompt, streaming the text.")
+        {
+            model, prompt, memory, maxTokens, temperature, topK, topP, seed, threads,
+        };
+        command.SetAction(async (parse, cancellationToken) => await io.GuardAsync(async () =>
+        {
+            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
+            using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m, bankFile.FullName) : null;
+            using var generator = new TextGenerator(m, new SessionOptions { Threads = parse.GetValue(threads), Memory = bank });
+            var options = new GenerationOptions
+            {
+                MaxTokens = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP), Seed = parse.GetValue(seed),
+            };
+            await foreach (var piece in generator.GenerateAsync(parse.GetValue(prompt)!, options, cancellationToken))
+            {
+                io.Output.Write(piece);
+                await io.Output.FlushAsync(cancellationToken);
+            }
+            io.Output.WriteLine();
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,199 @@
+using Mome.Interop;
+using Mome.Native;
+
+namespace Mome;
+
+/// <summary>
+/// A memory bank: the expert tables of one or more memory layers, attached to the model it
+/// was made for. Run it inside the model with <c>new MomeSession(model, new SessionOptions
+/// { Memory = bank })</c>.
+/// </summary>
+public sealed unsafe class MemoryBank : IDisposable
+{
+    private readonly SafeBankHandle _handle;
+
+    private MemoryBank(SafeBankHandle handle, MomeModel model)
+    {
+        _handle = handle;
+        Model = model;
+        Options = ReadOptions();
+    }
+
+    public MomeModel Model { get; }
+
+    /// <summary>The options the bank was made with (layers resolved).</summary>
+    public MemoryOptions Options { get; }
+
+    internal SafeBankHandle Handle => _handle;
+
+    /// <summary>A new bank with random keys, router and A, and B = 0 (the model's outputs are
+    /// unchanged until the bank is tuned).</summary>
+    public static MemoryBank Create(MomeModel model, MemoryOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= new MemoryOptions();
+        if (options.Layers.Count > MomeConstants.MOME_MAX_MEMORY_LAYERS)
+            throw new ArgumentException($"at most {MomeConstants.MOME_MAX_MEMORY_LAYERS} memory layers", nameof(options));
+        var p = NativeMethods.mome_bank_default_params();
+        p.NLayers = options.Layers.Count;
+        for (var i = 0; i < options.Layers.Count; i++) p.Layers[i] = options.Layers[i];
+        p.NExperts = options.Experts;
+        p.KeyDim = options.KeyDim;
+        p.Rank = options.Rank;
+        p.TopK = options.TopK;
+        p.Temperature = options.Temperature;
+        p.Alpha = options.Alpha;
+        p.Routing = (MomeRoutingMode)(int)options.Routing;
+        p.Router = (MomeRouterKind)(int)options.Router;
+        p.WeightType = (MomeTensorType)(int)options.WeightType;
+        p.Seed = options.Seed;
+        var parameters = p; // captured by the lambda; p itself stays a stack local with fixed buffers
+        var handle = SafeBankHandle.Create(model.Handle, m =>
+        {
+            IntPtr bank;
+            Status.Check(NativeMethods.mome_bank_create(m, parameters, &bank));
+            return bank;
+        });
+        return new MemoryBank(handle, model);
+    }
+
+    /// <summary>Loads a bank file made for <paramref name="model"/>; refuses corrupted files and
+    /// banks of other models with a message that says which.</summary>
+    public static MemoryBank Load(MomeModel model, string path)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw new MomeException(MomeErrorCode.IoError, $"{full}: is a directory, not a bank file");
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(full + "\0");
+        var handle = SafeBankHandle.Create(model.Handle, m =>
+        {
+            IntPtr bank;
+            fixed (byte* f = utf8)
+                Status.Check(NativeMethods.mome_bank_load(m, f, &bank));
+            return bank;
+        });
+        return new MemoryBank(handle, model);
+    }
+
+    /// <summary>Saves crash-safely: a previous file at <paramref name="path"/> survives any failure.</summary>
+    public void Save(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(path) + "\0");
+        _handle.Use(b =>
+        {
+            fixed (byte* f = utf8)
+                Status.Check(NativeMethods.mome_bank_save(b, f));
+            return 0;
+        });
+    }
+
+    /// <summary>Bytes of the expert tables.</summary>
+    public ulong SizeBytes => _handle.Use(b =>
+    {
+        ulong n;
+        Status.Check(NativeMethods.mome_bank_size_bytes(b, &n));
+        return n;
+    });
+
+    /// <summary>Expert <paramref name="expert"/> of memory layer <paramref name="slot"/> as F32:
+    /// A [rank x n_embd] and B transposed [rank x n_embd].</summary>
+    public (float[] A, float[] B) GetExpert(int slot, long expert)
+    {
+        var n = Options.Rank * (int)Model.Config.EmbeddingLength;
+        var a = new float[n];
+        var b = new float[n];
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        {
+            var (ap, bp) = ((IntPtr)pa, (IntPtr)pb);
+            _handle.Use(h =>
+            {
+                Status.Check(NativeMethods.mome_bank_get_expert(h, slot, expert, (float*)ap, (float*)bp));
+                return 0;
+            });
+        }
+        return (a, b);
+    }
+
+    /// <summary>Overwrites an expert's A and/or B (null keeps a table); rounded to the bank's
+    /// storage type. Not thread-safe with sessions running the bank.</summary>
+    public void SetExpert(int slot, long expert, float[]? a, float[]? b)
+    {
+        var n = Options.Rank * (int)Model.Config.EmbeddingLength;
+        if (a is not null && a.Length != n) throw new ArgumentException($"A must hold rank x n_embd = {n} floats", nameof(a));
+        if (b is not null && b.Length != n) throw new ArgumentException($"B must hold rank x n_embd = {n} floats", nameof(b));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        {
+            var (ap, bp) = ((IntPtr)pa, (IntPtr)pb);
+            _handle.Use(h =>
+            {
+                Status.Check(NativeMethods.mome_bank_set_expert(h, slot, expert, (float*)ap, (float*)bp));
+                return 0;
+            });
+        }
+    }
+
+    /// <summary>The router of memory layer <paramref name="slot"/> (0 .. Layers.Count-1).</summary>
+    public BankRouter Router(int slot = 0)
+    {
+        if (slot < 0 || slot >= Options.Layers.Count)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"memory layer slot {slot} is outside 0..{Options.Layers.Count - 1}");
+        return new BankRouter(this, slot);
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    private MemoryOptions ReadOptions() => _handle.Use(b =>
+    {
+        MomeBankParams p;
+        Status.Check(NativeMethods.mome_bank_get_params(b, &p));
+        var layers = new int[p.NLayers];
+        for (var i = 0; i < layers.Length; i++) layers[i] = p.Layers[i];
+        return new MemoryOptions
+        {
+            Layers = layers, Experts = p.NExperts, KeyDim = p.KeyDim, Rank = p.Rank, TopK = p.TopK,
+            Temperature = p.Temperature, Alpha = p.Alpha, Routing = (RoutingMode)(int)p.Routing,
+            Router = (RouterKind)(int)p.Router, WeightType = (TensorType)(int)p.WeightType, Seed = p.Seed,
+        };
+    });
+}
+
+/// <summary>One memory layer's router: top-k experts and softmax weights for projected queries.</summary>
+public sealed unsafe class BankRouter
+{
+    private readonly MemoryBank _bank;
+    private readonly int _slot;
+
+    internal BankRouter(MemoryBank bank, int slot)
+    {
+        _bank = bank;
+        _slot = slot;
+    }
+
+    /// <summary>Routes queries [n x KeyDim]: indices and weights [n x TopK], best first.</summary>
+    public (int[] Indices, float[] Weights) Route(ReadOnlySpan<float> queries, int threads = 0)
+    {
+        var keyDim = (int)_bank.Options.KeyDim;
+        if (queries.IsEmpty || queries.Length % keyDim != 0)
+            throw new ArgumentException($"queries must be a non-empty multiple of the key dimension {keyDim}", nameof(queries));
+        var n = queries.Length / keyDim;
+        var k = _bank.Options.TopK;
+        var indices = new int[n * k];
+        var weights = new float[n * k];
+        fixed (float* q = queries)
+        fixed (int* i = indices)
+        fixed (float* w = weights)
+        {
+            var (qp, ip, wp) = ((IntPtr)q, (IntPtr)i, (IntPtr)w);
+            _bank.Handle.Use(b =>
+            {
+                Status.Check(NativeMethods.mome_bank_route(b, _slot, (float*)qp, n, (int*)ip, (float*)wp, threads));
+                return 0;
+            });
+        }
+        return (indices, weights);
+    }
+}

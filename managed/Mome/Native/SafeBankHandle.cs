@@ -1,0 +1,52 @@
+using Microsoft.Win32.SafeHandles;
+using Mome.Interop;
+
+namespace Mome.Native;
+
+/// <summary>Owns a <c>mome_bank*</c> and keeps the model it was made for alive until it is freed.</summary>
+internal sealed class SafeBankHandle : SafeHandleZeroOrMinusOneIsInvalid
+{
+    private SafeModelHandle? _model;
+
+    private SafeBankHandle() : base(ownsHandle: true) { }
+
+    /// <summary>Calls <paramref name="create"/> with the model pointer; the handle owns what it returns.</summary>
+    public static SafeBankHandle Create(SafeModelHandle model, Func<IntPtr, IntPtr> create)
+    {
+        var bank = new SafeBankHandle();
+        var added = false;
+        model.DangerousAddRef(ref added);
+        try
+        {
+            bank.SetHandle(create(model.DangerousGetHandle()));
+            bank._model = model;
+            return bank;
+        }
+        catch
+        {
+            if (added) model.DangerousRelease();
+            throw;
+        }
+    }
+
+    public T Use<T>(Func<IntPtr, T> call)
+    {
+        var added = false;
+        try
+        {
+            DangerousAddRef(ref added);
+            return call(handle);
+        }
+        finally
+        {
+            if (added) DangerousRelease();
+        }
+    }
+
+    protected override bool ReleaseHandle()
+    {
+        NativeMethods.mome_bank_free(handle);
+        _model?.DangerousRelease();
+        return true;
+    }
+}

@@ -1,0 +1,190 @@
+// ABI: memory banks and the grouped-LoRA operator.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "cpu/shared_pools.h"
+#include "gguf/tensor_types.h"
+#include "memory/bank.h"
+#include "memory/bank_file.h"
+#include "memory/lora.h"
+#include "memory/memory_layer.h"
+
+using namespace mome;
+
+namespace {
+int threads_or_all(int32_t n_threads) {
+    if (n_threads < 0 || n_threads > 1024) fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", n_threads));
+    return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+}  // namespace
+
+extern "C" {
+
+mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u, int64_t n_tokens, const int64_t* segment_offsets,
+                            int64_t n_segments, const int32_t* indices, const float* weights, int32_t top_k, float scale,
+                            float* out, int32_t n_threads) {
+    return guarded([&] {
+        require_arg(experts != nullptr && out != nullptr, "experts or out is null");
+        require_arg(experts->a != nullptr && experts->b != nullptr, "the expert tables a or b are null");
+        if (!is_compute_type(experts->weight_type))
+            fail(MOME_STATUS_UNSUPPORTED, format("expert weight type %s is not F32, F16 or BF16",
+                                                 tensor_type_name(experts->weight_type).c_str()));
+        if (experts->n_experts < 1 || experts->dim < 1 || experts->rank < 1 || experts->dim > (int64_t(1) << 24) ||
+            experts->rank > 4096 || experts->n_experts > (int64_t(1) << 40))
+            fail(MOME_STATUS_INVALID_ARGUMENT, "expert tables: n_experts, dim and rank must be positive and sane");
+        const LoraTables t{experts->weight_type, experts->n_experts, experts->dim, experts->rank,
+                           static_cast<const uint8_t*>(experts->a), static_cast<const uint8_t*>(experts->b)};
+        LoraBatch b;
+        b.u = u, b.n_tokens = n_tokens, b.segment_offsets = segment_offsets, b.n_segments = n_segments;
+        b.indices = indices, b.weights = weights, b.top_k = top_k, b.scale = scale;
+        check_lora_batch(t, b);
+        lora_apply(t, b, out, shared_pool(threads_or_all(n_threads)));
+    });
+}
+
+mome_bank_params mome_bank_default_params(void) {
+    mome_bank_params p{};
+    p.n_layers = 0;
+    p.n_experts = 1 << 16;
+    p.key_dim = 128;
+    p.rank = 1;
+    p.top_k = 32;
+    p.temperature = 1.0f;
+    p.alpha = 1.0f;
+    p.routing = MOME_ROUTING_MODE_SEQUENCE;
+    p.router = MOME_ROUTER_KIND_FLAT;
+    p.weight_type = MOME_TENSOR_TYPE_F32;
+    p.seed = 42;
+    return p;
+}
+
+mome_status mome_bank_create(const mome_model* model, mome_bank_params params, mome_bank** out) {
+    return guarded([&] {
+        require_arg(model != nullptr && out != nullptr, "model or out is null");
+        *out = create_bank(*model, params).release();
+    });
+}
+
+mome_status mome_bank_load(const mome_model* model, const char* path, mome_bank** out) {
+    return guarded([&] {
+        require_arg(model != nullptr && out != nullptr, "model or out is null");
+        require_arg(path != nullptr && *path != '\0', "path is null or empty");
+        *out = load_bank(*model, path).release();
+    });
+}
+
+mome_status mome_bank_save(const mome_bank* bank, const char* path) {
+    return guarded([&] {
+        require_arg(bank != nullptr, "bank is null");
+        require_arg(path != nullptr && *path != '\0', "path is null or empty");
+        save_bank(*bank, path);
+    });
+}
+
+void mome_bank_free(mome_bank* bank) { delete bank; }
+
+mome_status mome_bank_get_params(const mome_bank* bank, mome_bank_params* out) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        *out = bank->params;
+    });
+}
+
+mome_status mome_bank_size_bytes(const mome_bank* bank, uint64_t* out) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        uint64_t total = 0;
+        for (const MemoryLayer& l : bank->layers) total += l.wq.size + l.keys.size + l.a.size + l.b.size;
+        *out = total;
+    });
+}
+
+mome_status mome_bank_route(const mome_bank* bank, int32_t layer_slot, const float* queries, int64_t n_queries,
+                            int32_t* out_indices, float* out_weights, int32_t n_threads) {
+    return guarded([&] {
+        require_arg(bank != nullptr, "bank is null");
+        if (layer_slot < 0 || layer_slot >= bank->params.n_layers)
+            fail(MOME_STATUS_OUT_OF_RANGE, format("memory layer slot %d is outside 0..%d", layer_slot, bank->params.n_layers - 1));
+        route_bank(*bank, layer_slot, queries, n_queries, out_indices, out_weights, threads_or_all(n_threads));
+    });
+}
+
+}  // extern "C"
+
+namespace {
+
+const MemoryLayer& layer_at(const mome_bank* bank, int32_t slot, int64_t expert) {
+    if (slot < 0 || slot >= bank->params.n_layers)
+        fail(MOME_STATUS_OUT_OF_RANGE, format("memory layer slot %d is outside 0..%d", slot, bank->params.n_layers - 1));
+    if (expert < 0 || expert >= bank->params.n_experts)
+        fail(MOME_STATUS_OUT_OF_RANGE, format("expert %lld is outside 0..%lld", static_cast<long long>(expert),
+                                              static_cast<long long>(bank->params.n_experts - 1)));
+    return bank->layers[static_cast<size_t>(slot)];
+}
+
+void read_rows(const TableBytes& t, int64_t first, int64_t count, float* dst) {
+    const size_t elem = element_size(t.type);
+    for (int64_t i = 0; i < count; ++i) {
+        const uint8_t* p = t.data + static_cast<uint64_t>(first + i) * elem;
+        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(dst + i, p, 4);
+        else {
+            uint16_t h;
+            std::memcpy(&h, p, 2);
+            dst[i] = t.type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
+        }
+    }
+}
+
+void write_rows(TableBytes& t, int64_t first, int64_t count, const float* src) {
+    if (t.owned.empty()) {  // borrowed from a mapped file: copy before the first write
+        t.owned.assign(t.data, t.data + t.size);
+        t.data = t.owned.data();
+    }
+    const size_t elem = element_size(t.type);
+    for (int64_t i = 0; i < count; ++i) {
+        uint8_t* p = t.owned.data() + static_cast<uint64_t>(first + i) * elem;
+        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(p, src + i, 4);
+        else {
+            const uint16_t h = t.type == MOME_TENSOR_TYPE_F16 ? float_to_f16(src[i]) : float_to_bf16(src[i]);
+            std::memcpy(p, &h, 2);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+mome_status mome_bank_get_expert(const mome_bank* bank, int32_t layer_slot, int64_t expert, float* a, float* b) {
+    return guarded([&] {
+        require_arg(bank != nullptr, "bank is null");
+        const MemoryLayer& l = layer_at(bank, layer_slot, expert);
+        const int64_t n = bank->params.rank * bank->model->config.n_embd;
+        if (a) read_rows(l.a, expert * n, n, a);
+        if (b) read_rows(l.b, expert * n, n, b);
+    });
+}
+
+mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t expert, const float* a, const float* b) {
+    return guarded([&] {
+        require_arg(bank != nullptr, "bank is null");
+        layer_at(bank, layer_slot, expert);
+        MemoryLayer& l = bank->layers[static_cast<size_t>(layer_slot)];
+        const int64_t n = bank->params.rank * bank->model->config.n_embd;
+        for (const float* v : {a, b})
+            if (v)
+                for (int64_t i = 0; i < n; ++i)
+                    if (!std::isfinite(v[i]))
+                        fail(MOME_STATUS_INVALID_ARGUMENT, format("expert %lld: value %lld of %s is not finite",
+                                                                  static_cast<long long>(expert), static_cast<long long>(i),
+                                                                  v == a ? "A" : "B"));
+        if (a) write_rows(l.a, expert * n, n, a);
+        if (b) write_rows(l.b, expert * n, n, b);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,228 @@
+#include "memory/bank_file.h"
+
+#include <cstring>
+#include <functional>
+
+#include "core/atomic_file.h"
+#include "core/crc32c.h"
+#include "core/error.h"
+#include "core/json.h"
+
+namespace mome {
+
+namespace {
+
+constexpr const char* kFormat = "mome-bank";
+constexpr int kVersion = 1;
+constexpr uint64_t kMaxHeaderBytes = uint64_t(64) << 20;
+
+const char* dtype_name(mome_tensor_type t) {
+    return t == MOME_TENSOR_TYPE_F32 ? "F32" : t == MOME_TENSOR_TYPE_F16 ? "F16" : "BF16";
+}
+
+std::string join(const int32_t* values, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(values[i]);
+    return s;
+}
+
+std::string base_shape(const mome_llama_config& c) {
+    return format("n_vocab=%lld,n_embd=%lld,n_layer=%lld,n_head=%lld,n_head_kv=%lld,n_ff=%lld",
+                  static_cast<long long>(c.n_vocab), static_cast<long long>(c.n_embd), static_cast<long long>(c.n_layer),
+                  static_cast<long long>(c.n_head), static_cast<long long>(c.n_head_kv), static_cast<long long>(c.n_ff));
+}
+
+// The tables of a bank in file order, with their names.
+void for_each_table(const mome_bank& bank, const std::function<void(const std::string&, const TableBytes&)>& f) {
+    for (size_t i = 0; i < bank.layers.size(); ++i) {
+        const std::string p = "layers." + std::to_string(i) + ".";
+        f(p + "wq", bank.layers[i].wq);
+        f(p + "keys", bank.layers[i].keys);
+        f(p + "a", bank.layers[i].a);
+        f(p + "b", bank.layers[i].b);
+    }
+}
+
+std::vector<TableBytes*> tables_of(MemoryLayer& l) { return {&l.wq, &l.keys, &l.a, &l.b}; }
+
+}  // namespace
+
+void save_bank(const mome_bank& bank, const std::string& path) {
+    const mome_bank_params& p = bank.params;
+    std::string meta = "{";
+    auto add = [&](const std::string& key, const std::string& value) {
+        meta += (meta.size() > 1 ? "," : "") + json_quote(key) + ":" + json_quote(value);
+    };
+    add("format", kFormat);
+    add("mome.version", std::to_string(kVersion));
+    add("mome.layers", join(p.layers, p.n_layers));
+    add("mome.n_experts", std::to_string(p.n_experts));
+    add("mome.key_dim", std::to_string(p.key_dim));
+    add("mome.rank", std::to_string(p.rank));
+    add("mome.top_k", std::to_string(p.top_k));
+    add("mome.temperature", format("%.9g", p.temperature));
+    add("mome.alpha", format("%.9g", p.alpha));
+    add("mome.routing", p.routing == MOME_ROUTING_MODE_TOKEN ? "token" : "sequence");
+    add("mome.router", p.router == MOME_ROUTER_KIND_PRODUCT ? "product" : "flat");
+    add("mome.weight_type", dtype_name(p.weight_type));
+    add("mome.seed", std::to_string(p.seed));
+    add("mome.base_shape", base_shape(bank.model->config));
+    add("mome.base_fingerprint", format("%08x", model_fingerprint(*bank.model)));
+    for_each_table(bank, [&](const std::string& name, const TableBytes& t) {
+        add("mome.crc32c." + name, format("%08x", crc32c(0, t.data, t.size)));
+    });
+    meta += "}";
+
+    std::string header = "{" + json_quote("__metadata__") + ":" + meta;
+    uint64_t offset = 0;
+    for_each_table(bank, [&](const std::string& name, const TableBytes& t) {
+        std::string shape;
+        for (int64_t d : t.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+        header += "," + json_quote(name) + format(":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%llu,%llu]}",
+                                                  dtype_name(t.type), shape.c_str(), static_cast<unsigned long long>(offset),
+                                                  static_cast<unsigned long long>(offset + t.size));
+        offset += t.size;
+    });
+    header += "}";
+    while (header.size() % 8 != 0) header += ' ';
+
+    AtomicFileWriter out(path);
+    const uint64_t header_size = header.size();
+    out.write(&header_size, 8);
+    out.write(header.data(), header.size());
+    for_each_table(bank, [&](const std::string&, const TableBytes& t) {
+        constexpr uint64_t kChunk = uint64_t(64) << 20;
+        for (uint64_t at = 0; at < t.size; at += kChunk) out.write(t.data + at, std::min(kChunk, t.size - at));
+    });
+    out.commit();
+}
+
+std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string& path) {
+    if (!model.is_llama) fail(MOME_STATUS_UNSUPPORTED, format("%s: not a Llama model", model.file->path().c_str()));
+    auto mapping = std::make_unique<MappedFile>(path);
+    const uint64_t size = mapping->size();
+    auto bad = [&](const std::string& why) -> void { fail(MOME_STATUS_FORMAT_ERROR, path + ": " + why); };
+    if (size < 8) bad("file is too short to be a bank (safetensors) file");
+    uint64_t header_size;
+    std::memcpy(&header_size, mapping->data(), 8);
+    if (header_size > size - 8 || header_size > kMaxHeaderBytes)
+        bad(format("header length %llu runs past the end of the file (%llu bytes)", static_cast<unsigned long long>(header_size),
+                   static_cast<unsigned long long>(size)));
+    const Json header = parse_json(std::string(reinterpret_cast<const char*>(mapping->data()) + 8, header_size), path);
+    if (header.kind != Json::Kind::Object) bad("the header is not a JSON object");
+    const Json* meta = header.find("__metadata__");
+    auto text = [&](const std::string& key) -> std::string {
+        const Json* v = meta ? meta->find(key) : nullptr;
+        if (!v || v->kind != Json::Kind::String) bad("metadata '" + key + "' is missing");
+        return v->text;
+    };
+    auto integer = [&](const std::string& key) -> int64_t {
+        const std::string s = text(key);
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || *end != '\0') bad("metadata '" + key + "' = '" + s + "' is not an integer");
+        return v;
+    };
+    auto real = [&](const std::string& key) -> float {
+        const std::string s = text(key);
+        char* end = nullptr;
+        const float v = std::strtof(s.c_str(), &end);
+        if (s.empty() || *end != '\0') bad("metadata '" + key + "' = '" + s + "' is not a number");
+        return v;
+    };
+    if (!meta || meta->kind != Json::Kind::Object || !meta->find("format") || text("format") != kFormat)
+        bad("not a Mome bank file (its safetensors metadata has no format 'mome-bank')");
+    if (integer("mome.version") != kVersion)
+        fail(MOME_STATUS_UNSUPPORTED, format("%s: bank file version %s is not supported (version %d is)", path.c_str(),
+                                             text("mome.version").c_str(), kVersion));
+
+    const mome_llama_config& c = model.config;
+    const std::string expected_shape = base_shape(c), file_shape = text("mome.base_shape");
+    if (file_shape != expected_shape)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("%s: this bank was made for a different base model (%s); %s has %s", path.c_str(),
+                                                  file_shape.c_str(), model.file->path().c_str(), expected_shape.c_str()));
+    const std::string fingerprint = format("%08x", model_fingerprint(model));
+    if (text("mome.base_fingerprint") != fingerprint)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("%s: this bank was made for a different base model: its weights' checksum is %s, "
+                                                  "%s has %s (same shape, other weights)", path.c_str(),
+                                                  text("mome.base_fingerprint").c_str(), model.file->path().c_str(), fingerprint.c_str()));
+
+    mome_bank_params p{};
+    const std::string layers = text("mome.layers");
+    for (size_t at = 0; at <= layers.size();) {
+        const size_t comma = std::min(layers.find(',', at), layers.size());
+        if (p.n_layers >= MOME_MAX_MEMORY_LAYERS) bad("too many memory layers");
+        p.layers[p.n_layers++] = std::atoi(layers.substr(at, comma - at).c_str());
+        at = comma + 1;
+    }
+    p.n_experts = integer("mome.n_experts");
+    p.key_dim = integer("mome.key_dim");
+    p.rank = static_cast<int32_t>(integer("mome.rank"));
+    p.top_k = static_cast<int32_t>(integer("mome.top_k"));
+    p.temperature = real("mome.temperature");
+    p.alpha = real("mome.alpha");
+    p.routing = text("mome.routing") == "token" ? MOME_ROUTING_MODE_TOKEN : MOME_ROUTING_MODE_SEQUENCE;
+    p.router = text("mome.router") == "product" ? MOME_ROUTER_KIND_PRODUCT : MOME_ROUTER_KIND_FLAT;
+    const std::string dtype = text("mome.weight_type");
+    p.weight_type = dtype == "F32" ? MOME_TENSOR_TYPE_F32 : dtype == "F16" ? MOME_TENSOR_TYPE_F16 : MOME_TENSOR_TYPE_BF16;
+    p.seed = static_cast<uint64_t>(integer("mome.seed"));
+    try {
+        p = resolve_bank_params(c, p);
+    } catch (const Error& e) {
+        bad(std::string("invalid bank parameters: ") + e.what());
+    }
+
+    auto bank = std::make_unique<mome_bank>();
+    bank->model = &model;
+    bank->params = p;
+    bank->layers.resize(static_cast<size_t>(p.n_layers));
+    const uint64_t data_start = 8 + header_size, data_size = size - data_start;
+    size_t expected_tables = 0;
+    for (int i = 0; i < p.n_layers; ++i) {
+        MemoryLayer& layer = bank->layers[static_cast<size_t>(i)];
+        layer.block = p.layers[i];
+        layer.wq.type = MOME_TENSOR_TYPE_F32;
+        layer.wq.shape = wq_shape(p, c);
+        layer.keys.type = layer.a.type = layer.b.type = p.weight_type;
+        layer.keys.shape = keys_shape(p);
+        layer.a.shape = layer.b.shape = expert_shape(p, c);
+        const char* names[] = {"wq", "keys", "a", "b"};
+        const std::vector<TableBytes*> tables = tables_of(layer);
+        for (size_t t = 0; t < tables.size(); ++t, ++expected_tables) {
+            const std::string name = "layers." + std::to_string(i) + "." + names[t];
+            TableBytes& table = *tables[t];
+            const Json* info = header.find(name);
+            if (!info || info->kind != Json::Kind::Object) bad("tensor '" + name + "' is missing");
+            const Json* dt = info->find("dtype");
+            if (!dt || dt->kind != Json::Kind::String || dt->text != dtype_name(table.type))
+                bad(format("tensor '%s' must have dtype %s", name.c_str(), dtype_name(table.type)));
+            const Json* shape = info->find("shape");
+            bool same = shape && shape->kind == Json::Kind::Array && shape->items.size() == table.shape.size();
+            for (size_t d = 0; same && d < table.shape.size(); ++d)
+                same = shape->items[d].kind == Json::Kind::Number && shape->items[d].number == static_cast<double>(table.shape[d]);
+            if (!same) bad("tensor '" + name + "' has a shape that does not match the bank's parameters");
+            const Json* offsets = info->find("data_offsets");
+            if (!offsets || offsets->kind != Json::Kind::Array || offsets->items.size() != 2 ||
+                offsets->items[0].kind != Json::Kind::Number || offsets->items[1].kind != Json::Kind::Number)
+                bad("tensor '" + name + "' has no valid data_offsets");
+            const double begin = offsets->items[0].number, end = offsets->items[1].number;
+            uint64_t bytes = element_size(table.type);
+            for (int64_t d : table.shape) bytes *= static_cast<uint64_t>(d);
+            if (begin < 0 || end < begin || end > static_cast<double>(data_size) || end - begin != static_cast<double>(bytes))
+                bad(format("tensor '%s' data [%.0f, %.0f) does not fit its %llu bytes inside the file's %llu bytes of data",
+                           name.c_str(), begin, end, static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(data_size)));
+            table.data = mapping->data() + data_start + static_cast<uint64_t>(begin);
+            table.size = bytes;
+            const std::string want = text("mome.crc32c." + name);
+            const std::string have = format("%08x", crc32c(0, table.data, table.size));
+            if (want != have)
+                bad(format("checksum mismatch in tensor '%s' (stored %s, computed %s): the file is corrupted", name.c_str(),
+                           want.c_str(), have.c_str()));
+        }
+    }
+    if (header.members.size() != expected_tables + 1) bad("the file holds tensors that are not part of a bank");
+    bank->mapping = std::move(mapping);
+    return bank;
+}
+
+}  // namespace mome

@@ -1,0 +1,44 @@
+// Grouped LoRA: every token adds the low-rank updates of its routed experts,
+// out[t] += scale * sum_j w_j * B_e (A_e u_t). Tokens are grouped in segments that share
+// their experts (one per sequence: gather once, reuse for every token) or one per token.
+#pragma once
+
+#include <cstdint>
+
+#include "mome.h"
+
+namespace mome {
+
+class ThreadPool;
+
+struct LoraTables {
+    mome_tensor_type type = MOME_TENSOR_TYPE_F32;
+    int64_t n_experts = 0;
+    int64_t dim = 0;
+    int32_t rank = 0;
+    const uint8_t* a = nullptr;  // [n_experts x rank x dim]
+    const uint8_t* b = nullptr;  // [n_experts x rank x dim], B_e transposed
+};
+
+struct LoraBatch {
+    const float* u = nullptr;  // [n_tokens x dim]
+    int64_t n_tokens = 0;
+    const int64_t* segment_offsets = nullptr;  // n_segments + 1, from 0 to n_tokens
+    int64_t n_segments = 0;
+    const int32_t* indices = nullptr;  // [n_segments x top_k]
+    const float* weights = nullptr;    // [n_segments x top_k]
+    int32_t top_k = 0;
+    float scale = 1;
+};
+
+// Throws INVALID_ARGUMENT / OUT_OF_RANGE naming the first bad offset, index or weight.
+void check_lora_batch(const LoraTables& t, const LoraBatch& b);
+
+// The plain loop, expert by expert, token by token (double accumulation).
+void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out);
+
+// Gathers each segment's experts once (converted to F32) and applies them to all its
+// tokens; segments spread over the pool. Checked against lora_apply_ref.
+void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool);
+
+}  // namespace mome

@@ -1,0 +1,123 @@
+#include "memory/memory_layer.h"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+#include "cpu/ops.h"
+#include "memory/lora.h"
+#include "model/session.h"
+
+namespace mome {
+
+namespace {
+
+LoraTables tables_of(const mome_bank& bank, int slot) {
+    const MemoryLayer& m = bank.layers[static_cast<size_t>(slot)];
+    LoraTables t;
+    t.type = bank.params.weight_type;
+    t.n_experts = bank.params.n_experts;
+    t.dim = bank.model->config.n_embd;
+    t.rank = bank.params.rank;
+    t.a = m.a.data;
+    t.b = m.b.data;
+    return t;
+}
+
+// q[n x key_dim] = u[n x n_embd] * W_q^T (F32, so no activation rounding).
+void project_queries(mome_session& s, int slot, const float* u, int64_t n, std::vector<float>& q) {
+    const MemoryLayer& m = s.bank->layers[static_cast<size_t>(slot)];
+    const Matrix wq{m.wq.data, MOME_TENSOR_TYPE_F32, s.bank->params.key_dim, s.config.n_embd};
+    q.resize(static_cast<size_t>(n * wq.rows));
+    if (s.use_reference) matmul_ref(wq, u, n, q.data());
+    else matmul_fast(wq, u, n, q.data(), *s.pool);
+}
+
+}  // namespace
+
+void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n, int32_t* indices, float* weights,
+                int n_threads) {
+    const mome_bank_params& p = bank.params;
+    const MemoryLayer& m = bank.layers[static_cast<size_t>(slot)];
+    mome_router_desc desc{};
+    desc.kind = p.router;
+    desc.key_type = p.weight_type;
+    desc.n_experts = p.n_experts;
+    desc.key_dim = p.key_dim;
+    desc.keys = m.keys.data;
+    desc.top_k = p.top_k;
+    desc.temperature = p.temperature;
+    const mome_status status = mome_route(&desc, queries, n, indices, weights, nullptr, n_threads);
+    if (status != MOME_STATUS_OK) fail(status, std::string("memory layer routing: ") + mome_last_error());
+}
+
+void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n, float* delta) {
+    const mome_bank& bank = *s.bank;
+    const mome_bank_params& p = bank.params;
+    const int64_t d = s.config.n_embd, k = p.top_k;
+    std::fill(delta, delta + n * d, 0.0f);
+    const LoraTables tables = tables_of(bank, slot);
+    LoraBatch lb;
+    lb.top_k = p.top_k;
+    lb.scale = p.alpha / static_cast<float>(p.rank);
+    std::vector<float> q;
+
+    if (p.routing == MOME_ROUTING_MODE_TOKEN) {
+        project_queries(s, slot, u, n, q);
+        std::vector<int32_t> indices(static_cast<size_t>(n * k));
+        std::vector<float> weights(static_cast<size_t>(n * k));
+        route_bank(bank, slot, q.data(), n, indices.data(), weights.data(), s.n_threads);
+        std::vector<int64_t> offsets(static_cast<size_t>(n + 1));
+        std::iota(offsets.begin(), offsets.end(), 0);
+        lb.u = u, lb.n_tokens = n, lb.segment_offsets = offsets.data(), lb.n_segments = n;
+        lb.indices = indices.data(), lb.weights = weights.data();
+        check_lora_batch(tables, lb);
+        if (s.use_reference) lora_apply_ref(tables, lb, delta);
+        else lora_apply(tables, lb, delta, *s.pool);
+        return;
+    }
+
+    // Per sequence: group the batch's tokens by sequence (stable), route new sequences from
+    // the mean of their tokens' inputs, then apply each sequence's experts to its tokens.
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return batch.seq_ids[a] < batch.seq_ids[b]; });
+    std::vector<float> grouped(static_cast<size_t>(n * d)), grouped_delta(static_cast<size_t>(n * d), 0.0f);
+    std::vector<int64_t> offsets{0};
+    std::vector<int32_t> indices;
+    std::vector<float> weights;
+    for (int64_t i = 0; i < n;) {
+        const int32_t seq = batch.seq_ids[order[static_cast<size_t>(i)]];
+        int64_t j = i;
+        std::vector<float> mean(static_cast<size_t>(d), 0.0f);
+        for (; j < n && batch.seq_ids[order[static_cast<size_t>(j)]] == seq; ++j) {
+            const float* row = u + order[static_cast<size_t>(j)] * d;
+            std::copy(row, row + d, grouped.data() + j * d);
+            for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] += row[e];
+        }
+        mome_session::Route& route = s.routes[static_cast<size_t>(seq)][static_cast<size_t>(slot)];
+        if (!route.valid) {
+            for (float& m : mean) m /= static_cast<float>(j - i);
+            project_queries(s, slot, mean.data(), 1, q);
+            route.indices.resize(static_cast<size_t>(k));
+            route.weights.resize(static_cast<size_t>(k));
+            route_bank(bank, slot, q.data(), 1, route.indices.data(), route.weights.data(), s.n_threads);
+            route.valid = true;
+        }
+        indices.insert(indices.end(), route.indices.begin(), route.indices.end());
+        weights.insert(weights.end(), route.weights.begin(), route.weights.end());
+        offsets.push_back(j);
+        i = j;
+    }
+    lb.u = grouped.data(), lb.n_tokens = n, lb.segment_offsets = offsets.data();
+    lb.n_segments = static_cast<int64_t>(offsets.size()) - 1;
+    lb.indices = indices.data(), lb.weights = weights.data();
+    check_lora_batch(tables, lb);
+    if (s.use_reference) lora_apply_ref(tables, lb, grouped_delta.data());
+    else lora_apply(tables, lb, grouped_delta.data(), *s.pool);
+    for (int64_t i = 0; i < n; ++i)
+        std::copy_n(grouped_delta.data() + i * d, d, delta + order[static_cast<size_t>(i)] * d);
+}
+
+}  // namespace mome

@@ -1,0 +1,22 @@
+// The memory layer inside the forward pass: route the layer's normalised input to experts
+// (per sequence or per token) and compute the grouped-LoRA delta added beside the MLP.
+#pragma once
+
+#include <cstdint>
+
+#include "mome.h"
+
+struct mome_session;
+
+namespace mome {
+
+// delta[n x n_embd] = (alpha / r) * sum_j w_j B_j (A_j u_t) for memory layer `slot`, where
+// u = the batch's normalised inputs [n x n_embd]. With per-sequence routing a sequence's
+// route is computed from its first batch and cached in the session.
+void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n, float* delta);
+
+// Routes projected queries [n x key_dim] through memory layer `slot` of a bank.
+void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n, int32_t* indices, float* weights,
+                int n_threads);
+
+}  // namespace mome

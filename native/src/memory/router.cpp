@@ -1,0 +1,247 @@
+#include "memory/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "cpu/matmul_variants.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+#include "gguf/tensor_types.h"
+
+namespace mome {
+
+namespace {
+
+struct Candidate {
+    float score;
+    int64_t index;
+};
+
+// Higher score first; equal scores: lower index first.
+inline bool better(const Candidate& a, const Candidate& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+
+// The best k candidates seen so far, as a heap whose top is the worst of them.
+class TopK {
+public:
+    explicit TopK(int64_t k) : k_(k) { heap_.reserve(static_cast<size_t>(k)); }
+
+    void offer(float score, int64_t index) {
+        const Candidate c{score, index};
+        if (static_cast<int64_t>(heap_.size()) < k_) {
+            heap_.push_back(c);
+            std::push_heap(heap_.begin(), heap_.end(), better);
+        } else if (better(c, heap_.front())) {
+            std::pop_heap(heap_.begin(), heap_.end(), better);
+            heap_.back() = c;
+            std::push_heap(heap_.begin(), heap_.end(), better);
+        }
+    }
+
+    // Best first.
+    std::vector<Candidate> sorted() const {
+        std::vector<Candidate> out = heap_;
+        std::sort(out.begin(), out.end(), better);
+        return out;
+    }
+
+private:
+    int64_t k_;
+    std::vector<Candidate> heap_;
+};
+
+size_t elem_size(mome_tensor_type t) { return t == MOME_TENSOR_TYPE_F32 ? 4 : 2; }
+
+float key_at(const mome_router_desc& r, int64_t i) {
+    const auto* base = static_cast<const uint8_t*>(r.keys);
+    if (r.key_type == MOME_TENSOR_TYPE_F32) {
+        float x;
+        std::memcpy(&x, base + 4 * i, 4);
+        return x;
+    }
+    uint16_t h;
+    std::memcpy(&h, base + 2 * i, 2);
+    return r.key_type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
+}
+
+int64_t n_sub_of(const mome_router_desc& r) { return static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(r.n_experts)))); }
+
+[[noreturn]] void bad_score(int64_t expert, int64_t query) {
+    fail(MOME_STATUS_INVALID_ARGUMENT, format("router: the score of expert %lld for query %lld is not finite (a key holds NaN or Inf)",
+                                              static_cast<long long>(expert), static_cast<long long>(query)));
+}
+
+void finish(const mome_router_desc& r, int64_t q, const std::vector<Candidate>& best, float scale, RouterOutput out) {
+    const int64_t k = r.top_k;
+    const float top = best[0].score * scale;
+    double sum = 0;
+    std::vector<double> e(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j) {
+        e[static_cast<size_t>(j)] = std::exp((static_cast<double>(best[static_cast<size_t>(j)].score) * scale - top) / r.temperature);
+        sum += e[static_cast<size_t>(j)];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+        out.indices[q * k + j] = static_cast<int32_t>(best[static_cast<size_t>(j)].index);
+        out.weights[q * k + j] = static_cast<float>(e[static_cast<size_t>(j)] / sum);
+        if (out.scores) out.scores[q * k + j] = best[static_cast<size_t>(j)].score * scale;
+    }
+}
+
+using RowsFn = void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t);
+
+RowsFn widest_rows() {
+    const char* isa = matmul_isa();
+    if (std::strcmp(isa, "avx512") == 0) return matmul_rows_avx512;
+    if (std::strcmp(isa, "avx2") == 0) return matmul_rows_avx2;
+    return matmul_rows_portable;
+}
+
+// Unscaled dot products of queries with keys [first, first + count) of a key table.
+void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t dim, int64_t first, int64_t count,
+                 const float* queries, int64_t n_queries, float* scores /* [n_queries x count] */) {
+    const Matrix block{static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type), type, count, dim};
+    rows(block, queries, n_queries, scores, 0, count);
+}
+
+void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
+    constexpr int64_t kBlock = 256;  // keys scored together: the block and the queries stay in cache
+    const int64_t n = r.n_experts, k = r.top_k;
+    const int64_t n_chunks = std::min<int64_t>((n + kBlock - 1) / kBlock, 16 * pool.size());
+    const int64_t per_chunk = (n + n_chunks - 1) / n_chunks;
+    const RowsFn rows = widest_rows();
+    // Each chunk keeps its own top-k per query; merging them is exact.
+    std::vector<std::vector<Candidate>> partial(static_cast<size_t>(n_chunks * n_queries));
+    pool.run(n_chunks, [&](int64_t chunk) {
+        const int64_t begin = chunk * per_chunk, end = std::min(n, begin + per_chunk);
+        std::vector<TopK> tops(static_cast<size_t>(n_queries), TopK(k));
+        std::vector<float> scores(static_cast<size_t>(kBlock * n_queries));
+        for (int64_t b = begin; b < end; b += kBlock) {
+            const int64_t count = std::min(kBlock, end - b);
+            score_block(rows, r.keys, r.key_type, r.key_dim, b, count, queries, n_queries, scores.data());
+            for (int64_t q = 0; q < n_queries; ++q) {
+                const float* s = scores.data() + q * count;
+                for (int64_t i = 0; i < count; ++i) {
+                    if (!std::isfinite(s[i])) bad_score(b + i, q);
+                    tops[static_cast<size_t>(q)].offer(s[i], b + i);
+                }
+            }
+        }
+        for (int64_t q = 0; q < n_queries; ++q) partial[static_cast<size_t>(chunk * n_queries + q)] = tops[static_cast<size_t>(q)].sorted();
+    });
+    const float scale = 1.0f / std::sqrt(static_cast<float>(r.key_dim));
+    for (int64_t q = 0; q < n_queries; ++q) {
+        TopK merged(k);
+        for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+            for (const Candidate& c : partial[static_cast<size_t>(chunk * n_queries + q)]) merged.offer(c.score, c.index);
+        finish(r, q, merged.sorted(), scale, out);
+    }
+}
+
+void route_product(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
+    const int64_t n_sub = n_sub_of(r), half = r.key_dim / 2, k = r.top_k;
+    const void* table2 = static_cast<const uint8_t*>(r.keys) + static_cast<uint64_t>(n_sub * half) * elem_size(r.key_type);
+    const RowsFn rows = widest_rows();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(r.key_dim));
+    pool.run(n_queries, [&](int64_t q) {
+        std::vector<float> s1(static_cast<size_t>(n_sub)), s2(static_cast<size_t>(n_sub));
+        std::vector<float> q1(queries + q * r.key_dim, queries + q * r.key_dim + half);
+        std::vector<float> q2(queries + q * r.key_dim + half, queries + (q + 1) * r.key_dim);
+        score_block(rows, r.keys, r.key_type, half, 0, n_sub, q1.data(), 1, s1.data());
+        score_block(rows, table2, r.key_type, half, 0, n_sub, q2.data(), 1, s2.data());
+        TopK t1(k), t2(k);
+        for (int64_t i = 0; i < n_sub; ++i) {
+            if (!std::isfinite(s1[static_cast<size_t>(i)])) bad_score(i * n_sub, q);
+            if (!std::isfinite(s2[static_cast<size_t>(i)])) bad_score(i, q);
+            t1.offer(s1[static_cast<size_t>(i)], i);
+            t2.offer(s2[static_cast<size_t>(i)], i);
+        }
+        TopK best(k);
+        for (const Candidate& a : t1.sorted())
+            for (const Candidate& b : t2.sorted()) best.offer(a.score + b.score, a.index * n_sub + b.index);
+        finish(r, q, best.sorted(), scale, out);
+    });
+}
+
+}  // namespace
+
+void check_router(const mome_router_desc& r, const float* queries, int64_t n_queries) {
+    require_arg(r.keys != nullptr && queries != nullptr, "router keys or queries is null");
+    if (!is_compute_type(r.key_type))
+        fail(MOME_STATUS_UNSUPPORTED, format("router: key type %s is not F32, F16 or BF16", tensor_type_name(r.key_type).c_str()));
+    if (r.kind != MOME_ROUTER_KIND_FLAT && r.kind != MOME_ROUTER_KIND_PRODUCT) fail(MOME_STATUS_INVALID_ARGUMENT, "router: unknown kind");
+    if (n_queries < 1 || n_queries > (int64_t(1) << 31))
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_queries = %lld is outside 1..2^31", static_cast<long long>(n_queries)));
+    if (r.n_experts < 1 || r.n_experts > (int64_t(1) << 40))
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_experts = %lld is outside 1..2^40", static_cast<long long>(r.n_experts)));
+    if (r.key_dim < 1 || r.key_dim > 65536)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: key_dim = %lld is outside 1..65536", static_cast<long long>(r.key_dim)));
+    if (r.top_k < 1 || r.top_k > r.n_experts || r.top_k > 65536)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: top_k = %d is outside 1..%lld", r.top_k,
+                                                  static_cast<long long>(std::min<int64_t>(r.n_experts, 65536))));
+    if (!(r.temperature > 0) || !std::isfinite(r.temperature))
+        fail(MOME_STATUS_INVALID_ARGUMENT, "router: temperature must be finite and > 0");
+    if (r.kind == MOME_ROUTER_KIND_PRODUCT) {
+        const int64_t n_sub = n_sub_of(r);
+        if (n_sub * n_sub != r.n_experts)
+            fail(MOME_STATUS_INVALID_ARGUMENT, format("router: product keys need a square number of experts, not %lld",
+                                                      static_cast<long long>(r.n_experts)));
+        if (r.key_dim % 2 != 0) fail(MOME_STATUS_INVALID_ARGUMENT, "router: product keys need an even key_dim");
+        if (r.top_k > n_sub)
+            fail(MOME_STATUS_INVALID_ARGUMENT, format("router: top_k = %d is more than the %lld sub-keys of each half", r.top_k,
+                                                      static_cast<long long>(n_sub)));
+    }
+    for (int64_t i = 0; i < n_queries * r.key_dim; ++i)
+        if (!std::isfinite(queries[i]))
+            fail(MOME_STATUS_INVALID_ARGUMENT, format("router: query %lld has a non-finite value (%g) at element %lld",
+                                                      static_cast<long long>(i / r.key_dim), static_cast<double>(queries[i]),
+                                                      static_cast<long long>(i % r.key_dim)));
+}
+
+void route_ref(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out) {
+    const int64_t d = r.key_dim;
+    for (int64_t q = 0; q < n_queries; ++q) {
+        const float* qv = queries + q * d;
+        std::vector<Candidate> all(static_cast<size_t>(r.n_experts));
+        if (r.kind == MOME_ROUTER_KIND_FLAT) {
+            for (int64_t e = 0; e < r.n_experts; ++e) {
+                double dot = 0;
+                for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qv[i]) * key_at(r, e * d + i);
+                all[static_cast<size_t>(e)] = {static_cast<float>(dot), e};
+            }
+        } else {
+            const int64_t n_sub = n_sub_of(r), half = d / 2;
+            std::vector<float> s1(static_cast<size_t>(n_sub)), s2(static_cast<size_t>(n_sub));
+            for (int64_t i = 0; i < n_sub; ++i) {
+                double a = 0, b = 0;
+                for (int64_t j = 0; j < half; ++j) {
+                    a += static_cast<double>(qv[j]) * key_at(r, i * half + j);
+                    b += static_cast<double>(qv[half + j]) * key_at(r, (n_sub + i) * half + j);
+                }
+                s1[static_cast<size_t>(i)] = static_cast<float>(a);
+                s2[static_cast<size_t>(i)] = static_cast<float>(b);
+            }
+            for (int64_t i = 0; i < n_sub; ++i)
+                for (int64_t j = 0; j < n_sub; ++j)
+                    all[static_cast<size_t>(i * n_sub + j)] = {s1[static_cast<size_t>(i)] + s2[static_cast<size_t>(j)], i * n_sub + j};
+        }
+        for (const Candidate& c : all)
+            if (!std::isfinite(c.score)) bad_score(c.index, q);
+        std::sort(all.begin(), all.end(), better);
+        all.resize(static_cast<size_t>(r.top_k));
+        finish(r, q, all, 1.0f / std::sqrt(static_cast<float>(d)), out);
+    }
+}
+
+void route(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
+    if (r.kind == MOME_ROUTER_KIND_FLAT) route_flat(r, queries, n_queries, out, pool);
+    else route_product(r, queries, n_queries, out, pool);
+}
+
+}  // namespace mome

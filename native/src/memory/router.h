@@ -1,0 +1,31 @@
+// The memory router: for each query, the top-k experts by score s = q.k / sqrt(d_k), best
+// first (equal scores: lower index first), and softmax(s / temperature) weights over them.
+// Flat keys (exact over all N) or product keys (two sub-key tables of sqrt(N) each).
+#pragma once
+
+#include <cstdint>
+
+#include "mome.h"
+
+namespace mome {
+
+class ThreadPool;
+
+struct RouterOutput {
+    int32_t* indices;  // [n_queries x top_k]
+    float* weights;    // [n_queries x top_k]
+    float* scores;     // [n_queries x top_k] or null
+};
+
+// Throws naming the first bad argument, non-finite query element or score.
+void check_router(const mome_router_desc& r, const float* queries, int64_t n_queries);
+
+// Brute force: every score, then a full sort. The reference the fast paths are checked against.
+void route_ref(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out);
+
+// Flat: keys scored in blocks shared by all queries of the batch (each key read once per
+// batch) with a streaming top-k per query; key chunks spread over the pool, then merged.
+// Product: per query, top-k of each half, then top-k of the k x k sums.
+void route(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool);
+
+}  // namespace mome
