@@ -48,7 +48,7 @@ public sealed class ForwardOracleTests
     }
 
     /// <summary>llama.cpp's logits for every position of one sequence.</summary>
-    private static float[][] LlamaCppLogits(string path, int[] tokens)
+    internal static float[][] LlamaCppLogits(string path, int[] tokens)
     {
         var parameters = new ModelParams(path)
         {

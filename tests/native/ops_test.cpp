@@ -114,3 +114,26 @@ TEST(ThreadPool, RunsEveryChunkOnceAndRethrows) {
     pool.run(4, [&](int64_t i) { hits[static_cast<size_t>(i)]++; });
     EXPECT_EQ(hits[3], 2);
 }
+
+TEST(ScoreKeys, EveryVariantEqualsTheReferenceMatmul) {
+    std::mt19937 rng(17);
+    __builtin_cpu_init();
+    std::vector<std::pair<const char*, void (*)(const Matrix&, const float*, int64_t, float*)>> variants = {{"portable", score_keys_portable}};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", score_keys_avx2});
+    if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", score_keys_avx512});
+    const int64_t shapes[][3] = {{1, 8, 1}, {70, 128, 9}, {257, 64, 64}, {33, 30, 3}};
+    for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_BF16})
+        for (const auto& s : shapes) {
+            RandomMatrix K(type, s[0], s[1], rng);
+            std::vector<float> Q(static_cast<size_t>(s[2] * s[1]));
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            for (float& x : Q) x = normal(rng);
+            std::vector<float> want(static_cast<size_t>(s[2] * s[0])), got(want.size());
+            matmul_ref(K.m, Q.data(), s[2], want.data());
+            for (const auto& [name, fn] : variants) {
+                std::fill(got.begin(), got.end(), NAN);
+                fn(K.m, Q.data(), s[2], got.data());
+                EXPECT_LT(relative_error(got, want), 1e-6) << name << " keys " << s[0] << " dim " << s[1] << " queries " << s[2];
+            }
+        }
+}

@@ -13,7 +13,113 @@ public static class BenchCommands
     public static Command Create(CliIo io) => new("bench", "Measure Mome against reference engines on this machine.")
     {
         ForwardCommand(io),
+        LoraCommand(io),
+        RouterCommand(io),
     };
+
+    private static Command RouterCommand(CliIo io)
+    {
+        var experts = new Option<long>("--experts") { Description = "Experts (keys); a perfect square for the product router.", DefaultValueFactory = _ => 1L << 20 };
+        var keyDim = new Option<int>("--key-dim") { DefaultValueFactory = _ => 128 };
+        var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => 32 };
+        var batches = new Option<string>("--batches") { Description = "Comma-separated query batch sizes.", DefaultValueFactory = _ => "1,16,64" };
+        var threads = new Option<string>("--threads") { Description = "Comma-separated thread counts.", DefaultValueFactory = _ => "1,2" };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs per engine (median reported).", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("router", "Queries/s of Mome's flat and product-key routers and FAISS IndexFlatIP, side by side.")
+        {
+            experts, keyDim, topK, batches, threads, repeats, json,
+        };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var copy = LoraComparison.MeasureCopyGBps();
+            var results = RouterComparison.Run(parse.GetValue(experts), parse.GetValue(keyDim), parse.GetValue(topK),
+                Ints(parse.GetValue(batches)!), Ints(parse.GetValue(threads)!), parse.GetValue(repeats), copy, m => io.Error.WriteLine(m));
+            if (parse.GetValue(json))
+            {
+                var root = new JsonObject
+                {
+                    ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
+                    ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                    ["experts"] = parse.GetValue(experts), ["key_dim"] = parse.GetValue(keyDim), ["top_k"] = parse.GetValue(topK),
+                    ["copy_gbps"] = Math.Round(copy, 2),
+                    ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
+                    {
+                        ["batch"] = r.Batch, ["threads"] = r.Threads, ["mome_qps"] = Math.Round(r.MomeF32Qps, 2),
+                        ["mome_bf16_qps"] = Math.Round(r.MomeBf16Qps, 2), ["faiss_qps"] = r.FaissQps is { } f ? Math.Round(f, 2) : null,
+                        ["product_qps"] = Math.Round(r.ProductQps, 2), ["f32_bandwidth_fraction"] = Math.Round(r.F32BandwidthFraction, 3),
+                        ["bf16_bandwidth_fraction"] = Math.Round(r.Bf16BandwidthFraction, 3), ["top_k_matches_faiss"] = r.TopMatchesFaiss,
+                    })]),
+                };
+                io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return;
+            }
+            io.Console.WriteLine($"memory copy: {copy:F1} GB/s; {parse.GetValue(experts)} experts x d_k {parse.GetValue(keyDim)}, top-{parse.GetValue(topK)}");
+            var table = new Table().AddColumns("B", "threads", "mome F32 q/s", "of copy", "mome BF16 q/s", "of copy", "FAISS q/s",
+                "mome/FAISS", "product q/s", "product/flat", "same top-k");
+            foreach (var r in results)
+                table.AddRow(r.Batch.ToString(CultureInfo.InvariantCulture), r.Threads.ToString(CultureInfo.InvariantCulture),
+                    r.MomeF32Qps.ToString("F1", CultureInfo.InvariantCulture), r.F32BandwidthFraction.ToString("P0", CultureInfo.InvariantCulture),
+                    r.MomeBf16Qps.ToString("F1", CultureInfo.InvariantCulture), r.Bf16BandwidthFraction.ToString("P0", CultureInfo.InvariantCulture),
+                    r.FaissQps?.ToString("F1", CultureInfo.InvariantCulture) ?? "absent",
+                    r.FaissQps is { } f ? (r.MomeF32Qps / f).ToString("F2", CultureInfo.InvariantCulture) : "-",
+                    r.ProductQps.ToString("F0", CultureInfo.InvariantCulture), (r.ProductQps / r.MomeF32Qps).ToString("F0", CultureInfo.InvariantCulture),
+                    r.FaissQps is null ? "-" : r.TopMatchesFaiss ? "yes" : "NO");
+            io.Console.Write(table);
+        }));
+        return command;
+    }
+
+    private static List<int> Ints(string text) => text.Split(',', StringSplitOptions.TrimEntries).Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
+
+    private static Command LoraCommand(CliIo io)
+    {
+        var types = new Option<string>("--weight-types") { Description = "Comma-separated f32,f16,bf16.", DefaultValueFactory = _ => "f32,bf16" };
+        var threads = new Option<string>("--threads") { Description = "Comma-separated thread counts.", DefaultValueFactory = _ => "1,2" };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs per configuration (median reported).", DefaultValueFactory = _ => 7 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("lora", "GB/s of expert weights applied by the grouped LoRA (65,536 experts, d 768, k 32).")
+        {
+            types, threads, repeats, json,
+        };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var copy = LoraComparison.MeasureCopyGBps();
+            var typeList = parse.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries).Select(t => t.ToLowerInvariant() switch
+            {
+                "f32" => TensorType.F32, "f16" => TensorType.F16, "bf16" => TensorType.BF16,
+                _ => throw new ArgumentException($"unknown weight type '{t}'"),
+            }).ToList();
+            var threadList = parse.GetValue(threads)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
+            var results = LoraComparison.Run(typeList, threadList, parse.GetValue(repeats), copy, m => io.Error.WriteLine(m));
+            if (parse.GetValue(json))
+            {
+                var root = new JsonObject
+                {
+                    ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
+                    ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                    ["copy_gbps"] = Math.Round(copy, 2),
+                    ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
+                    {
+                        ["weight_type"] = r.WeightType, ["sequences"] = r.Sequences, ["tokens_per_sequence"] = r.TokensPerSequence,
+                        ["top_k"] = r.TopK, ["rank"] = r.Rank, ["dim"] = r.Dim, ["threads"] = r.Threads,
+                        ["ms"] = Math.Round(r.Milliseconds, 4), ["expert_gbps"] = Math.Round(r.ExpertGBps, 3),
+                        ["copy_fraction"] = Math.Round(r.CopyFraction, 3),
+                    })]),
+                };
+                io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return;
+            }
+            io.Console.WriteLine($"memory copy: {copy:F1} GB/s");
+            var table = new Table().AddColumns("weights", "rank", "sequences x tokens", "threads", "ms", "expert GB/s", "of copy");
+            foreach (var r in results)
+                table.AddRow(r.WeightType, r.Rank.ToString(CultureInfo.InvariantCulture), $"{r.Sequences} x {r.TokensPerSequence}",
+                    r.Threads.ToString(CultureInfo.InvariantCulture), r.Milliseconds.ToString("F3", CultureInfo.InvariantCulture),
+                    r.ExpertGBps.ToString("F2", CultureInfo.InvariantCulture), r.CopyFraction.ToString("P0", CultureInfo.InvariantCulture));
+            io.Console.Write(table);
+        }));
+        return command;
+    }
 
     private static Command ForwardCommand(CliIo io)
     {

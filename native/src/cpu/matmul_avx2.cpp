@@ -9,6 +9,7 @@ struct Vec {
     using V = __m256;
     static constexpr int64_t kWidth = 8;
     static constexpr int kTokens = 2;  // 8 accumulators + 2 tokens + 1 weight of 16 registers
+    static V broadcast(float a) { return _mm256_set1_ps(a); }
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
     static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -30,4 +31,6 @@ namespace mome {
 void matmul_rows_avx2(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
     matmul_rows_impl<Vec>(W, X, n, Y, r0, r1);
 }
+void axpy_row_avx2(const Matrix& W, int64_t row, float a, float* y) { axpy_row_impl<Vec>(W, row, a, y); }
+void score_keys_avx2(const Matrix& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
 }  // namespace mome

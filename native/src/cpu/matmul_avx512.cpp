@@ -9,6 +9,7 @@ struct Vec {
     using V = __m512;
     static constexpr int64_t kWidth = 16;
     static constexpr int kTokens = 4;  // 16 accumulators + 4 tokens + 1 weight of 32 registers
+    static V broadcast(float a) { return _mm512_set1_ps(a); }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }
     static V load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
@@ -26,4 +27,6 @@ namespace mome {
 void matmul_rows_avx512(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
     matmul_rows_impl<Vec>(W, X, n, Y, r0, r1);
 }
+void axpy_row_avx512(const Matrix& W, int64_t row, float a, float* y) { axpy_row_impl<Vec>(W, row, a, y); }
+void score_keys_avx512(const Matrix& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
 }  // namespace mome

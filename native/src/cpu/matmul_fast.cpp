@@ -19,6 +19,8 @@ using RowsFn = void (*)(const Matrix&, const float*, int64_t, float*, int64_t, i
 struct Variant {
     const char* name;
     RowsFn rows;
+    AxpyRowFn axpy;
+    ScoreKeysFn score_keys;
 };
 
 Variant pick_variant() {
@@ -28,10 +30,10 @@ Variant pick_variant() {
     const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0;
     const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
     if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return {"avx512", matmul_rows_avx512};
+        return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512};
     if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return {"avx2", matmul_rows_avx2};
-    return {"portable", matmul_rows_portable};
+        return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2};
+    return {"portable", matmul_rows_portable, axpy_row_portable, score_keys_portable};
 }
 
 const Variant& variant() {
@@ -42,6 +44,9 @@ const Variant& variant() {
 }  // namespace
 
 const char* matmul_isa() { return variant().name; }
+MatmulRowsFn matmul_rows_best() { return variant().rows; }
+AxpyRowFn axpy_row_best() { return variant().axpy; }
+ScoreKeysFn score_keys_best() { return variant().score_keys; }
 
 void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
     const RowsFn rows = variant().rows;

@@ -136,3 +136,81 @@ void matmul_rows_impl(const mome::Matrix& W, const float* X, int64_t n_tokens, f
 }
 
 }  // namespace
+
+namespace {
+
+// y[0..n) += a * W[row][0..n), W in any storage type (the grouped LoRA's B side).
+template <class Vec>
+void axpy_row_impl(const mome::Matrix& W, int64_t row, float a, float* y) {
+    const int64_t n = W.cols;
+    const typename Vec::V av = Vec::broadcast(a);
+    int64_t k = 0;
+    if (W.type == MOME_TENSOR_TYPE_F32) {
+        const float* w = reinterpret_cast<const float*>(W.data) + row * n;
+        for (; k + Vec::kWidth <= n; k += Vec::kWidth) Vec::store(y + k, Vec::fma(av, Vec::load(w + k), Vec::load(y + k)));
+        for (; k < n; ++k) y[k] += a * w[k];
+        return;
+    }
+    const uint16_t* w = reinterpret_cast<const uint16_t*>(W.data) + row * n;
+    const bool f16 = W.type == MOME_TENSOR_TYPE_F16;
+    for (; k + Vec::kWidth <= n; k += Vec::kWidth)
+        Vec::store(y + k, Vec::fma(av, f16 ? Vec::load_f16(w + k) : Vec::load_bf16(w + k), Vec::load(y + k)));
+    for (; k < n; ++k) y[k] += a * (f16 ? mome::f16_to_float(w[k]) : mome::bf16_to_float(w[k]));
+}
+
+}  // namespace
+
+namespace {
+
+// S[q][j] = dot(Q[q], K[j]) for all keys j of K and queries q < nq: the router's scores
+// for a batch of queries. Blocks of 4 vectors of keys are transposed (and converted to F32)
+// once, so each accumulator holds scores of consecutive keys and needs no horizontal sum;
+// every query element is broadcast against 4 vectors of keys.
+template <class Vec>
+void score_keys_impl(const mome::Matrix& K, const float* Q, int64_t nq, float* S) {
+    constexpr int64_t W = Vec::kWidth, kKeys = 4 * W;
+    constexpr int kQueries = Vec::kTokens;
+    const int64_t d = K.cols;
+    thread_local std::vector<float> kt;  // [d x kKeys]: column j holds key j0 + j
+    kt.resize(static_cast<size_t>(d * kKeys));
+    for (int64_t j0 = 0; j0 < K.rows; j0 += kKeys) {
+        const int64_t nk = std::min(kKeys, K.rows - j0);
+        std::fill(kt.begin(), kt.end(), 0.0f);
+        for (int64_t j = 0; j < nk; ++j) {
+            if (K.type == MOME_TENSOR_TYPE_F32) {
+                const float* src = reinterpret_cast<const float*>(K.data) + (j0 + j) * d;
+                for (int64_t i = 0; i < d; ++i) kt[static_cast<size_t>(i * kKeys + j)] = src[i];
+            } else {
+                const uint16_t* src = reinterpret_cast<const uint16_t*>(K.data) + (j0 + j) * d;
+                const bool f16 = K.type == MOME_TENSOR_TYPE_F16;
+                for (int64_t i = 0; i < d; ++i)
+                    kt[static_cast<size_t>(i * kKeys + j)] = f16 ? mome::f16_to_float(src[i]) : mome::bf16_to_float(src[i]);
+            }
+        }
+        for (int64_t q0 = 0; q0 < nq; q0 += kQueries) {
+            const float* q[kQueries];
+            for (int qq = 0; qq < kQueries; ++qq) q[qq] = Q + std::min<int64_t>(q0 + qq, nq - 1) * d;
+            typename Vec::V acc[kQueries][4];
+            for (int qq = 0; qq < kQueries; ++qq)
+                for (int v = 0; v < 4; ++v) acc[qq][v] = Vec::zero();
+            for (int64_t i = 0; i < d; ++i) {
+                const float* row = kt.data() + i * kKeys;
+                const typename Vec::V k0 = Vec::load(row), k1 = Vec::load(row + W), k2 = Vec::load(row + 2 * W), k3 = Vec::load(row + 3 * W);
+                for (int qq = 0; qq < kQueries; ++qq) {
+                    const typename Vec::V b = Vec::broadcast(q[qq][i]);
+                    acc[qq][0] = Vec::fma(k0, b, acc[qq][0]);
+                    acc[qq][1] = Vec::fma(k1, b, acc[qq][1]);
+                    acc[qq][2] = Vec::fma(k2, b, acc[qq][2]);
+                    acc[qq][3] = Vec::fma(k3, b, acc[qq][3]);
+                }
+            }
+            float tmp[kKeys];
+            for (int qq = 0; qq < kQueries && q0 + qq < nq; ++qq) {
+                for (int v = 0; v < 4; ++v) Vec::store(tmp + v * W, acc[qq][v]);
+                std::copy(tmp, tmp + nk, S + (q0 + qq) * K.rows + j0);
+            }
+        }
+    }
+}
+
+}  // namespace

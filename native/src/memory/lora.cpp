@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "cpu/matmul_variants.h"
 #include "cpu/thread_pool.h"
 
 namespace mome {
@@ -21,31 +22,6 @@ float load(mome_tensor_type type, const uint8_t* base, int64_t i) {
     uint16_t h;
     std::memcpy(&h, base + 2 * i, 2);
     return type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
-}
-
-void load_row(mome_tensor_type type, const uint8_t* base, int64_t row, int64_t dim, float* dst) {
-    const int64_t start = row * dim;
-    if (type == MOME_TENSOR_TYPE_F32) {
-        std::memcpy(dst, base + 4 * start, static_cast<size_t>(dim) * 4);
-        return;
-    }
-    const auto* src = reinterpret_cast<const uint16_t*>(base) + start;
-    if (type == MOME_TENSOR_TYPE_F16)
-        for (int64_t i = 0; i < dim; ++i) dst[i] = f16_to_float(src[i]);
-    else
-        for (int64_t i = 0; i < dim; ++i) dst[i] = bf16_to_float(src[i]);
-}
-
-// Eight independent partial sums: the compiler turns the inner loop into SIMD.
-float dot(const float* a, const float* b, int64_t n) {
-    float lanes[8] = {};
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; ++l) lanes[l] += a[k + l] * b[k + l];
-    float s = 0;
-    for (float x : lanes) s += x;
-    for (; k < n; ++k) s += a[k] * b[k];
-    return s;
 }
 
 }  // namespace
@@ -92,32 +68,24 @@ void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out) {
 }
 
 void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool) {
-    const int64_t d = t.dim, r = t.rank, rows = b.top_k * r;
+    const int64_t d = t.dim, r = t.rank;
+    const size_t expert_bytes = static_cast<size_t>(r * d) * (t.type == MOME_TENSOR_TYPE_F32 ? 4 : 2);
+    const MatmulRowsFn rows = matmul_rows_best();
+    const AxpyRowFn axpy = axpy_row_best();
     pool.run(b.n_segments, [&](int64_t s) {
-        const int64_t begin = b.segment_offsets[s], end = b.segment_offsets[s + 1];
-        if (begin == end) return;
-        // Gather the segment's experts once: rows j*r + rho of A and of B^T.
-        thread_local std::vector<float> a, bt, z;
-        a.resize(static_cast<size_t>(rows * d));
-        bt.resize(static_cast<size_t>(rows * d));
-        z.resize(static_cast<size_t>(rows));
+        const int64_t begin = b.segment_offsets[s], n = b.segment_offsets[s + 1] - begin;
+        if (n == 0) return;
+        thread_local std::vector<float> z;
+        z.resize(static_cast<size_t>(n * r));
         for (int j = 0; j < b.top_k; ++j) {
-            const int64_t e = b.indices[s * b.top_k + j];
-            for (int64_t rho = 0; rho < r; ++rho) {
-                load_row(t.type, t.a, e * r + rho, d, a.data() + (j * r + rho) * d);
-                load_row(t.type, t.b, e * r + rho, d, bt.data() + (j * r + rho) * d);
-            }
-        }
-        for (int64_t tok = begin; tok < end; ++tok) {
-            const float* u = b.u + tok * d;
-            for (int64_t row = 0; row < rows; ++row)
-                z[static_cast<size_t>(row)] = dot(a.data() + row * d, u, d) * b.weights[s * b.top_k + row / r] * b.scale;
-            float* o = out + tok * d;
-            for (int64_t row = 0; row < rows; ++row) {
-                const float zr = z[static_cast<size_t>(row)];
-                const float* bt_row = bt.data() + row * d;
-                for (int64_t i = 0; i < d; ++i) o[i] += zr * bt_row[i];
-            }
+            // The expert's r rows of A and of B^T, read in their storage type by the SIMD kernels.
+            const uint64_t e = static_cast<uint64_t>(b.indices[s * b.top_k + j]);
+            const Matrix a{t.a + e * expert_bytes, t.type, r, d};
+            const Matrix bt{t.b + e * expert_bytes, t.type, r, d};
+            rows(a, b.u + begin * d, n, z.data(), 0, r);  // z[token][rho] = (A_e u_token)[rho]
+            const float w = b.weights[s * b.top_k + j] * b.scale;
+            for (int64_t tok = 0; tok < n; ++tok)
+                for (int64_t rho = 0; rho < r; ++rho) axpy(bt, rho, w * z[static_cast<size_t>(tok * r + rho)], out + (begin + tok) * d);
         }
     });
 }

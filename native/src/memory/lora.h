@@ -37,8 +37,9 @@ void check_lora_batch(const LoraTables& t, const LoraBatch& b);
 // The plain loop, expert by expert, token by token (double accumulation).
 void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out);
 
-// Gathers each segment's experts once (converted to F32) and applies them to all its
-// tokens; segments spread over the pool. Checked against lora_apply_ref.
+// Each segment reads its experts' rows once for all its tokens, in their storage type, with
+// the SIMD matmul and axpy kernels; segments spread over the pool. Checked against
+// lora_apply_ref.
 void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool);
 
 }  // namespace mome

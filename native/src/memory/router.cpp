@@ -33,17 +33,22 @@ class TopK {
 public:
     explicit TopK(int64_t k) : k_(k) { heap_.reserve(static_cast<size_t>(k)); }
 
-    void offer(float score, int64_t index) {
+    // Returns whether the candidate is (for now) among the best k.
+    bool offer(float score, int64_t index) {
         const Candidate c{score, index};
         if (static_cast<int64_t>(heap_.size()) < k_) {
             heap_.push_back(c);
             std::push_heap(heap_.begin(), heap_.end(), better);
-        } else if (better(c, heap_.front())) {
-            std::pop_heap(heap_.begin(), heap_.end(), better);
-            heap_.back() = c;
-            std::push_heap(heap_.begin(), heap_.end(), better);
+            return true;
         }
+        if (!better(c, heap_.front())) return false;
+        std::pop_heap(heap_.begin(), heap_.end(), better);
+        heap_.back() = c;
+        std::push_heap(heap_.begin(), heap_.end(), better);
+        return true;
     }
+
+    int64_t size() const { return static_cast<int64_t>(heap_.size()); }
 
     // Best first.
     std::vector<Candidate> sorted() const {
@@ -94,20 +99,16 @@ void finish(const mome_router_desc& r, int64_t q, const std::vector<Candidate>& 
     }
 }
 
-using RowsFn = void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t);
+using RowsFn = MatmulRowsFn;
 
-RowsFn widest_rows() {
-    const char* isa = matmul_isa();
-    if (std::strcmp(isa, "avx512") == 0) return matmul_rows_avx512;
-    if (std::strcmp(isa, "avx2") == 0) return matmul_rows_avx2;
-    return matmul_rows_portable;
-}
-
-// Unscaled dot products of queries with keys [first, first + count) of a key table.
+// Unscaled dot products of queries with keys [first, first + count) of a key table. A batch
+// of queries uses the transposed-key kernel (no horizontal sums); one or a few queries the
+// row-dot kernel, which needs no transposition.
 void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t dim, int64_t first, int64_t count,
                  const float* queries, int64_t n_queries, float* scores /* [n_queries x count] */) {
     const Matrix block{static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type), type, count, dim};
-    rows(block, queries, n_queries, scores, 0, count);
+    if (n_queries >= 8) score_keys_best()(block, queries, n_queries, scores);
+    else rows(block, queries, n_queries, scores, 0, count);
 }
 
 void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
@@ -115,7 +116,7 @@ void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queri
     const int64_t n = r.n_experts, k = r.top_k;
     const int64_t n_chunks = std::min<int64_t>((n + kBlock - 1) / kBlock, 16 * pool.size());
     const int64_t per_chunk = (n + n_chunks - 1) / n_chunks;
-    const RowsFn rows = widest_rows();
+    const RowsFn rows = matmul_rows_best();
     // Each chunk keeps its own top-k per query; merging them is exact.
     std::vector<std::vector<Candidate>> partial(static_cast<size_t>(n_chunks * n_queries));
     pool.run(n_chunks, [&](int64_t chunk) {
@@ -147,24 +148,37 @@ void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queri
 void route_product(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
     const int64_t n_sub = n_sub_of(r), half = r.key_dim / 2, k = r.top_k;
     const void* table2 = static_cast<const uint8_t*>(r.keys) + static_cast<uint64_t>(n_sub * half) * elem_size(r.key_type);
-    const RowsFn rows = widest_rows();
+    const RowsFn rows = matmul_rows_best();
     const float scale = 1.0f / std::sqrt(static_cast<float>(r.key_dim));
+    // Both halves of every query against both sub-key tables, as two batched score blocks.
+    std::vector<float> q1(static_cast<size_t>(n_queries * half)), q2(q1.size());
+    for (int64_t q = 0; q < n_queries; ++q) {
+        std::copy_n(queries + q * r.key_dim, half, q1.data() + q * half);
+        std::copy_n(queries + q * r.key_dim + half, half, q2.data() + q * half);
+    }
+    std::vector<float> s1(static_cast<size_t>(n_queries * n_sub)), s2(s1.size());
+    pool.run(2, [&](int64_t table) {
+        if (table == 0) score_block(rows, r.keys, r.key_type, half, 0, n_sub, q1.data(), n_queries, s1.data());
+        else score_block(rows, table2, r.key_type, half, 0, n_sub, q2.data(), n_queries, s2.data());
+    });
     pool.run(n_queries, [&](int64_t q) {
-        std::vector<float> s1(static_cast<size_t>(n_sub)), s2(static_cast<size_t>(n_sub));
-        std::vector<float> q1(queries + q * r.key_dim, queries + q * r.key_dim + half);
-        std::vector<float> q2(queries + q * r.key_dim + half, queries + (q + 1) * r.key_dim);
-        score_block(rows, r.keys, r.key_type, half, 0, n_sub, q1.data(), 1, s1.data());
-        score_block(rows, table2, r.key_type, half, 0, n_sub, q2.data(), 1, s2.data());
         TopK t1(k), t2(k);
         for (int64_t i = 0; i < n_sub; ++i) {
-            if (!std::isfinite(s1[static_cast<size_t>(i)])) bad_score(i * n_sub, q);
-            if (!std::isfinite(s2[static_cast<size_t>(i)])) bad_score(i, q);
-            t1.offer(s1[static_cast<size_t>(i)], i);
-            t2.offer(s2[static_cast<size_t>(i)], i);
+            const float a = s1[static_cast<size_t>(q * n_sub + i)], b = s2[static_cast<size_t>(q * n_sub + i)];
+            if (!std::isfinite(a)) bad_score(i * n_sub, q);
+            if (!std::isfinite(b)) bad_score(i, q);
+            t1.offer(a, i);
+            t2.offer(b, i);
         }
+        const std::vector<Candidate> a = t1.sorted(), b = t2.sorted();
+        // Both lists are best first: once a pair cannot beat the k-th best so far, no later
+        // partner of the same first half can either.
         TopK best(k);
-        for (const Candidate& a : t1.sorted())
-            for (const Candidate& b : t2.sorted()) best.offer(a.score + b.score, a.index * n_sub + b.index);
+        for (const Candidate& x : a)
+            for (const Candidate& y : b) {
+                const int64_t before = best.size();
+                if (!best.offer(x.score + y.score, x.index * n_sub + y.index) && before == k) break;
+            }
         finish(r, q, best.sorted(), scale, out);
     });
 }
