@@ -1,14 +1,13 @@
-using Microsoft.Win32.SafeHandles;
 using Mome.Interop;
 
 namespace Mome.Native;
 
 /// <summary>Owns a <c>mome_bank*</c> and keeps the model it was made for alive until it is freed.</summary>
-internal sealed class SafeBankHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeBankHandle : MomeSafeHandle
 {
     private SafeModelHandle? _model;
 
-    private SafeBankHandle() : base(ownsHandle: true) { }
+    private SafeBankHandle() { }
 
     /// <summary>Calls <paramref name="create"/> with the model pointer; the handle owns what it returns.</summary>
     public static SafeBankHandle Create(SafeModelHandle model, Func<IntPtr, IntPtr> create)
@@ -29,19 +28,6 @@ internal sealed class SafeBankHandle : SafeHandleZeroOrMinusOneIsInvalid
         }
     }
 
-    public T Use<T>(Func<IntPtr, T> call)
-    {
-        var added = false;
-        try
-        {
-            DangerousAddRef(ref added);
-            return call(handle);
-        }
-        finally
-        {
-            if (added) DangerousRelease();
-        }
-    }
 
     protected override bool ReleaseHandle()
     {

@@ -1,12 +1,11 @@
-using Microsoft.Win32.SafeHandles;
 using Mome.Interop;
 
 namespace Mome.Native;
 
 /// <summary>Owns a <c>mome_model*</c>.</summary>
-internal sealed class SafeModelHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeModelHandle : MomeSafeHandle
 {
-    private SafeModelHandle() : base(ownsHandle: true) { }
+    private SafeModelHandle() { }
 
     public static unsafe SafeModelHandle Open(string path, bool metadataOnly)
     {
@@ -22,21 +21,6 @@ internal sealed class SafeModelHandle : SafeHandleZeroOrMinusOneIsInvalid
         return handle;
     }
 
-    /// <summary>Runs <paramref name="call"/> with the raw pointer while keeping the handle
-    /// alive; throws ObjectDisposedException after the model was disposed.</summary>
-    public T Use<T>(Func<IntPtr, T> call)
-    {
-        var added = false;
-        try
-        {
-            DangerousAddRef(ref added);
-            return call(handle);
-        }
-        finally
-        {
-            if (added) DangerousRelease();
-        }
-    }
 
     protected override bool ReleaseHandle()
     {

@@ -1,15 +1,14 @@
-using Microsoft.Win32.SafeHandles;
 using Mome.Interop;
 
 namespace Mome.Native;
 
 /// <summary>Owns a <c>mome_session*</c> and keeps the model (and bank) it reads alive until it is freed.</summary>
-internal sealed class SafeSessionHandle : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class SafeSessionHandle : MomeSafeHandle
 {
     private SafeModelHandle? _model;
     private SafeBankHandle? _bank;
 
-    private SafeSessionHandle() : base(ownsHandle: true) { }
+    private SafeSessionHandle() { }
 
     public static unsafe SafeSessionHandle Create(SafeModelHandle model, MomeSessionParams parameters, SafeBankHandle? bank)
     {
@@ -38,20 +37,6 @@ internal sealed class SafeSessionHandle : SafeHandleZeroOrMinusOneIsInvalid
         }
     }
 
-    /// <summary>Runs <paramref name="call"/> with the raw pointer while keeping the handle alive.</summary>
-    public T Use<T>(Func<IntPtr, T> call)
-    {
-        var added = false;
-        try
-        {
-            DangerousAddRef(ref added);
-            return call(handle);
-        }
-        finally
-        {
-            if (added) DangerousRelease();
-        }
-    }
 
     protected override bool ReleaseHandle()
     {

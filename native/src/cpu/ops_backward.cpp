@@ -1,0 +1,141 @@
+#include "cpu/ops_backward.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace mome {
+
+void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps, const float* dy, float* dx) {
+    double sum_sq = 0, dot = 0;
+    for (int64_t i = 0; i < d; ++i) {
+        sum_sq += static_cast<double>(x[i]) * x[i];
+        dot += static_cast<double>(dy[i]) * weight[i] * x[i];
+    }
+    const double s = 1.0 / std::sqrt(sum_sq / static_cast<double>(d) + eps);
+    for (int64_t i = 0; i < d; ++i)
+        dx[i] = static_cast<float>(s * weight[i] * dy[i] - x[i] * s * s * s * dot / static_cast<double>(d));
+}
+
+void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX) {
+    for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t r = 0; r < W.rows; ++r) {
+            const float g = dY[t * W.rows + r];
+            if (g == 0) continue;
+            for (int64_t k = 0; k < W.cols; ++k) dX[t * W.cols + k] += g * weight_at(W, r, k);
+        }
+}
+
+void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float sig = 1.0f / (1.0f + std::exp(-gate[i]));
+        const float silu = gate[i] * sig;
+        dgate[i] = dout[i] * up[i] * sig * (1.0f + gate[i] * (1.0f - sig));
+        dup[i] = dout[i] * silu;
+    }
+}
+
+void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p) {
+    const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+    float theta = static_cast<float>(pos);
+    for (int64_t i = 0; i < p.n_rot / 2; ++i) {
+        const float factor = p.freq_factors ? p.freq_factors[i] : 1.0f;
+        const float angle = p.freq_scale * (theta / factor);
+        const float c = std::cos(angle), s = std::sin(angle);
+        for (int64_t h = 0; h < n_heads; ++h) {
+            float* v = dx + h * head_dim;
+            const float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * c + b * s;  // R(-angle)
+            v[2 * i + 1] = -a * s + b * c;
+        }
+        theta *= theta_scale;
+    }
+}
+
+void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                        int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv) {
+    const int64_t group = n_head / n_head_kv, stride = n_head_kv * head_dim;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    std::vector<double> p(static_cast<size_t>(n_positions)), dp(static_cast<size_t>(n_positions));
+    for (int64_t h = 0; h < n_head; ++h) {
+        const float* qh = q + h * head_dim;
+        const float* go = dout + h * head_dim;
+        const int64_t kvh = h / group;
+        double max_s = -INFINITY;
+        for (int64_t j = 0; j < n_positions; ++j) {
+            double s = 0;
+            for (int64_t i = 0; i < head_dim; ++i) s += static_cast<double>(qh[i]) * k_cache[j * stride + kvh * head_dim + i];
+            p[static_cast<size_t>(j)] = s * scale;
+            max_s = std::max(max_s, s * scale);
+        }
+        double sum = 0;
+        for (double& x : p) sum += (x = std::exp(x - max_s));
+        for (double& x : p) x /= sum;
+        double p_dot_dp = 0;
+        for (int64_t j = 0; j < n_positions; ++j) {
+            const float* v = v_cache + j * stride + kvh * head_dim;
+            double d = 0;
+            for (int64_t i = 0; i < head_dim; ++i) {
+                d += static_cast<double>(go[i]) * v[i];
+                dv[j * stride + kvh * head_dim + i] += static_cast<float>(p[static_cast<size_t>(j)] * go[i]);
+            }
+            dp[static_cast<size_t>(j)] = d;
+            p_dot_dp += p[static_cast<size_t>(j)] * d;
+        }
+        float* dqh = dq + h * head_dim;
+        std::fill(dqh, dqh + head_dim, 0.0f);
+        for (int64_t j = 0; j < n_positions; ++j) {
+            const double ds = p[static_cast<size_t>(j)] * (dp[static_cast<size_t>(j)] - p_dot_dp) * scale;
+            const float* k = k_cache + j * stride + kvh * head_dim;
+            float* dkj = dk + j * stride + kvh * head_dim;
+            for (int64_t i = 0; i < head_dim; ++i) {
+                dqh[i] += static_cast<float>(ds * k[i]);
+                dkj[i] += static_cast<float>(ds * qh[i]);
+            }
+        }
+    }
+}
+
+double cross_entropy_backward(const float* logits, int64_t n_vocab, int32_t target, float* dlogits) {
+    double max_l = -INFINITY;
+    for (int64_t i = 0; i < n_vocab; ++i) max_l = std::max(max_l, static_cast<double>(logits[i]));
+    double sum = 0;
+    for (int64_t i = 0; i < n_vocab; ++i) sum += std::exp(logits[i] - max_l);
+    for (int64_t i = 0; i < n_vocab; ++i) dlogits[i] = static_cast<float>(std::exp(logits[i] - max_l) / sum);
+    dlogits[target] -= 1.0f;
+    return -(logits[target] - max_l - std::log(sum));
+}
+
+void lora_backward(const LoraTables& t, const LoraBatch& b, const float* dout, float* dA, float* dB, float* du) {
+    const int64_t d = t.dim, r = t.rank;
+    const auto* A = reinterpret_cast<const float*>(t.a);
+    const auto* Bt = reinterpret_cast<const float*>(t.b);
+    for (int64_t s = 0; s < b.n_segments; ++s)
+        for (int64_t tok = b.segment_offsets[s]; tok < b.segment_offsets[s + 1]; ++tok) {
+            const float* u = b.u + tok * d;
+            const float* g = dout + tok * d;
+            for (int j = 0; j < b.top_k; ++j) {
+                const int64_t e = b.indices[s * b.top_k + j];
+                const double w = static_cast<double>(b.weights[s * b.top_k + j]) * b.scale;
+                for (int64_t rho = 0; rho < r; ++rho) {
+                    const float* a_row = A + (e * r + rho) * d;
+                    const float* bt_row = Bt + (e * r + rho) * d;
+                    double z = 0, dz = 0;
+                    for (int64_t i = 0; i < d; ++i) {
+                        z += static_cast<double>(a_row[i]) * u[i];
+                        dz += static_cast<double>(bt_row[i]) * g[i];
+                    }
+                    dz *= w;
+                    float* dbt_row = dB + (e * r + rho) * d;
+                    float* da_row = dA + (e * r + rho) * d;
+                    for (int64_t i = 0; i < d; ++i) {
+                        dbt_row[i] += static_cast<float>(w * z * g[i]);
+                        da_row[i] += static_cast<float>(dz * u[i]);
+                        if (du) du[tok * d + i] += static_cast<float>(dz * a_row[i]);
+                    }
+                }
+            }
+        }
+}
+
+}  // namespace mome
