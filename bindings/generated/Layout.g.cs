@@ -24,6 +24,7 @@ internal static class MomeLayout
         ("MomeRouterDesc", 40),
         ("MomeLoraDesc", 48),
         ("MomeBankParams", 96),
+        ("MomeFactResult", 12),
     ];
 
     public static IReadOnlyList<(string Struct, string Field, int Offset)> Offsets() =>
@@ -129,5 +130,8 @@ internal static class MomeLayout
         ("MomeBankParams", "Router", 76),
         ("MomeBankParams", "WeightType", 80),
         ("MomeBankParams", "Seed", 88),
+        ("MomeFactResult", "Loss", 0),
+        ("MomeFactResult", "NAnswerTokens", 4),
+        ("MomeFactResult", "NCorrect", 8),
     ];
 }

@@ -310,4 +310,17 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_route")]
     internal static partial MomeStatus mome_bank_route(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, int n_threads);
+
+    /// <summary>
+    /// For one fact (tokens = question then answer; the answer starts at `answer_start`):
+    /// routes the question through the bank's memory layer exactly as a session asking the
+    /// question would (mean of the layer's input over tokens[0 .. answer_start-1]), runs the
+    /// frozen model with the bank over all tokens, and backpropagates the mean cross-entropy of
+    /// the answer tokens through the layers above the memory layer into the routed experts.
+    /// Outputs: the route (top_k indices and weights), dA and dB of those experts in route
+    /// order ([top_k x rank x n_embd] each, B transposed as stored), and the loss. The bank must
+    /// have exactly one memory layer. Nothing in the bank changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_fact_gradients")]
+    internal static partial MomeStatus mome_bank_fact_gradients(IntPtr /* const mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, int answer_start, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_da, float* /* float* */ out_db, MomeFactResult* /* mome_fact_result* */ out_result, int n_threads);
 }

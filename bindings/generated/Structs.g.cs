@@ -395,3 +395,18 @@ internal unsafe struct MomeBankParams
     /// </summary>
     public ulong Seed;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFactResult
+{
+    /// <summary>
+    /// Mean cross-entropy over the answer tokens.
+    /// </summary>
+    public float Loss;
+
+    /// <summary>
+    /// Answer tokens, and how many of them the model predicts exactly (greedy argmax).
+    /// </summary>
+    public int NAnswerTokens;
+    public int NCorrect;
+}

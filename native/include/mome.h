@@ -605,6 +605,32 @@ MOME_API mome_status mome_bank_route(const mome_bank* bank, int32_t layer_slot,
                                      int32_t* out_indices, float* out_weights,
                                      int32_t n_threads);
 
+/* ---------------------------------------------------------------------------------------
+ * Memory tuning: the gradient of one fact's loss with respect to its routed experts.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_fact_result {
+    /* Mean cross-entropy over the answer tokens. */
+    float loss;
+    /* Answer tokens, and how many of them the model predicts exactly (greedy argmax). */
+    int32_t n_answer_tokens;
+    int32_t n_correct;
+} mome_fact_result;
+
+/* For one fact (tokens = question then answer; the answer starts at `answer_start`):
+ * routes the question through the bank's memory layer exactly as a session asking the
+ * question would (mean of the layer's input over tokens[0 .. answer_start-1]), runs the
+ * frozen model with the bank over all tokens, and backpropagates the mean cross-entropy of
+ * the answer tokens through the layers above the memory layer into the routed experts.
+ * Outputs: the route (top_k indices and weights), dA and dB of those experts in route
+ * order ([top_k x rank x n_embd] each, B transposed as stored), and the loss. The bank must
+ * have exactly one memory layer. Nothing in the bank changes. */
+MOME_API mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32_t* tokens,
+                                              int32_t n_tokens, int32_t answer_start,
+                                              int32_t* out_indices, float* out_weights,
+                                              float* out_da, float* out_db,
+                                              mome_fact_result* out_result, int32_t n_threads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #include "memory/bank_file.h"
 #include "memory/lora.h"
 #include "memory/memory_layer.h"
+#include "memory/tuning.h"
 
 using namespace mome;
 
@@ -184,6 +185,27 @@ mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t ex
                                                                   v == a ? "A" : "B"));
         if (a) write_rows(l.a, expert * n, n, a);
         if (b) write_rows(l.b, expert * n, n, b);
+    });
+}
+
+}  // extern "C"
+
+extern "C" {
+
+mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32_t* tokens, int32_t n_tokens, int32_t answer_start,
+                                     int32_t* out_indices, float* out_weights, float* out_da, float* out_db,
+                                     mome_fact_result* out_result, int32_t n_threads) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out_indices != nullptr && out_weights != nullptr && out_da != nullptr &&
+                        out_db != nullptr && out_result != nullptr,
+                    "bank or an output pointer is null");
+        const int threads = threads_or_all(n_threads);
+        const FactGradients g = fact_gradients(*bank, tokens, n_tokens, answer_start, shared_pool(threads), threads);
+        std::copy(g.indices.begin(), g.indices.end(), out_indices);
+        std::copy(g.weights.begin(), g.weights.end(), out_weights);
+        std::copy(g.da.begin(), g.da.end(), out_da);
+        std::copy(g.db.begin(), g.db.end(), out_db);
+        *out_result = mome_fact_result{static_cast<float>(g.loss), g.n_answer, g.n_correct};
     });
 }
 

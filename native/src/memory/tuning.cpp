@@ -1,0 +1,247 @@
+#include "memory/tuning.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "cpu/ops.h"
+#include "cpu/ops_backward.h"
+#include "memory/lora.h"
+#include "memory/memory_layer.h"
+#include "model/llama_weights.h"
+
+namespace mome {
+
+namespace {
+
+// Activations of one layer above the memory layer, for its backward.
+struct LayerActivations {
+    std::vector<float> x, xn, q, k, v, attn, h, u, gate, up;
+};
+
+struct Forward {
+    const mome_llama_config& c;
+    const LlamaWeights& w;
+    RopeParams rope;
+    ThreadPool& pool;
+    int64_t n;
+    std::vector<int32_t> pos;
+
+    // Y = X W^T with activations rounded as in inference.
+    std::vector<float> project(const Matrix& W, const std::vector<float>& X) const {
+        std::vector<float> in = X, out(static_cast<size_t>(n * W.rows));
+        round_activations_like_weights(W.type, in.data(), n * W.cols);
+        matmul_fast(W, in.data(), n, out.data(), pool);
+        return out;
+    }
+
+    std::vector<float> norm(const std::vector<float>& x, const std::vector<float>& weight) const {
+        std::vector<float> out(x.size());
+        for (int64_t t = 0; t < n; ++t) rms_norm_ref(x.data() + t * c.n_embd, weight.data(), c.n_embd, c.rms_norm_eps, out.data() + t * c.n_embd);
+        return out;
+    }
+
+    // The attention half of a layer: returns h = x + attention, filling the activations.
+    std::vector<float> attention(const LayerWeights& L, const std::vector<float>& x, LayerActivations& a) const {
+        const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, v_dim = c.n_head_kv * c.head_dim_v;
+        a.x = x;
+        a.xn = norm(x, L.attn_norm);
+        a.q = project(L.wq, a.xn);
+        a.k = project(L.wk, a.xn);
+        a.v = project(L.wv, a.xn);
+        for (int64_t t = 0; t < n; ++t) {
+            rope_norm_ref(a.q.data() + t * q_dim, c.n_head, c.head_dim, pos[static_cast<size_t>(t)], rope);
+            rope_norm_ref(a.k.data() + t * kv_dim, c.n_head_kv, c.head_dim, pos[static_cast<size_t>(t)], rope);
+        }
+        a.attn.assign(static_cast<size_t>(n * c.n_head * c.head_dim_v), 0.0f);
+        (void)v_dim;
+        for (int64_t t = 0; t < n; ++t)
+            attention_ref(a.q.data() + t * q_dim, a.k.data(), a.v.data(), t + 1, c.n_head, c.n_head_kv, c.head_dim,
+                          a.attn.data() + t * c.n_head * c.head_dim_v);
+        std::vector<float> h = x, o = project(L.wo, a.attn);
+        for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+        return h;
+    }
+
+    // The MLP half: x_next = h + down(silu(gate u) * up u); fills u, gate, up.
+    std::vector<float> mlp(const LayerWeights& L, const std::vector<float>& h, LayerActivations& a) const {
+        a.h = h;
+        a.u = norm(h, L.ffn_norm);
+        a.gate = project(L.gate, a.u);
+        a.up = project(L.up, a.u);
+        std::vector<float> act(a.gate.size());
+        swiglu_ref(a.gate.data(), a.up.data(), static_cast<int64_t>(act.size()), act.data());
+        std::vector<float> x = h, o = project(L.down, act);
+        for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+        return x;
+    }
+};
+
+void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n, std::vector<float>& dX) {
+    matmul_backward_input(W, dY.data(), n, dX.data());
+}
+
+}  // namespace
+
+FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
+                             int n_threads) {
+    const mome_model& model = *bank.model;
+    const mome_llama_config& c = model.config;
+    const mome_bank_params& p = bank.params;
+    if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
+    require_arg(tokens != nullptr, "tokens is null");
+    if (n < 2 || answer_start < 1 || answer_start >= n)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
+                                                  "answer_start = %lld)", static_cast<long long>(n), static_cast<long long>(answer_start)));
+    if (n > c.n_ctx_train)
+        fail(MOME_STATUS_OUT_OF_RANGE, format("the fact has %lld tokens, more than the model's context of %lld",
+                                              static_cast<long long>(n), static_cast<long long>(c.n_ctx_train)));
+    for (int64_t t = 0; t < n; ++t)
+        if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
+            fail(MOME_STATUS_OUT_OF_RANGE, format("token %d at %lld is outside the vocabulary", tokens[t], static_cast<long long>(t)));
+
+    const LlamaWeights w = load_llama_weights(*model.file, c);
+    Forward f{c, w, RopeParams{}, pool, n, std::vector<int32_t>(static_cast<size_t>(n))};
+    f.rope.n_rot = c.n_rot;
+    f.rope.freq_base = c.rope_freq_base;
+    f.rope.freq_scale = c.rope_freq_scale;
+    f.rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
+    for (int64_t t = 0; t < n; ++t) f.pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+
+    const int64_t D = c.n_embd, l0 = bank.layers[0].block, k = p.top_k, r = p.rank;
+    std::vector<float> x(static_cast<size_t>(n * D));
+    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * D);
+
+    FactGradients g;
+    std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
+    std::vector<float> u0;
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        LayerActivations& a = acts[static_cast<size_t>(l)];
+        std::vector<float> h = f.attention(L, x, a);
+        x = f.mlp(L, h, a);
+        if (l != l0) continue;
+        // The memory layer: route from the question's mean input, as a session asking it would.
+        u0 = a.u;
+        std::vector<float> mean(static_cast<size_t>(D), 0.0f);
+        for (int64_t t = 0; t < answer_start; ++t)
+            for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
+        for (float& m : mean) m /= static_cast<float>(answer_start);
+        std::vector<float> q(static_cast<size_t>(p.key_dim));
+        const Matrix wq{bank.layers[0].wq.data, MOME_TENSOR_TYPE_F32, p.key_dim, D};
+        matmul_fast(wq, mean.data(), 1, q.data(), pool);
+        g.indices.resize(static_cast<size_t>(k));
+        g.weights.resize(static_cast<size_t>(k));
+        route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+        const int64_t offsets[] = {0, n};
+        LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};
+        LoraBatch b{u0.data(), n, offsets, 1, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+        std::vector<float> delta(static_cast<size_t>(n * D), 0.0f);
+        lora_apply(tables, b, delta.data(), pool);
+        for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
+    }
+
+    // Loss over answer tokens: position t predicts token t + 1.
+    const int64_t first = answer_start - 1, n_out = n - answer_start;
+    std::vector<float> normed(static_cast<size_t>(n * D), 0.0f);
+    for (int64_t t = first; t < n - 1; ++t)
+        rms_norm_ref(x.data() + t * D, w.output_norm.data(), D, c.rms_norm_eps, normed.data() + t * D);
+    std::vector<float> rows(normed.begin() + first * D, normed.begin() + (n - 1) * D), logits(static_cast<size_t>(n_out * c.n_vocab));
+    std::vector<float> rounded = rows;
+    round_activations_like_weights(w.output.type, rounded.data(), n_out * D);
+    matmul_fast(w.output, rounded.data(), n_out, logits.data(), pool);
+    std::vector<float> dlogits(logits.size());
+    for (int64_t i = 0; i < n_out; ++i) {
+        const float* row = logits.data() + i * c.n_vocab;
+        const int32_t target = tokens[answer_start + i];
+        g.loss += cross_entropy_backward(row, c.n_vocab, target, dlogits.data() + i * c.n_vocab);
+        int64_t best = 0;
+        for (int64_t v = 1; v < c.n_vocab; ++v)
+            if (row[v] > row[best]) best = v;
+        g.n_correct += best == target;
+    }
+    g.loss /= static_cast<double>(n_out);
+    for (float& d : dlogits) d /= static_cast<float>(n_out);
+    g.n_answer = static_cast<int32_t>(n_out);
+
+    // Back through the output projection and the final norm.
+    std::vector<float> dnormed(static_cast<size_t>(n_out * D), 0.0f);
+    matmul_backward_input(w.output, dlogits.data(), n_out, dnormed.data());
+    std::vector<float> dx(static_cast<size_t>(n * D), 0.0f);
+    for (int64_t i = 0; i < n_out; ++i)
+        rms_norm_backward(x.data() + (first + i) * D, w.output_norm.data(), D, c.rms_norm_eps, dnormed.data() + i * D,
+                          dx.data() + (first + i) * D);
+
+    // Back through the layers above the memory layer.
+    const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, v_dim = c.n_head_kv * c.head_dim_v;
+    const int64_t attn_dim = c.n_head * c.head_dim_v;
+    for (int64_t l = c.n_layer - 1; l > l0; --l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        const LayerActivations& a = acts[static_cast<size_t>(l)];
+        // MLP: x_next = h + down(swiglu(gate u, up u)).
+        std::vector<float> dact(static_cast<size_t>(n * c.n_ff), 0.0f), dgate(dact.size()), dup(dact.size());
+        add_backward_input(L.down, dx, n, dact);
+        swiglu_backward(a.gate.data(), a.up.data(), dact.data(), n * c.n_ff, dgate.data(), dup.data());
+        std::vector<float> du(static_cast<size_t>(n * D), 0.0f);
+        add_backward_input(L.gate, dgate, n, du);
+        add_backward_input(L.up, dup, n, du);
+        std::vector<float> dh = dx, tmp(static_cast<size_t>(D));
+        for (int64_t t = 0; t < n; ++t) {
+            rms_norm_backward(a.h.data() + t * D, L.ffn_norm.data(), D, c.rms_norm_eps, du.data() + t * D, tmp.data());
+            for (int64_t i = 0; i < D; ++i) dh[static_cast<size_t>(t * D + i)] += tmp[static_cast<size_t>(i)];
+        }
+        // Attention: h = x + wo(attn(rope(wq xn), rope(wk xn), wv xn)).
+        std::vector<float> dattn(static_cast<size_t>(n * attn_dim), 0.0f);
+        add_backward_input(L.wo, dh, n, dattn);
+        std::vector<float> dq(static_cast<size_t>(n * q_dim), 0.0f), dk(static_cast<size_t>(n * kv_dim), 0.0f),
+            dv(static_cast<size_t>(n * v_dim), 0.0f);
+        for (int64_t t = 0; t < n; ++t)
+            attention_backward(a.q.data() + t * q_dim, a.k.data(), a.v.data(), t + 1, c.n_head, c.n_head_kv, c.head_dim,
+                               dattn.data() + t * attn_dim, dq.data() + t * q_dim, dk.data(), dv.data());
+        for (int64_t t = 0; t < n; ++t) {
+            rope_norm_backward(dq.data() + t * q_dim, c.n_head, c.head_dim, f.pos[static_cast<size_t>(t)], f.rope);
+            rope_norm_backward(dk.data() + t * kv_dim, c.n_head_kv, c.head_dim, f.pos[static_cast<size_t>(t)], f.rope);
+        }
+        std::vector<float> dxn(static_cast<size_t>(n * D), 0.0f);
+        add_backward_input(L.wq, dq, n, dxn);
+        add_backward_input(L.wk, dk, n, dxn);
+        add_backward_input(L.wv, dv, n, dxn);
+        dx = dh;
+        for (int64_t t = 0; t < n; ++t) {
+            rms_norm_backward(a.x.data() + t * D, L.attn_norm.data(), D, c.rms_norm_eps, dxn.data() + t * D, tmp.data());
+            for (int64_t i = 0; i < D; ++i) dx[static_cast<size_t>(t * D + i)] += tmp[static_cast<size_t>(i)];
+        }
+    }
+
+    // Into the routed experts: gather them as F32 (route order), then the LoRA backward.
+    const int64_t per_expert = r * D;
+    std::vector<float> a_local(static_cast<size_t>(k * per_expert)), b_local(a_local.size());
+    const size_t elem = element_size(p.weight_type);
+    for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < per_expert; ++i) {
+            const uint64_t at = (static_cast<uint64_t>(g.indices[static_cast<size_t>(j)]) * per_expert + i) * elem;
+            for (auto [src, dst] : {std::pair{bank.layers[0].a.data, &a_local}, std::pair{bank.layers[0].b.data, &b_local}}) {
+                float value;
+                if (p.weight_type == MOME_TENSOR_TYPE_F32) std::memcpy(&value, src + at, 4);
+                else {
+                    uint16_t h;
+                    std::memcpy(&h, src + at, 2);
+                    value = p.weight_type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
+                }
+                (*dst)[static_cast<size_t>(j * per_expert + i)] = value;
+            }
+        }
+    std::vector<int32_t> local(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j) local[static_cast<size_t>(j)] = static_cast<int32_t>(j);
+    const LoraTables tables{MOME_TENSOR_TYPE_F32, k, D, p.rank, reinterpret_cast<const uint8_t*>(a_local.data()),
+                            reinterpret_cast<const uint8_t*>(b_local.data())};
+    const int64_t offsets[] = {0, n};
+    const LoraBatch b{u0.data(), n, offsets, 1, local.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    g.da.assign(a_local.size(), 0.0f);
+    g.db.assign(b_local.size(), 0.0f);
+    lora_backward(tables, b, dx.data(), g.da.data(), g.db.data(), nullptr);
+    return g;
+}
+
+}  // namespace mome

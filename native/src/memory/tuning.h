@@ -1,0 +1,27 @@
+// Memory tuning's core: one fact's loss and the gradients of its routed experts, by a
+// forward pass over the fact that keeps the activations of the layers above the memory
+// layer, then backpropagation (activation gradients only: the base model is frozen).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "memory/bank.h"
+
+namespace mome {
+
+class ThreadPool;
+
+struct FactGradients {
+    std::vector<int32_t> indices;  // the route, best first
+    std::vector<float> weights;
+    std::vector<float> da, db;     // [top_k x rank x n_embd] in route order
+    double loss = 0;
+    int32_t n_answer = 0;
+    int32_t n_correct = 0;
+};
+
+FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
+                             int n_threads);
+
+}  // namespace mome
