@@ -323,4 +323,22 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_fact_gradients")]
     internal static partial MomeStatus mome_bank_fact_gradients(IntPtr /* const mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, int answer_start, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_da, float* /* float* */ out_db, MomeFactResult* /* mome_fact_result* */ out_result, int n_threads);
+
+    /// <summary>
+    /// The mean of the memory layer's input over a question's tokens (slot 0 of a one-layer
+    /// bank): what per-sequence routing starts from. `out` holds n_embd floats.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_question_mean")]
+    internal static partial MomeStatus mome_bank_question_mean(IntPtr /* const mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, float* /* float* */ @out, int n_threads);
+
+    /// <summary>
+    /// The routing centre of a memory layer: routing queries are W_q (u - centre). A new bank's
+    /// centre is zero; tuning sets it to the mean question input of its facts, so that questions
+    /// that differ in a few words still reach different experts. `centre` holds n_embd floats.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_centre")]
+    internal static partial MomeStatus mome_bank_get_centre(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* float* */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_centre")]
+    internal static partial MomeStatus mome_bank_set_centre(IntPtr /* mome_bank* */ bank, int layer_slot, float* /* const float* */ centre);
 }

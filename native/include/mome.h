@@ -631,6 +631,17 @@ MOME_API mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32
                                               float* out_da, float* out_db,
                                               mome_fact_result* out_result, int32_t n_threads);
 
+/* The mean of the memory layer's input over a question's tokens (slot 0 of a one-layer
+ * bank): what per-sequence routing starts from. `out` holds n_embd floats. */
+MOME_API mome_status mome_bank_question_mean(const mome_bank* bank, const int32_t* tokens,
+                                             int32_t n_tokens, float* out, int32_t n_threads);
+
+/* The routing centre of a memory layer: routing queries are W_q (u - centre). A new bank's
+ * centre is zero; tuning sets it to the mean question input of its facts, so that questions
+ * that differ in a few words still reach different experts. `centre` holds n_embd floats. */
+MOME_API mome_status mome_bank_get_centre(const mome_bank* bank, int32_t layer_slot, float* out);
+MOME_API mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, const float* centre);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,7 +66,7 @@ public sealed class MemoryBankTests
     {
         using var bank = MemoryBank.Create(_model, Small);
         Assert.That(bank.Options.Layers, Is.EqualTo(new[] { 1 }), "a 2-layer model: layer 1");
-        Assert.That(bank.SizeBytes, Is.EqualTo((ulong)(32 * 64 * 4 + 4096 * 32 * 4 + 2 * 4096 * 64 * 4)));
+        Assert.That(bank.SizeBytes, Is.EqualTo((ulong)(32 * 64 * 4 + 64 * 4 + 4096 * 32 * 4 + 2 * 4096 * 64 * 4)));
     }
 
     [TestCase(RoutingMode.Sequence)]

@@ -136,6 +136,54 @@ public sealed unsafe class MemoryBank : IDisposable
         }
     }
 
+    /// <summary>The routing centre of a memory layer (subtracted from its input before W_q).</summary>
+    public float[] GetCentre(int slot = 0)
+    {
+        var centre = new float[Model.Config.EmbeddingLength];
+        fixed (float* c = centre)
+        {
+            var cp = (IntPtr)c;
+            _handle.Use(h =>
+            {
+                Status.Check(NativeMethods.mome_bank_get_centre(h, slot, (float*)cp));
+                return 0;
+            });
+        }
+        return centre;
+    }
+
+    public void SetCentre(int slot, float[] centre)
+    {
+        ArgumentNullException.ThrowIfNull(centre);
+        if (centre.Length != Model.Config.EmbeddingLength) throw new ArgumentException($"the centre needs n_embd = {Model.Config.EmbeddingLength} values", nameof(centre));
+        fixed (float* c = centre)
+        {
+            var cp = (IntPtr)c;
+            _handle.Use(h =>
+            {
+                Status.Check(NativeMethods.mome_bank_set_centre(h, slot, (float*)cp));
+                return 0;
+            });
+        }
+    }
+
+    /// <summary>The mean of the memory layer's input over a question's tokens (one-layer banks).</summary>
+    public float[] QuestionMean(ReadOnlySpan<int> tokens, int threads = 0)
+    {
+        var mean = new float[Model.Config.EmbeddingLength];
+        fixed (int* t = tokens)
+        fixed (float* m = mean)
+        {
+            var (tp, mp, n) = ((IntPtr)t, (IntPtr)m, tokens.Length);
+            _handle.Use(h =>
+            {
+                Status.Check(NativeMethods.mome_bank_question_mean(h, (int*)tp, n, (float*)mp, threads));
+                return 0;
+            });
+        }
+        return mean;
+    }
+
     /// <summary>The router of memory layer <paramref name="slot"/> (0 .. Layers.Count-1).</summary>
     public BankRouter Router(int slot = 0)
     {

@@ -99,7 +99,7 @@ mome_status mome_bank_size_bytes(const mome_bank* bank, uint64_t* out) {
     return guarded([&] {
         require_arg(bank != nullptr && out != nullptr, "bank or out is null");
         uint64_t total = 0;
-        for (const MemoryLayer& l : bank->layers) total += l.wq.size + l.keys.size + l.a.size + l.b.size;
+        for (const MemoryLayer& l : bank->layers) total += l.wq.size + l.centre.size + l.keys.size + l.a.size + l.b.size;
         *out = total;
     });
 }
@@ -206,6 +206,37 @@ mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32_t* token
         std::copy(g.da.begin(), g.da.end(), out_da);
         std::copy(g.db.begin(), g.db.end(), out_db);
         *out_result = mome_fact_result{static_cast<float>(g.loss), g.n_answer, g.n_correct};
+    });
+}
+
+}  // extern "C"
+
+extern "C" {
+
+mome_status mome_bank_question_mean(const mome_bank* bank, const int32_t* tokens, int32_t n_tokens, float* out, int32_t n_threads) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        const std::vector<float> mean = question_mean(*bank, tokens, n_tokens, shared_pool(threads_or_all(n_threads)));
+        std::copy(mean.begin(), mean.end(), out);
+    });
+}
+
+mome_status mome_bank_get_centre(const mome_bank* bank, int32_t layer_slot, float* out) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        const MemoryLayer& l = layer_at(bank, layer_slot, 0);
+        read_rows(l.centre, 0, bank->model->config.n_embd, out);
+    });
+}
+
+mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, const float* centre) {
+    return guarded([&] {
+        require_arg(bank != nullptr && centre != nullptr, "bank or centre is null");
+        layer_at(bank, layer_slot, 0);
+        const int64_t d = bank->model->config.n_embd;
+        for (int64_t i = 0; i < d; ++i)
+            if (!std::isfinite(centre[i])) fail(MOME_STATUS_INVALID_ARGUMENT, format("centre value %lld is not finite", static_cast<long long>(i)));
+        write_rows(bank->layers[static_cast<size_t>(layer_slot)].centre, 0, d, centre);
     });
 }
 

@@ -75,6 +75,8 @@ size_t element_size(mome_tensor_type type) { return type == MOME_TENSOR_TYPE_F32
 
 std::vector<int64_t> wq_shape(const mome_bank_params& p, const mome_llama_config& c) { return {p.key_dim, c.n_embd}; }
 
+std::vector<int64_t> centre_shape(const mome_llama_config& c) { return {c.n_embd}; }
+
 std::vector<int64_t> keys_shape(const mome_bank_params& p) {
     if (p.router == MOME_ROUTER_KIND_PRODUCT) {
         const int64_t n_sub = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(p.n_experts))));
@@ -154,6 +156,8 @@ std::unique_ptr<mome_bank> create_bank(const mome_model& model, const mome_bank_
         const uint64_t seed = mix(p.seed + static_cast<uint64_t>(i) * 7919);
         layer.wq = table(MOME_TENSOR_TYPE_F32, wq_shape(p, c));
         fill_normal(layer.wq, seed ^ 1, 1.0f / std::sqrt(static_cast<float>(c.n_embd)));
+        layer.centre = table(MOME_TENSOR_TYPE_F32, centre_shape(c));
+        fill_normal(layer.centre, seed, 0.0f);  // no centring until tuning sets it
         layer.keys = table(p.weight_type, keys_shape(p));
         fill_normal(layer.keys, seed ^ 2, 1.0f);
         layer.a = table(p.weight_type, expert_shape(p, c));

@@ -26,6 +26,7 @@ struct TableBytes {
 struct MemoryLayer {
     int32_t block = 0;  // the model block this memory layer sits in
     TableBytes wq;      // [key_dim x n_embd], F32
+    TableBytes centre;  // [n_embd], F32: subtracted from the layer's input before W_q
     TableBytes keys;    // flat: [n_experts x key_dim]; product: [2 x n_sub x key_dim/2]
     TableBytes a;       // [n_experts x rank x n_embd]
     TableBytes b;       // [n_experts x rank x n_embd]: each B_e transposed
@@ -36,6 +37,7 @@ mome_bank_params resolve_bank_params(const mome_llama_config& config, mome_bank_
 
 // Shapes of one memory layer's tables, for creation and for validating files.
 std::vector<int64_t> wq_shape(const mome_bank_params& p, const mome_llama_config& c);
+std::vector<int64_t> centre_shape(const mome_llama_config& c);
 std::vector<int64_t> keys_shape(const mome_bank_params& p);
 std::vector<int64_t> expert_shape(const mome_bank_params& p, const mome_llama_config& c);
 

@@ -37,13 +37,14 @@ void for_each_table(const mome_bank& bank, const std::function<void(const std::s
     for (size_t i = 0; i < bank.layers.size(); ++i) {
         const std::string p = "layers." + std::to_string(i) + ".";
         f(p + "wq", bank.layers[i].wq);
+        f(p + "centre", bank.layers[i].centre);
         f(p + "keys", bank.layers[i].keys);
         f(p + "a", bank.layers[i].a);
         f(p + "b", bank.layers[i].b);
     }
 }
 
-std::vector<TableBytes*> tables_of(MemoryLayer& l) { return {&l.wq, &l.keys, &l.a, &l.b}; }
+std::vector<TableBytes*> tables_of(MemoryLayer& l) { return {&l.wq, &l.centre, &l.keys, &l.a, &l.b}; }
 
 }  // namespace
 
@@ -183,10 +184,12 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
         layer.block = p.layers[i];
         layer.wq.type = MOME_TENSOR_TYPE_F32;
         layer.wq.shape = wq_shape(p, c);
+        layer.centre.type = MOME_TENSOR_TYPE_F32;
+        layer.centre.shape = centre_shape(c);
         layer.keys.type = layer.a.type = layer.b.type = p.weight_type;
         layer.keys.shape = keys_shape(p);
         layer.a.shape = layer.b.shape = expert_shape(p, c);
-        const char* names[] = {"wq", "keys", "a", "b"};
+        const char* names[] = {"wq", "centre", "keys", "a", "b"};
         const std::vector<TableBytes*> tables = tables_of(layer);
         for (size_t t = 0; t < tables.size(); ++t, ++expected_tables) {
             const std::string name = "layers." + std::to_string(i) + "." + names[t];

@@ -25,16 +25,24 @@ LoraTables tables_of(const mome_bank& bank, int slot) {
     return t;
 }
 
-// q[n x key_dim] = u[n x n_embd] * W_q^T (F32, so no activation rounding).
 void project_queries(mome_session& s, int slot, const float* u, int64_t n, std::vector<float>& q) {
-    const MemoryLayer& m = s.bank->layers[static_cast<size_t>(slot)];
-    const Matrix wq{m.wq.data, MOME_TENSOR_TYPE_F32, s.bank->params.key_dim, s.config.n_embd};
-    q.resize(static_cast<size_t>(n * wq.rows));
-    if (s.use_reference) matmul_ref(wq, u, n, q.data());
-    else matmul_fast(wq, u, n, q.data(), *s.pool);
+    q.resize(static_cast<size_t>(n * s.bank->params.key_dim));
+    project_queries(*s.bank, slot, u, n, q.data(), *s.pool, s.use_reference);
 }
 
 }  // namespace
+
+void project_queries(const mome_bank& bank, int slot, const float* u, int64_t n, float* q, ThreadPool& pool, bool reference) {
+    const MemoryLayer& m = bank.layers[static_cast<size_t>(slot)];
+    const int64_t d = bank.model->config.n_embd;
+    std::vector<float> centred(u, u + n * d);
+    const auto* centre = reinterpret_cast<const float*>(m.centre.data);
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = 0; i < d; ++i) centred[static_cast<size_t>(t * d + i)] -= centre[i];
+    const Matrix wq{m.wq.data, MOME_TENSOR_TYPE_F32, bank.params.key_dim, d};
+    if (reference) matmul_ref(wq, centred.data(), n, q);
+    else matmul_fast(wq, centred.data(), n, q, pool);
+}
 
 void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n, int32_t* indices, float* weights,
                 int n_threads) {

@@ -10,10 +10,15 @@ struct mome_session;
 
 namespace mome {
 
+class ThreadPool;
+
 // delta[n x n_embd] = (alpha / r) * sum_j w_j B_j (A_j u_t) for memory layer `slot`, where
 // u = the batch's normalised inputs [n x n_embd]. With per-sequence routing a sequence's
 // route is computed from its first batch and cached in the session.
 void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n, float* delta);
+
+// Router queries [n x key_dim] of inputs u [n x n_embd]: W_q (u - centre).
+void project_queries(const mome_bank& bank, int slot, const float* u, int64_t n, float* q, ThreadPool& pool, bool reference);
 
 // Routes projected queries [n x key_dim] through memory layer `slot` of a bank.
 void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n, int32_t* indices, float* weights,

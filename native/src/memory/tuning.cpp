@@ -84,6 +84,38 @@ void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n
 
 }  // namespace
 
+std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
+    const mome_model& model = *bank.model;
+    const mome_llama_config& c = model.config;
+    require_arg(tokens != nullptr, "tokens is null");
+    if (n < 1 || n > c.n_ctx_train)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("a question needs 1..%lld tokens, not %lld", static_cast<long long>(c.n_ctx_train),
+                                                  static_cast<long long>(n)));
+    for (int64_t t = 0; t < n; ++t)
+        if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
+            fail(MOME_STATUS_OUT_OF_RANGE, format("token %d at %lld is outside the vocabulary", tokens[t], static_cast<long long>(t)));
+    const LlamaWeights w = load_llama_weights(*model.file, c);
+    Forward f{c, w, RopeParams{}, pool, n, std::vector<int32_t>(static_cast<size_t>(n))};
+    f.rope.n_rot = c.n_rot;
+    f.rope.freq_base = c.rope_freq_base;
+    f.rope.freq_scale = c.rope_freq_scale;
+    f.rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
+    for (int64_t t = 0; t < n; ++t) f.pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    const int64_t D = c.n_embd, l0 = bank.layers[0].block;
+    std::vector<float> x(static_cast<size_t>(n * D));
+    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * D);
+    LayerActivations a;
+    for (int64_t l = 0; l <= l0; ++l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        std::vector<float> h = f.attention(L, x, a);
+        x = f.mlp(L, h, a);
+    }
+    std::vector<float> mean(static_cast<size_t>(D), 0.0f);
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += a.u[static_cast<size_t>(t * D + i)] / static_cast<float>(n);
+    return mean;
+}
+
 FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
                              int n_threads) {
     const mome_model& model = *bank.model;
@@ -129,8 +161,7 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
             for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
         for (float& m : mean) m /= static_cast<float>(answer_start);
         std::vector<float> q(static_cast<size_t>(p.key_dim));
-        const Matrix wq{bank.layers[0].wq.data, MOME_TENSOR_TYPE_F32, p.key_dim, D};
-        matmul_fast(wq, mean.data(), 1, q.data(), pool);
+        project_queries(bank, 0, mean.data(), 1, q.data(), pool, false);
         g.indices.resize(static_cast<size_t>(k));
         g.weights.resize(static_cast<size_t>(k));
         route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);

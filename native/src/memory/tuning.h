@@ -21,6 +21,10 @@ struct FactGradients {
     int32_t n_correct = 0;
 };
 
+// The mean of the memory layer's input (slot 0) over a question's tokens: what routing
+// starts from, before centring and W_q.
+std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
+
 FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
                              int n_threads);
 
