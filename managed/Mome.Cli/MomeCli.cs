@@ -28,7 +28,9 @@ public static class MomeCli
             GenerateCommand.Create(io),
             MemoryCommands.Create(io),
             FactsCommands.Create(io),
+            DemoCommand.Create(io),
         };
+        foreach (var command in TuningCommands.Create(io)) root.Subcommands.Add(command);
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
     }
 }

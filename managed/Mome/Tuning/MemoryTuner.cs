@@ -188,3 +188,10 @@ public sealed unsafe class MemoryTuner
         public float[] VB { get; } = new float[n];
     }
 }
+
+/// <summary>An IProgress that reports on the tuning thread itself, so a handler may safely
+/// use the bank (for example, to save a checkpoint) between epochs.</summary>
+public sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
+{
+    public void Report(T value) => handler(value);
+}

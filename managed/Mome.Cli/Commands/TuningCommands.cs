@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Spectre.Console;
+
+namespace Mome.Cli.Commands;
+
+/// <summary>`mome tune`, `mome ask`, `mome eval`.</summary>
+public static class TuningCommands
+{
+    /// <summary>Bank shape used by `mome tune` for a new bank (sized for small models; change with flags).</summary>
+    public static readonly MemoryOptions TuneDefaults = new() { Experts = 4096, KeyDim = 64, TopK = 32, Rank = 4, Alpha = 4 };
+
+    public static IEnumerable<Command> Create(CliIo io) => [TuneCommand(io), AskCommand(io), EvalCommand(io)];
+
+    private static Command TuneCommand(CliIo io)
+    {
+        var model = new Option<FileInfo>("--model") { Description = "The base model (GGUF).", Required = true };
+        var facts = new Option<FileInfo>("--facts") { Description = "Facts as JSONL: {\"question\": ..., \"answer\": ...} per line.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "The bank file to write (and checkpoint).", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue tuning the bank already at --out." };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => new TuningOptions().Epochs };
+        var lr = new Option<float>("--lr") { Description = "Learning rate (AdamW).", DefaultValueFactory = _ => new TuningOptions().LearningRate };
+        var experts = new Option<long>("--experts") { DefaultValueFactory = _ => TuneDefaults.Experts };
+        var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => TuneDefaults.TopK };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => TuneDefaults.Rank };
+        var every = new Option<int>("--checkpoint-every") { Description = "Save the bank every N epochs.", DefaultValueFactory = _ => 5 };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
+        {
+            model, facts, output, resume, epochs, lr, experts, topK, rank, every, threads,
+        };
+        command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
+        {
+            var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
+            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
+            var path = parse.GetValue(output)!.FullName;
+            using var bank = parse.GetValue(resume) && File.Exists(path)
+                ? MemoryBank.Load(m, path)
+                : MemoryBank.Create(m, TuneDefaults with { Experts = parse.GetValue(experts), TopK = parse.GetValue(topK), Rank = parse.GetValue(rank) });
+            var options = new TuningOptions { Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), Threads = parse.GetValue(threads) };
+            var result = await Tune(io, bank, factList, options, path, parse.GetValue(every), cancellationToken);
+            io.Console.MarkupLineInterpolated(
+                $"Recall [green]{result.Recall:P1}[/] after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F1} s); bank saved to [green]{path}[/].");
+        }));
+        return command;
+    }
+
+    /// <summary>Tunes with a live display and checkpoints; shared by `tune` and `demo`.</summary>
+    public static async Task<TuningResult> Tune(CliIo io, MemoryBank bank, IReadOnlyList<Fact> facts, TuningOptions options, string path,
+        int checkpointEvery, CancellationToken cancellationToken)
+    {
+        var tuner = new MemoryTuner(bank, options);
+        TuningResult? result = null;
+        await io.Console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var recall = ctx.AddTask("recall", maxValue: facts.Count);
+                var progress = new InlineProgress<TuningProgress>(p =>
+                {
+                    recall.Value = p.Memorised;
+                    recall.Description = $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F3}  recall {p.Recall:P0}  {p.FactsPerSecond:F0} facts/s";
+                    if (checkpointEvery > 0 && p.Epoch % checkpointEvery == 0) bank.Save(path);
+                });
+                try
+                {
+                    result = await tuner.TuneAsync(facts, progress, cancellationToken);
+                }
+                finally
+                {
+                    bank.Save(path); // also on cancellation: the last state, written crash-safely
+                }
+            });
+        return result!;
+    }
+
+    private static Command AskCommand(CliIo io)
+    {
+        var model = new Option<FileInfo>("--model") { Required = true };
+        var memory = new Option<FileInfo>("--memory") { Description = "The bank made by `mome tune`.", Required = true };
+        var question = new Argument<string>("question");
+        var command = new Command("ask", "Ask a question: greedy decoding with the memory bank.") { model, memory, question };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
+            using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
+            io.Output.WriteLine(Ask(bank, parse.GetValue(question)!));
+        }));
+        return command;
+    }
+
+    /// <summary>The model's greedy answer to a question, with the bank.</summary>
+    public static string Ask(MemoryBank bank, string question, int maxTokens = 64)
+    {
+        using var generator = new TextGenerator(bank.Model, new SessionOptions { Memory = bank });
+        var prompt = new MemoryTuner(bank).PromptOf(question);
+        return generator.Generate(prompt, new GenerationOptions { MaxTokens = maxTokens }).Trim();
+    }
+
+    private static Command EvalCommand(CliIo io)
+    {
+        var model = new Option<FileInfo>("--model") { Required = true };
+        var memory = new Option<FileInfo>("--memory") { Required = true };
+        var facts = new Option<FileInfo>("--facts") { Required = true };
+        var unrelated = new Option<FileInfo?>("--unrelated") { Description = "Prompts unrelated to the facts, one per line." };
+        var json = new Option<bool>("--json");
+        var command = new Command("eval", "Exact recall, token accuracy and interference (KL on unrelated prompts).") { model, memory, facts, unrelated, json };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
+            var prompts = parse.GetValue(unrelated) is { } file
+                ? File.ReadAllLines(file.FullName).Where(l => l.Trim().Length > 0).ToList()
+                : null;
+            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
+            using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
+            var r = MemoryEvaluator.Evaluate(bank, factList, prompts);
+            if (parse.GetValue(json))
+            {
+                io.Output.WriteLine(new JsonObject
+                {
+                    ["exact_recall"] = r.ExactRecall, ["token_accuracy"] = r.TokenAccuracy, ["interference_kl"] = r.InterferenceKl,
+                    ["facts"] = r.Facts, ["unrelated_prompts"] = r.UnrelatedPrompts,
+                }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return;
+            }
+            io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"exact recall {r.ExactRecall:P1}, token accuracy {r.TokenAccuracy:P1}, interference KL {r.InterferenceKl:F4} ({r.Facts} facts, {r.UnrelatedPrompts} unrelated prompts)"));
+        }));
+        return command;
+    }
+}
