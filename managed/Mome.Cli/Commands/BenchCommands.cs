@@ -15,7 +15,51 @@ public static class BenchCommands
         ForwardCommand(io),
         LoraCommand(io),
         RouterCommand(io),
+        TuneCommand(io),
     };
+
+    private static Command TuneCommand(CliIo io)
+    {
+        var facts = new Option<int>("--facts") { Description = "Random facts to memorise.", DefaultValueFactory = _ => 1000 };
+        var preset = new Option<string>("--preset") { Description = "Synthetic model preset (mini: ~8M parameters).", DefaultValueFactory = _ => "mini" };
+        preset.AcceptOnlyFromAmong([.. SyntheticModelConfig.PresetNames]);
+        var experts = new Option<long>("--experts") { DefaultValueFactory = _ => 16384 };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 60 };
+        var json = new Option<bool>("--json");
+        var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, peak memory, interference.")
+        {
+            facts, preset, experts, epochs, json,
+        };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var path = Path.Combine(ModelCache.Folder, "models", $"{parse.GetValue(preset)}-tune-std025.gguf");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            if (!File.Exists(path))
+                MomeModel.CreateSynthetic(SyntheticModelConfig.Preset(parse.GetValue(preset)!) with { InitStd = 0.25f }, path, seed: 3);
+            using var model = MomeModel.Open(path);
+            using var bank = MemoryBank.Create(model, TuningCommands.TuneDefaults with { Experts = parse.GetValue(experts) });
+            var factList = SyntheticFacts.Random(parse.GetValue(facts), seed: 11);
+            var tuner = new MemoryTuner(bank, new TuningOptions { Epochs = parse.GetValue(epochs) });
+            var result = tuner.TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
+                io.Error.WriteLine($"epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s"))).GetAwaiter().GetResult();
+            var eval = MemoryEvaluator.Evaluate(bank, factList);
+            var rssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
+            var root = new JsonObject
+            {
+                ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
+                ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                ["model"] = Path.GetFileName(path), ["parameters"] = model.Config.ParameterCount, ["facts"] = factList.Count,
+                ["experts"] = bank.Options.Experts, ["top_k"] = bank.Options.TopK, ["rank"] = bank.Options.Rank,
+                ["epochs"] = result.Epochs, ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1),
+                ["facts_per_s"] = Math.Round(result.Epochs * factList.Count / result.Elapsed.TotalSeconds, 1),
+                ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),
+                ["interference_kl"] = Math.Round(eval.InterferenceKl, 4), ["peak_rss_mib"] = Math.Round(rssMiB, 0),
+            };
+            if (parse.GetValue(json)) io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            else foreach (var (key, value) in root) io.Console.WriteLine($"{key,-16} {value}");
+        }));
+        return command;
+    }
 
     private static Command RouterCommand(CliIo io)
     {
