@@ -1,5 +1,7 @@
 #include "cpu/ops_backward.h"
 
+#include "cpu/matmul_variants.h"
+
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -18,11 +20,12 @@ void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps
 }
 
 void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX) {
+    // dX[t] += dY[t][r] * W[r] for every row: one SIMD axpy per row, W read in its own type.
+    const AxpyRowFn axpy = axpy_row_best();
     for (int64_t t = 0; t < n_tokens; ++t)
         for (int64_t r = 0; r < W.rows; ++r) {
             const float g = dY[t * W.rows + r];
-            if (g == 0) continue;
-            for (int64_t k = 0; k < W.cols; ++k) dX[t * W.cols + k] += g * weight_at(W, r, k);
+            if (g != 0) axpy(W, r, g, dX + t * W.cols);
         }
 }
 
