@@ -184,6 +184,31 @@ public sealed unsafe class MemoryBank : IDisposable
         return mean;
     }
 
+    /// <summary>One fact's route, expert gradients and loss (mome_bank_fact_gradients).</summary>
+    internal FactStep FactGradients(int[] tokens, int answerStart, int threads)
+    {
+        var k = Options.TopK;
+        var n = Options.Rank * (int)Model.Config.EmbeddingLength;
+        var step = new FactStep(new int[k], new float[k], new float[k * n], new float[k * n]);
+        MomeFactResult result;
+        fixed (int* t = tokens)
+        fixed (int* i = step.Indices)
+        fixed (float* w = step.Weights)
+        fixed (float* a = step.DA)
+        fixed (float* b = step.DB)
+        {
+            var (tp, ip, wp, ap, bp) = ((IntPtr)t, (IntPtr)i, (IntPtr)w, (IntPtr)a, (IntPtr)b);
+            result = _handle.Use(h =>
+            {
+                MomeFactResult r;
+                Status.Check(NativeMethods.mome_bank_fact_gradients(h, (int*)tp, tokens.Length, answerStart, (int*)ip, (float*)wp,
+                    (float*)ap, (float*)bp, &r, threads));
+                return r;
+            });
+        }
+        return step with { Loss = result.Loss, Correct = result.NCorrect, AnswerTokens = result.NAnswerTokens };
+    }
+
     /// <summary>The router of memory layer <paramref name="slot"/> (0 .. Layers.Count-1).</summary>
     public BankRouter Router(int slot = 0)
     {
@@ -207,6 +232,13 @@ public sealed unsafe class MemoryBank : IDisposable
             Router = (RouterKind)(int)p.Router, WeightType = (TensorType)(int)p.WeightType, Seed = p.Seed,
         };
     });
+}
+
+/// <summary>A fact's route (indices, weights), the gradients of its experts in route order,
+/// its loss and how many answer tokens are already the greedy choice.</summary>
+internal sealed record FactStep(int[] Indices, float[] Weights, float[] DA, float[] DB, double Loss = 0, int Correct = 0, int AnswerTokens = 0)
+{
+    public bool Exact => Correct == AnswerTokens;
 }
 
 /// <summary>One memory layer's router: top-k experts and softmax weights for projected queries.</summary>

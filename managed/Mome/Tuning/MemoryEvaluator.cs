@@ -1,6 +1,4 @@
 using System.Numerics.Tensors;
-using Mome.Interop;
-using Mome.Native;
 
 namespace Mome;
 
@@ -10,7 +8,7 @@ public sealed record EvaluationResult(double ExactRecall, double TokenAccuracy, 
 /// <summary>Measures memorisation: exact recall (every answer token, and the end of the
 /// answer, is the greedy choice), per-token accuracy, and the mean KL divergence between the
 /// base model's and the tuned model's next-token distributions on unrelated prompts.</summary>
-public static unsafe class MemoryEvaluator
+public static class MemoryEvaluator
 {
     /// <summary>Prompts unrelated to any fact, used when the caller gives none.</summary>
     public static IReadOnlyList<string> DefaultUnrelatedPrompts { get; } =
@@ -30,10 +28,10 @@ public static unsafe class MemoryEvaluator
         foreach (var fact in facts)
         {
             var (tokens, answerStart) = tuner.Encode(fact);
-            var (c, n) = Score(bank, tokens, answerStart, options?.Threads ?? 0);
-            correct += c;
-            total += n;
-            if (c == n) exact++;
+            var step = bank.FactGradients(tokens, answerStart, options?.Threads ?? 0);
+            correct += step.Correct;
+            total += step.AnswerTokens;
+            if (step.Exact) exact++;
         }
         unrelated ??= DefaultUnrelatedPrompts;
         var kl = 0.0;
@@ -50,30 +48,6 @@ public static unsafe class MemoryEvaluator
         }
         return new EvaluationResult(facts.Count == 0 ? 0 : (double)exact / facts.Count, total == 0 ? 0 : (double)correct / total,
             unrelated.Count == 0 ? 0 : kl / unrelated.Count, facts.Count, unrelated.Count);
-    }
-
-    private static (int Correct, int Total) Score(MemoryBank bank, int[] tokens, int answerStart, int threads)
-    {
-        var k = bank.Options.TopK;
-        var n = bank.Options.Rank * (int)bank.Model.Config.EmbeddingLength;
-        var scratch = (Indices: new int[k], Weights: new float[k], A: new float[k * n], B: new float[k * n]);
-        MomeFactResult result;
-        fixed (int* t = tokens)
-        fixed (int* i = scratch.Indices)
-        fixed (float* w = scratch.Weights)
-        fixed (float* a = scratch.A)
-        fixed (float* b = scratch.B)
-        {
-            var (tp, ip, wp, ap, bp) = ((IntPtr)t, (IntPtr)i, (IntPtr)w, (IntPtr)a, (IntPtr)b);
-            result = bank.Handle.Use(h =>
-            {
-                MomeFactResult r;
-                Status.Check(NativeMethods.mome_bank_fact_gradients(h, (int*)tp, tokens.Length, answerStart, (int*)ip, (float*)wp,
-                    (float*)ap, (float*)bp, &r, threads));
-                return r;
-            });
-        }
-        return (result.NCorrect, result.NAnswerTokens);
     }
 
     /// <summary>KL(base || tuned) of the softmax distributions of two logit vectors.</summary>

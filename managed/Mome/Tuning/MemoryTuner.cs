@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Mome.Interop;
-using Mome.Native;
 
 namespace Mome;
 
@@ -34,7 +32,7 @@ public sealed record TuningResult(int Epochs, double Recall, double Loss, TimeSp
 /// ends. A fact whose answer is already exact is not updated in that epoch, and every fact is
 /// re-checked each epoch. The bank must have one memory layer.
 /// </summary>
-public sealed unsafe class MemoryTuner
+public sealed class MemoryTuner
 {
     private readonly MemoryBank _bank;
     private readonly TuningOptions _options;
@@ -91,7 +89,7 @@ public sealed unsafe class MemoryTuner
             foreach (var (tokens, answerStart) in encoded)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var step = Gradients(tokens, answerStart);
+                var step = _bank.FactGradients(tokens, answerStart, _options.Threads);
                 total += step.Loss;
                 if (step.Exact) memorised++;
                 else Update(step);
@@ -121,37 +119,8 @@ public sealed unsafe class MemoryTuner
         _bank.SetCentre(0, centre.Select(v => (float)v).ToArray());
     }
 
-    private sealed record Step(int[] Indices, float[] DA, float[] DB, double Loss, bool Exact);
-
-    private Step Gradients(int[] tokens, int answerStart)
-    {
-        var k = _bank.Options.TopK;
-        var n = _bank.Options.Rank * (int)_bank.Model.Config.EmbeddingLength;
-        var indices = new int[k];
-        var weights = new float[k];
-        var da = new float[k * n];
-        var db = new float[k * n];
-        MomeFactResult result = default;
-        fixed (int* t = tokens)
-        fixed (int* i = indices)
-        fixed (float* w = weights)
-        fixed (float* a = da)
-        fixed (float* b = db)
-        {
-            var (tp, ip, wp, ap, bp) = ((IntPtr)t, (IntPtr)i, (IntPtr)w, (IntPtr)a, (IntPtr)b);
-            result = _bank.Handle.Use(h =>
-            {
-                MomeFactResult r;
-                Status.Check(NativeMethods.mome_bank_fact_gradients(h, (int*)tp, tokens.Length, answerStart, (int*)ip, (float*)wp,
-                    (float*)ap, (float*)bp, &r, _options.Threads));
-                return r;
-            });
-        }
-        return new Step(indices, da, db, result.Loss, result.NCorrect == result.NAnswerTokens);
-    }
-
     // AdamW on the routed experts only; state exists for experts that were ever touched.
-    private void Update(Step step)
+    private void Update(FactStep step)
     {
         _step++;
         var n = step.DA.Length / step.Indices.Length;

@@ -82,28 +82,43 @@ void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n
     matmul_backward_input(W, dY.data(), n, dX.data());
 }
 
-}  // namespace
-
-std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
-    const mome_model& model = *bank.model;
-    const mome_llama_config& c = model.config;
+void check_tokens(const mome_llama_config& c, const int32_t* tokens, int64_t n) {
     require_arg(tokens != nullptr, "tokens is null");
     if (n < 1 || n > c.n_ctx_train)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("a question needs 1..%lld tokens, not %lld", static_cast<long long>(c.n_ctx_train),
-                                                  static_cast<long long>(n)));
+        fail(MOME_STATUS_OUT_OF_RANGE, format("%lld tokens: a fact or question needs 1..%lld (the model's context)",
+                                              static_cast<long long>(n), static_cast<long long>(c.n_ctx_train)));
     for (int64_t t = 0; t < n; ++t)
         if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
             fail(MOME_STATUS_OUT_OF_RANGE, format("token %d at %lld is outside the vocabulary", tokens[t], static_cast<long long>(t)));
-    const LlamaWeights w = load_llama_weights(*model.file, c);
+}
+
+// A forward over positions 0..n-1 of one sequence.
+Forward make_forward(const mome_llama_config& c, const LlamaWeights& w, ThreadPool& pool, int64_t n) {
     Forward f{c, w, RopeParams{}, pool, n, std::vector<int32_t>(static_cast<size_t>(n))};
     f.rope.n_rot = c.n_rot;
     f.rope.freq_base = c.rope_freq_base;
     f.rope.freq_scale = c.rope_freq_scale;
     f.rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
     for (int64_t t = 0; t < n; ++t) f.pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    return f;
+}
+
+std::vector<float> embed_all(const LlamaWeights& w, const int32_t* tokens, int64_t n, int64_t d) {
+    std::vector<float> x(static_cast<size_t>(n * d));
+    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * d);
+    return x;
+}
+
+}  // namespace
+
+std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
+    const mome_model& model = *bank.model;
+    const mome_llama_config& c = model.config;
+    check_tokens(c, tokens, n);
+    const LlamaWeights w = load_llama_weights(*model.file, c);
+    const Forward f = make_forward(c, w, pool, n);
     const int64_t D = c.n_embd, l0 = bank.layers[0].block;
-    std::vector<float> x(static_cast<size_t>(n * D));
-    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * D);
+    std::vector<float> x = embed_all(w, tokens, n, D);
     LayerActivations a;
     for (int64_t l = 0; l <= l0; ++l) {
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
@@ -122,28 +137,14 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
     if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
-    require_arg(tokens != nullptr, "tokens is null");
+    check_tokens(c, tokens, n);
     if (n < 2 || answer_start < 1 || answer_start >= n)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
                                                   "answer_start = %lld)", static_cast<long long>(n), static_cast<long long>(answer_start)));
-    if (n > c.n_ctx_train)
-        fail(MOME_STATUS_OUT_OF_RANGE, format("the fact has %lld tokens, more than the model's context of %lld",
-                                              static_cast<long long>(n), static_cast<long long>(c.n_ctx_train)));
-    for (int64_t t = 0; t < n; ++t)
-        if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
-            fail(MOME_STATUS_OUT_OF_RANGE, format("token %d at %lld is outside the vocabulary", tokens[t], static_cast<long long>(t)));
-
     const LlamaWeights w = load_llama_weights(*model.file, c);
-    Forward f{c, w, RopeParams{}, pool, n, std::vector<int32_t>(static_cast<size_t>(n))};
-    f.rope.n_rot = c.n_rot;
-    f.rope.freq_base = c.rope_freq_base;
-    f.rope.freq_scale = c.rope_freq_scale;
-    f.rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
-    for (int64_t t = 0; t < n; ++t) f.pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-
+    const Forward f = make_forward(c, w, pool, n);
     const int64_t D = c.n_embd, l0 = bank.layers[0].block, k = p.top_k, r = p.rank;
-    std::vector<float> x(static_cast<size_t>(n * D));
-    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * D);
+    std::vector<float> x = embed_all(w, tokens, n, D);
 
     FactGradients g;
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
