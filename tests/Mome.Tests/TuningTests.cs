@@ -49,4 +49,39 @@ public sealed class TuningTests
         }
         Assert.That(exact, Is.EqualTo(facts.Count));
     }
+
+    [Test]
+    public async Task AnAnswerLongerThanTheContextIsRefusedBeforeAnyUpdate()
+    {
+        var path = Path.Combine(_dir, "m.gguf");
+        MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny") with { ContextLength = 64 }, path, seed: 3);
+        using var model = MomeModel.Open(path);
+        using var bank = MemoryBank.Create(model, new MemoryOptions { Experts = 256, KeyDim = 16, TopK = 8 });
+        var before = bank.GetExpert(0, 0);
+        var facts = new[] { new Fact("short?", "yes"), new Fact("long?", string.Join(' ', Enumerable.Repeat("word", 100))) };
+        var e = (await Assert.ThrowsAsync<ArgumentException>(() => new MemoryTuner(bank).TuneAsync(facts)))!;
+        Assert.That(e.Message, Does.Contain("fact 2").And.Contain("context holds 64"));
+        Assert.That(bank.GetExpert(0, 0), Is.EqualTo(before), "nothing was trained");
+    }
+
+    [Test]
+    public async Task CancellingMidEpochStopsAndLeavesAUsableBank()
+    {
+        var path = Path.Combine(_dir, "m.gguf");
+        MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny") with { InitStd = 0.25f }, path, seed: 3);
+        using var model = MomeModel.Open(path);
+        using var bank = MemoryBank.Create(model, new MemoryOptions { Experts = 1024, KeyDim = 32, TopK = 16, Rank = 2, Alpha = 4 });
+        using var cancel = new CancellationTokenSource();
+        var epochs = 0;
+        var tuning = new MemoryTuner(bank).TuneAsync(SyntheticFacts.Random(200, seed: 1),
+            new InlineProgress<TuningProgress>(_ => epochs++), cancel.Token);
+        cancel.CancelAfter(TimeSpan.FromMilliseconds(300));
+        await Assert.CatchAsync<OperationCanceledException>(() => tuning);
+        Assert.That(epochs, Is.LessThan(40), "stopped before the epoch budget");
+        var saved = Path.Combine(_dir, "bank.mome");
+        bank.Save(saved);
+        using var reloaded = MemoryBank.Load(model, saved);
+        using var session = new MomeSession(model, new SessionOptions { ContextLength = 32, Memory = reloaded });
+        Assert.That(session.Evaluate([1, 50, 60]).All(float.IsFinite), Is.True);
+    }
 }
