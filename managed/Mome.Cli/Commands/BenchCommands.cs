@@ -44,17 +44,15 @@ public static class BenchCommands
                 io.Error.WriteLine($"epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s"))).GetAwaiter().GetResult();
             var eval = MemoryEvaluator.Evaluate(bank, factList);
             var rssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
-            var root = new JsonObject
+            var root = WithMachine(new JsonObject
             {
-                ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
-                ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
                 ["model"] = Path.GetFileName(path), ["parameters"] = model.Config.ParameterCount, ["facts"] = factList.Count,
                 ["experts"] = bank.Options.Experts, ["top_k"] = bank.Options.TopK, ["rank"] = bank.Options.Rank,
                 ["epochs"] = result.Epochs, ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1),
                 ["facts_per_s"] = Math.Round(result.Epochs * factList.Count / result.Elapsed.TotalSeconds, 1),
                 ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),
                 ["interference_kl"] = Math.Round(eval.InterferenceKl, 4), ["peak_rss_mib"] = Math.Round(rssMiB, 0),
-            };
+            });
             if (parse.GetValue(json)) io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             else foreach (var (key, value) in root) io.Console.WriteLine($"{key,-16} {value}");
         }));
@@ -81,10 +79,8 @@ public static class BenchCommands
                 Ints(parse.GetValue(batches)!), Ints(parse.GetValue(threads)!), parse.GetValue(repeats), copy, m => io.Error.WriteLine(m));
             if (parse.GetValue(json))
             {
-                var root = new JsonObject
+                var root = WithMachine(new JsonObject
                 {
-                    ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
-                    ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
                     ["experts"] = parse.GetValue(experts), ["key_dim"] = parse.GetValue(keyDim), ["top_k"] = parse.GetValue(topK),
                     ["copy_gbps"] = Math.Round(copy, 2),
                     ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
@@ -94,7 +90,7 @@ public static class BenchCommands
                         ["product_qps"] = Math.Round(r.ProductQps, 2), ["f32_bandwidth_fraction"] = Math.Round(r.F32BandwidthFraction, 3),
                         ["bf16_bandwidth_fraction"] = Math.Round(r.Bf16BandwidthFraction, 3), ["top_k_matches_faiss"] = r.TopMatchesFaiss,
                     })]),
-                };
+                });
                 io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return;
             }
@@ -112,6 +108,22 @@ public static class BenchCommands
             io.Console.Write(table);
         }));
         return command;
+    }
+
+    /// <summary>Every benchmark's JSON starts with the machine and the date it ran on.</summary>
+    private static JsonObject WithMachine(JsonObject results)
+    {
+        var root = new JsonObject
+        {
+            ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
+            ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        };
+        foreach (var (key, value) in results.ToList())
+        {
+            results.Remove(key);
+            root[key] = value;
+        }
+        return root;
     }
 
     private static List<int> Ints(string text) => text.Split(',', StringSplitOptions.TrimEntries).Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
@@ -138,10 +150,8 @@ public static class BenchCommands
             var results = LoraComparison.Run(typeList, threadList, parse.GetValue(repeats), copy, m => io.Error.WriteLine(m));
             if (parse.GetValue(json))
             {
-                var root = new JsonObject
+                var root = WithMachine(new JsonObject
                 {
-                    ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
-                    ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
                     ["copy_gbps"] = Math.Round(copy, 2),
                     ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
                     {
@@ -150,7 +160,7 @@ public static class BenchCommands
                         ["ms"] = Math.Round(r.Milliseconds, 4), ["expert_gbps"] = Math.Round(r.ExpertGBps, 3),
                         ["copy_fraction"] = Math.Round(r.CopyFraction, 3),
                     })]),
-                };
+                });
                 io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return;
             }
@@ -199,10 +209,8 @@ public static class BenchCommands
         return command;
     }
 
-    private static JsonObject ToJson(List<ForwardResult> results) => new()
+    private static JsonObject ToJson(List<ForwardResult> results) => WithMachine(new JsonObject
     {
-        ["machine"] = $"{Environment.ProcessorCount} cores, {MomeRuntime.Devices[0].Name}",
-        ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
         {
             ["model"] = r.Model, ["weight_type"] = r.WeightType, ["threads"] = r.Threads,
@@ -212,7 +220,7 @@ public static class BenchCommands
             ["mome_decode_tps"] = Math.Round(r.MomeDecodeTps, 2), ["llama_decode_tps"] = Math.Round(r.LlamaDecodeTps, 2),
             ["decode_ratio"] = Math.Round(r.DecodeRatio, 3),
         })]),
-    };
+    });
 
     private static void WriteTable(IAnsiConsole console, List<ForwardResult> results)
     {
