@@ -25,6 +25,8 @@ internal static class MomeLayout
         ("MomeLoraDesc", 48),
         ("MomeBankParams", 96),
         ("MomeFactResult", 12),
+        ("MomeFactDesc", 32),
+        ("MomeFactGrads", 64),
     ];
 
     public static IReadOnlyList<(string Struct, string Field, int Offset)> Offsets() =>
@@ -133,5 +135,17 @@ internal static class MomeLayout
         ("MomeFactResult", "Loss", 0),
         ("MomeFactResult", "NAnswerTokens", 4),
         ("MomeFactResult", "NCorrect", 8),
+        ("MomeFactDesc", "Tokens", 0),
+        ("MomeFactDesc", "NTokens", 8),
+        ("MomeFactDesc", "AnswerStart", 12),
+        ("MomeFactDesc", "RouteIndices", 16),
+        ("MomeFactDesc", "RouteWeights", 24),
+        ("MomeFactGrads", "Indices", 0),
+        ("MomeFactGrads", "Weights", 8),
+        ("MomeFactGrads", "Da", 16),
+        ("MomeFactGrads", "Db", 24),
+        ("MomeFactGrads", "Dwq", 32),
+        ("MomeFactGrads", "Dkeys", 40),
+        ("MomeFactGrads", "Result", 48),
     ];
 }

@@ -312,17 +312,34 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_bank_route(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, int n_threads);
 
     /// <summary>
-    /// For one fact (tokens = question then answer; the answer starts at `answer_start`):
-    /// routes the question through the bank's memory layer exactly as a session asking the
-    /// question would (mean of the layer's input over tokens[0 .. answer_start-1]), runs the
-    /// frozen model with the bank over all tokens, and backpropagates the mean cross-entropy of
-    /// the answer tokens through the layers above the memory layer into the routed experts.
-    /// Outputs: the route (top_k indices and weights), dA and dB of those experts in route
-    /// order ([top_k x rank x n_embd] each, B transposed as stored), and the loss. The bank must
-    /// have exactly one memory layer. Nothing in the bank changes.
+    /// For one fact: routes the question through the bank's memory layer exactly as a session
+    /// asking the question would (mean of the layer's input over tokens[0 .. answer_start-1],
+    /// minus the routing centre, times W_q), runs the frozen model with the bank over all
+    /// tokens, and backpropagates the mean cross-entropy of the answer tokens through the layers
+    /// above the memory layer into the routed experts (and the router, when asked). The bank
+    /// must have exactly one memory layer. Nothing in the bank changes.
     /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_bank_fact_gradients")]
-    internal static partial MomeStatus mome_bank_fact_gradients(IntPtr /* const mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, int answer_start, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_da, float* /* float* */ out_db, MomeFactResult* /* mome_fact_result* */ out_result, int n_threads);
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_fact_backward")]
+    internal static partial MomeStatus mome_bank_fact_backward(IntPtr /* const mome_bank* */ bank, MomeFactDesc* /* const mome_fact_desc* */ fact, MomeFactGrads* /* mome_fact_grads* */ @out, int n_threads);
+
+    /// <summary>
+    /// The router's tables of memory layer `layer_slot` as F32. W_q: [key_dim x n_embd].
+    /// Keys are addressed by row: a flat router has n_experts rows of key_dim; a product router
+    /// 2 x n_sub rows of key_dim / 2 (the first table's n_sub rows, then the second's). Setters
+    /// round to the bank's storage type, refuse non-finite values (nothing changes), and copy a
+    /// file-backed bank into memory on its first write.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_wq")]
+    internal static partial MomeStatus mome_bank_get_wq(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* float* */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_wq")]
+    internal static partial MomeStatus mome_bank_set_wq(IntPtr /* mome_bank* */ bank, int layer_slot, float* /* const float* */ wq);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_key_rows")]
+    internal static partial MomeStatus mome_bank_get_key_rows(IntPtr /* const mome_bank* */ bank, int layer_slot, long first_row, long n_rows, float* /* float* */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_key_rows")]
+    internal static partial MomeStatus mome_bank_set_key_rows(IntPtr /* mome_bank* */ bank, int layer_slot, long first_row, long n_rows, float* /* const float* */ rows);
 
     /// <summary>
     /// The mean of the memory layer's input over a question's tokens (slot 0 of a one-layer

@@ -410,3 +410,42 @@ internal unsafe struct MomeFactResult
     public int NAnswerTokens;
     public int NCorrect;
 }
+
+/// <summary>
+/// One fact to backpropagate: tokens = question then answer; the answer starts at
+/// `answer_start`. `route_indices` and `route_weights` (top_k each, or both null) give a
+/// route cached from an earlier call, used instead of routing the question (once the router
+/// is frozen a fact always takes the same route).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFactDesc
+{
+    public int* /* const int32_t* */ Tokens;
+    public int NTokens;
+    public int AnswerStart;
+    public int* /* const int32_t* */ RouteIndices;
+    public float* /* const float* */ RouteWeights;
+}
+
+/// <summary>
+/// Outputs of one fact's backward. `indices`, `weights` (top_k each), `da` and `db`
+/// ([top_k x rank x n_embd] each, in route order, B transposed as stored) are required.
+/// `dwq` ([key_dim x n_embd]) and `dkeys` ([top_k x key_dim], route order) are optional
+/// and come together: the router's gradients (through the softmax weights of the route; the
+/// choice of the top k itself has none). Row j of `dkeys` is the gradient of the key that
+/// scored route entry j: for a flat router the key of expert indices[j]; for a product
+/// router its first half belongs to sub-key indices[j] / n_sub of the first table and its
+/// second half to sub-key indices[j] % n_sub of the second (n_sub = sqrt(n_experts); entries
+/// sharing a sub-key add up). Router gradients need live routing (no cached route).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFactGrads
+{
+    public int* /* int32_t* */ Indices;
+    public float* /* float* */ Weights;
+    public float* /* float* */ Da;
+    public float* /* float* */ Db;
+    public float* /* float* */ Dwq;
+    public float* /* float* */ Dkeys;
+    public MomeFactResult Result;
+}

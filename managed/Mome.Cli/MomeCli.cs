@@ -46,7 +46,12 @@ public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Con
             await body();
             return 0;
         }
-        catch (Exception e) when (e is MomeException or IOException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        catch (OperationCanceledException)
+        {
+            await Error.WriteLineAsync("mome: cancelled");
+            return 130;
+        }
+        catch (Exception e) when (e is MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
         {
             await Error.WriteLineAsync($"mome: {e.Message}");
             return 1;
@@ -61,7 +66,7 @@ public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Con
             body();
             return 0;
         }
-        catch (Exception e) when (e is MomeException or IOException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        catch (Exception e) when (e is MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
         {
             Error.WriteLine($"mome: {e.Message}");
             return 1;

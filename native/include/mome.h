@@ -29,7 +29,7 @@
 #endif
 
 /* Bumped whenever a signature or struct layout changes in a way old callers cannot use. */
-#define MOME_ABI_VERSION 2
+#define MOME_ABI_VERSION 3
 
 /* Longest name a device reports, including the terminating NUL. */
 #define MOME_DEVICE_NAME_SIZE 256
@@ -617,19 +617,58 @@ typedef struct mome_fact_result {
     int32_t n_correct;
 } mome_fact_result;
 
-/* For one fact (tokens = question then answer; the answer starts at `answer_start`):
- * routes the question through the bank's memory layer exactly as a session asking the
- * question would (mean of the layer's input over tokens[0 .. answer_start-1]), runs the
- * frozen model with the bank over all tokens, and backpropagates the mean cross-entropy of
- * the answer tokens through the layers above the memory layer into the routed experts.
- * Outputs: the route (top_k indices and weights), dA and dB of those experts in route
- * order ([top_k x rank x n_embd] each, B transposed as stored), and the loss. The bank must
- * have exactly one memory layer. Nothing in the bank changes. */
-MOME_API mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32_t* tokens,
-                                              int32_t n_tokens, int32_t answer_start,
-                                              int32_t* out_indices, float* out_weights,
-                                              float* out_da, float* out_db,
-                                              mome_fact_result* out_result, int32_t n_threads);
+/* One fact to backpropagate: tokens = question then answer; the answer starts at
+ * `answer_start`. `route_indices` and `route_weights` (top_k each, or both null) give a
+ * route cached from an earlier call, used instead of routing the question (once the router
+ * is frozen a fact always takes the same route). */
+typedef struct mome_fact_desc {
+    const int32_t* tokens;
+    int32_t n_tokens;
+    int32_t answer_start;
+    const int32_t* route_indices;
+    const float* route_weights;
+} mome_fact_desc;
+
+/* Outputs of one fact's backward. `indices`, `weights` (top_k each), `da` and `db`
+ * ([top_k x rank x n_embd] each, in route order, B transposed as stored) are required.
+ * `dwq` ([key_dim x n_embd]) and `dkeys` ([top_k x key_dim], route order) are optional
+ * and come together: the router's gradients (through the softmax weights of the route; the
+ * choice of the top k itself has none). Row j of `dkeys` is the gradient of the key that
+ * scored route entry j: for a flat router the key of expert indices[j]; for a product
+ * router its first half belongs to sub-key indices[j] / n_sub of the first table and its
+ * second half to sub-key indices[j] % n_sub of the second (n_sub = sqrt(n_experts); entries
+ * sharing a sub-key add up). Router gradients need live routing (no cached route). */
+typedef struct mome_fact_grads {
+    int32_t* indices;
+    float* weights;
+    float* da;
+    float* db;
+    float* dwq;
+    float* dkeys;
+    mome_fact_result result;
+} mome_fact_grads;
+
+/* For one fact: routes the question through the bank's memory layer exactly as a session
+ * asking the question would (mean of the layer's input over tokens[0 .. answer_start-1],
+ * minus the routing centre, times W_q), runs the frozen model with the bank over all
+ * tokens, and backpropagates the mean cross-entropy of the answer tokens through the layers
+ * above the memory layer into the routed experts (and the router, when asked). The bank
+ * must have exactly one memory layer. Nothing in the bank changes. */
+MOME_API mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc* fact,
+                                             mome_fact_grads* out, int32_t n_threads);
+
+/* The router's tables of memory layer `layer_slot` as F32. W_q: [key_dim x n_embd].
+ * Keys are addressed by row: a flat router has n_experts rows of key_dim; a product router
+ * 2 x n_sub rows of key_dim / 2 (the first table's n_sub rows, then the second's). Setters
+ * round to the bank's storage type, refuse non-finite values (nothing changes), and copy a
+ * file-backed bank into memory on its first write. */
+MOME_API mome_status mome_bank_get_wq(const mome_bank* bank, int32_t layer_slot, float* out);
+MOME_API mome_status mome_bank_set_wq(mome_bank* bank, int32_t layer_slot, const float* wq);
+MOME_API mome_status mome_bank_get_key_rows(const mome_bank* bank, int32_t layer_slot,
+                                            int64_t first_row, int64_t n_rows, float* out);
+MOME_API mome_status mome_bank_set_key_rows(mome_bank* bank, int32_t layer_slot,
+                                            int64_t first_row, int64_t n_rows,
+                                            const float* rows);
 
 /* The mean of the memory layer's input over a question's tokens (slot 0 of a one-layer
  * bank): what per-sequence routing starts from. `out` holds n_embd floats. */

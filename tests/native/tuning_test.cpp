@@ -56,10 +56,12 @@ double session_loss(const mome_model* model, const mome_bank* bank, const std::v
     return loss / static_cast<double>(n - answer_start);
 }
 
-}  // namespace
+constexpr int64_t kExperts = 64, kKeyDim = 8, kTopK = 4, kRank = 2, kEmbd = 64, kPerExpert = kRank * kEmbd;
 
-TEST(Tuning, ExpertGradientsMatchFiniteDifferencesOfTheSessionLoss) {
-    Fixture f;
+// A tiny model whose memory layer sits below its last layer, so the backward crosses a whole
+// attention + MLP layer, and a bank with random B (a fresh bank's B = 0 would hide A's and
+// the router's gradients).
+void make_fixture(Fixture& f, mome_router_kind router) {
     f.path = std::string(::testing::TempDir()) + "mome_tuning_" + std::to_string(getpid()) + ".gguf";
     mome_synthetic_params sp;
     ASSERT_EQ(mome_synthetic_preset("tiny", &sp), MOME_STATUS_OK);
@@ -68,54 +70,178 @@ TEST(Tuning, ExpertGradientsMatchFiniteDifferencesOfTheSessionLoss) {
     ASSERT_EQ(mome_model_open(f.path.c_str(), mome_model_default_params(), &f.model), MOME_STATUS_OK);
     mome_bank_params bp = mome_bank_default_params();
     bp.n_layers = 1;
-    bp.layers[0] = 0;  // below the last layer: the gradient crosses layer 1
-    bp.n_experts = 64;
-    bp.key_dim = 8;
-    bp.top_k = 4;
-    bp.rank = 2;
+    bp.layers[0] = 0;
+    bp.n_experts = kExperts;
+    bp.key_dim = kKeyDim;
+    bp.top_k = kTopK;
+    bp.rank = kRank;
+    bp.router = router;
     ASSERT_EQ(mome_bank_create(f.model, bp, &f.bank), MOME_STATUS_OK) << mome_last_error();
     std::mt19937 rng(3);
     std::normal_distribution<float> normal(0.0f, 0.3f);
-    const int64_t per_expert = 2 * 64;
-    std::vector<float> values(static_cast<size_t>(per_expert));
-    for (int64_t e = 0; e < 64; ++e) {
+    std::vector<float> values(static_cast<size_t>(kPerExpert));
+    for (int64_t e = 0; e < kExperts; ++e) {
         for (float& v : values) v = normal(rng);
         ASSERT_EQ(mome_bank_set_expert(f.bank, 0, e, nullptr, values.data()), MOME_STATUS_OK);
     }
+}
 
-    const std::vector<int32_t> tokens = {1, 40, 41, 42, 43, 44, 60, 61, 62};
-    const int32_t answer_start = 6;
-    std::vector<int32_t> idx(4);
-    std::vector<float> w(4), da(static_cast<size_t>(4 * per_expert)), db(da.size());
+const std::vector<int32_t> kTokens = {1, 40, 41, 42, 43, 44, 60, 61, 62};
+constexpr int32_t kAnswerStart = 6;
+
+struct Backward {
+    std::vector<int32_t> idx = std::vector<int32_t>(kTopK);
+    std::vector<float> w = std::vector<float>(kTopK), da = std::vector<float>(kTopK * kPerExpert), db = da;
+    std::vector<float> dwq = std::vector<float>(kKeyDim * kEmbd), dkeys = std::vector<float>(kTopK * kKeyDim);
     mome_fact_result result{};
-    ASSERT_EQ(mome_bank_fact_gradients(f.bank, tokens.data(), static_cast<int32_t>(tokens.size()), answer_start, idx.data(),
-                                       w.data(), da.data(), db.data(), &result, 1),
-              MOME_STATUS_OK)
-        << mome_last_error();
-    EXPECT_EQ(result.n_answer_tokens, 3);
-    const double base = session_loss(f.model, f.bank, tokens, answer_start);
-    EXPECT_NEAR(result.loss, base, 1e-4 * std::max(1.0, base));
+};
+
+Backward backward(const mome_bank* bank, bool router) {
+    Backward b;
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr};
+    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), router ? b.dwq.data() : nullptr,
+                        router ? b.dkeys.data() : nullptr, {}};
+    EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_OK) << mome_last_error();
+    b.result = out.result;
+    return b;
+}
+
+// Central difference of the session loss in one parameter, set through `set`; nullopt when
+// the step changes the route (top-k choice has no gradient).
+template <class Set>
+bool central_difference(const Fixture& f, const std::vector<int32_t>& route, float keep, double h, Set set, double& out) {
+    set(static_cast<float>(keep + h));
+    const double up = session_loss(f.model, f.bank, kTokens, kAnswerStart);
+    const bool same_up = backward(f.bank, false).idx == route;
+    set(static_cast<float>(keep - h));
+    const double down = session_loss(f.model, f.bank, kTokens, kAnswerStart);
+    const bool same_down = backward(f.bank, false).idx == route;
+    set(keep);
+    out = (up - down) / (2 * h);
+    return same_up && same_down;
+}
+
+}  // namespace
+
+TEST(Tuning, ExpertGradientsMatchFiniteDifferencesOfTheSessionLoss) {
+    Fixture f;
+    make_fixture(f, MOME_ROUTER_KIND_FLAT);
+    const Backward g = backward(f.bank, false);
+    EXPECT_EQ(g.result.n_answer_tokens, 3);
+    const double base = session_loss(f.model, f.bank, kTokens, kAnswerStart);
+    EXPECT_NEAR(g.result.loss, base, 1e-4 * std::max(1.0, base));
 
     // Finite differences on a spread of elements of A and B of every routed expert.
-    const double h = 1e-2;
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < kTopK; ++j)
         for (int64_t i : {0L, 17L, 63L, 64L, 100L, 127L})
             for (bool is_a : {true, false}) {
-                std::vector<float> a(static_cast<size_t>(per_expert)), b(a.size());
-                ASSERT_EQ(mome_bank_get_expert(f.bank, 0, idx[static_cast<size_t>(j)], a.data(), b.data()), MOME_STATUS_OK);
+                const int32_t e = g.idx[static_cast<size_t>(j)];
+                std::vector<float> a(static_cast<size_t>(kPerExpert)), b(a.size());
+                ASSERT_EQ(mome_bank_get_expert(f.bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
                 std::vector<float>& target = is_a ? a : b;
-                const float keep = target[static_cast<size_t>(i)];
-                target[static_cast<size_t>(i)] = static_cast<float>(keep + h);
-                mome_bank_set_expert(f.bank, 0, idx[static_cast<size_t>(j)], a.data(), b.data());
-                const double up = session_loss(f.model, f.bank, tokens, answer_start);
-                target[static_cast<size_t>(i)] = static_cast<float>(keep - h);
-                mome_bank_set_expert(f.bank, 0, idx[static_cast<size_t>(j)], a.data(), b.data());
-                const double down = session_loss(f.model, f.bank, tokens, answer_start);
-                target[static_cast<size_t>(i)] = keep;
-                mome_bank_set_expert(f.bank, 0, idx[static_cast<size_t>(j)], a.data(), b.data());
-                const double numeric = (up - down) / (2 * h);
-                const double analytic = (is_a ? da : db)[static_cast<size_t>(j * per_expert + i)];
-                EXPECT_NEAR(analytic, numeric, 2e-3 + 0.03 * std::fabs(numeric))
-                    << (is_a ? "dA" : "dB") << " expert " << idx[static_cast<size_t>(j)] << " element " << i;
+                double numeric = 0;
+                central_difference(f, g.idx, target[static_cast<size_t>(i)], 1e-2, [&](float v) {
+                    target[static_cast<size_t>(i)] = v;
+                    mome_bank_set_expert(f.bank, 0, e, a.data(), b.data());
+                }, numeric);
+                const double analytic = (is_a ? g.da : g.db)[static_cast<size_t>(j * kPerExpert + i)];
+                EXPECT_NEAR(analytic, numeric, 2e-3 + 0.03 * std::fabs(numeric)) << (is_a ? "dA" : "dB") << " expert " << e << " element " << i;
             }
 }
+
+// Phase 0: W_q and the keys, through the softmax weights of the route, for both routers.
+class RouterGradients : public ::testing::TestWithParam<mome_router_kind> {};
+
+TEST_P(RouterGradients, MatchFiniteDifferencesOfTheSessionLoss) {
+    Fixture f;
+    const mome_router_kind kind = GetParam();
+    make_fixture(f, kind);
+    const Backward g = backward(f.bank, true);
+    const Backward plain = backward(f.bank, false);
+    EXPECT_EQ(g.da, plain.da);  // asking for router gradients changes nothing else
+    double largest = 0;
+    for (float v : g.dwq) largest = std::max(largest, std::fabs(static_cast<double>(v)));
+    ASSERT_GT(largest, 1e-4) << "W_q's gradient vanishes: the check would prove nothing";
+
+    const double h = 1e-2;
+    int checked = 0;
+    std::vector<float> wq(static_cast<size_t>(kKeyDim * kEmbd));
+    ASSERT_EQ(mome_bank_get_wq(f.bank, 0, wq.data()), MOME_STATUS_OK);
+    for (int64_t i : {0L, 9L, 70L, 131L, 200L, 317L, 400L, 511L}) {
+        double numeric = 0;
+        if (!central_difference(f, g.idx, wq[static_cast<size_t>(i)], h, [&](float v) {
+                wq[static_cast<size_t>(i)] = v;
+                ASSERT_EQ(mome_bank_set_wq(f.bank, 0, wq.data()), MOME_STATUS_OK);
+            }, numeric))
+            continue;
+        ++checked;
+        EXPECT_NEAR(g.dwq[static_cast<size_t>(i)], numeric, 2e-4 + 0.03 * std::fabs(numeric)) << "dW_q element " << i;
+    }
+
+    // Keys: a flat router's row j is expert idx[j]'s key; a product router's halves are
+    // sub-key rows idx / n_sub and n_sub + idx % n_sub, shared entries adding up.
+    const int64_t n_sub = 8, half = kKeyDim / 2;
+    for (int j = 0; j < kTopK; ++j)
+        for (int64_t i : {0L, 3L, 5L, 7L}) {
+            const int32_t e = g.idx[static_cast<size_t>(j)];
+            int64_t row = e, element = i, len = kKeyDim;
+            if (kind == MOME_ROUTER_KIND_PRODUCT) row = i < half ? e / n_sub : n_sub + e % n_sub, element = i % half, len = half;
+            double analytic = 0;
+            for (int m = 0; m < kTopK; ++m) {
+                const int32_t other = g.idx[static_cast<size_t>(m)];
+                const bool shares = kind == MOME_ROUTER_KIND_FLAT ? other == e
+                                    : i < half                    ? other / n_sub == e / n_sub
+                                                                  : other % n_sub == e % n_sub;
+                if (shares) analytic += g.dkeys[static_cast<size_t>(m * kKeyDim + i)];
+            }
+            std::vector<float> key(static_cast<size_t>(len));
+            ASSERT_EQ(mome_bank_get_key_rows(f.bank, 0, row, 1, key.data()), MOME_STATUS_OK);
+            double numeric = 0;
+            if (!central_difference(f, g.idx, key[static_cast<size_t>(element)], h, [&](float v) {
+                    key[static_cast<size_t>(element)] = v;
+                    ASSERT_EQ(mome_bank_set_key_rows(f.bank, 0, row, 1, key.data()), MOME_STATUS_OK);
+                }, numeric))
+                continue;
+            ++checked;
+            EXPECT_NEAR(analytic, numeric, 2e-4 + 0.03 * std::fabs(numeric)) << "dkey of route entry " << j << " element " << i;
+        }
+    EXPECT_GE(checked, 20) << "too many steps changed the route";
+}
+
+INSTANTIATE_TEST_SUITE_P(Tuning, RouterGradients, ::testing::Values(MOME_ROUTER_KIND_FLAT, MOME_ROUTER_KIND_PRODUCT));
+
+TEST(Tuning, BackwardRefusesBadRequests) {
+    Fixture f;
+    make_fixture(f, MOME_ROUTER_KIND_FLAT);
+    Backward b;
+    const std::vector<int32_t> route = {1, 2, 3, 64};
+    const std::vector<float> weights(kTopK, 0.25f);
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, route.data(), weights.data()};
+    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
+    EXPECT_EQ(mome_bank_fact_backward(f.bank, &fact, &out, 1), MOME_STATUS_OUT_OF_RANGE);  // expert 64 of 64
+    EXPECT_NE(std::string(mome_last_error()).find("64"), std::string::npos) << mome_last_error();
+    const std::vector<int32_t> good = {1, 2, 3, 4};
+    fact.route_indices = good.data();
+    out.dwq = b.dwq.data();
+    out.dkeys = b.dkeys.data();
+    EXPECT_EQ(mome_bank_fact_backward(f.bank, &fact, &out, 1), MOME_STATUS_INVALID_ARGUMENT);  // router gradients need live routing
+    EXPECT_NE(std::string(mome_last_error()).find("live routing"), std::string::npos) << mome_last_error();
+    out.dkeys = nullptr;
+    fact.route_indices = nullptr;
+    fact.route_weights = nullptr;
+    EXPECT_EQ(mome_bank_fact_backward(f.bank, &fact, &out, 1), MOME_STATUS_INVALID_ARGUMENT);  // dwq without dkeys
+    // A cached route gives exactly what live routing gives.
+    const Backward live = backward(f.bank, false);
+    Backward again;
+    mome_fact_desc cached{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, live.idx.data(), live.w.data()};
+    mome_fact_grads out2{again.idx.data(), again.w.data(), again.da.data(), again.db.data(), nullptr, nullptr, {}};
+    ASSERT_EQ(mome_bank_fact_backward(f.bank, &cached, &out2, 1), MOME_STATUS_OK) << mome_last_error();
+    EXPECT_EQ(again.da, live.da);
+    EXPECT_EQ(again.idx, live.idx);
+    // Key rows outside the table and non-finite values are refused.
+    std::vector<float> row(kKeyDim, 0.0f);
+    EXPECT_EQ(mome_bank_get_key_rows(f.bank, 0, kExperts, 1, row.data()), MOME_STATUS_OUT_OF_RANGE);
+    row[3] = NAN;
+    EXPECT_EQ(mome_bank_set_key_rows(f.bank, 0, 0, 1, row.data()), MOME_STATUS_INVALID_ARGUMENT);
+}
+

@@ -29,7 +29,7 @@ public static class DemoCommand
             var before = MemoryEvaluator.Evaluate(bank, facts, []);
             io.Console.MarkupLineInterpolated($"before tuning: exact recall [red]{before.ExactRecall:P1}[/], token accuracy {before.TokenAccuracy:P1}");
 
-            var result = await TuningCommands.Tune(io, bank, facts, new TuningOptions { Epochs = 60 }, bankPath, 10, cancellationToken);
+            var result = await TuningCommands.Tune(io, bank, facts, new TuningOptions { Epochs = 60, CheckpointPath = bankPath }, cancellationToken);
             var after = MemoryEvaluator.Evaluate(bank, facts);
             io.Console.MarkupLineInterpolated(
                 $"after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F0} s): exact recall [green]{after.ExactRecall:P1}[/], token accuracy {after.TokenAccuracy:P1}, interference KL on unrelated prompts {after.InterferenceKl:F4}");

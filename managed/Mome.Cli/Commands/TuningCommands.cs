@@ -19,62 +19,98 @@ public static class TuningCommands
         var model = new Option<FileInfo>("--model") { Description = "The base model (GGUF).", Required = true };
         var facts = new Option<FileInfo>("--facts") { Description = "Facts as JSONL: {\"question\": ..., \"answer\": ...} per line.", Required = true };
         var output = new Option<FileInfo>("--out") { Description = "The bank file to write (and checkpoint).", Required = true };
-        var resume = new Option<bool>("--resume") { Description = "Continue tuning the bank already at --out." };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => new TuningOptions().Epochs };
-        var lr = new Option<float>("--lr") { Description = "Learning rate (AdamW).", DefaultValueFactory = _ => new TuningOptions().LearningRate };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint at --out (bank and optimiser state) where it stopped." };
+        var defaults = new TuningOptions();
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => defaults.Epochs };
+        var lr = new Option<float>("--lr") { Description = "Learning rate (AdamW).", DefaultValueFactory = _ => defaults.LearningRate };
+        var schedule = new Option<LearningRateSchedule>("--lr-schedule") { Description = "constant, cosine or linear (down to --lr-final of --lr over the epoch budget).", DefaultValueFactory = _ => defaults.Schedule };
+        var final = new Option<float>("--lr-final") { Description = "Where cosine and linear schedules end, as a fraction of --lr.", DefaultValueFactory = _ => defaults.FinalLearningRateRatio };
+        var warmup = new Option<int>("--warmup") { Description = "Updates over which the learning rate ramps up from 0.", DefaultValueFactory = _ => defaults.WarmupSteps };
+        var routerEpochs = new Option<int>("--router-epochs") { Description = "Phase 0: epochs that also train the router (W_q and keys) before it is frozen.", DefaultValueFactory = _ => defaults.RouterEpochs };
+        var routerLr = new Option<float>("--router-lr") { DefaultValueFactory = _ => defaults.RouterLearningRate };
         var experts = new Option<long>("--experts") { DefaultValueFactory = _ => TuneDefaults.Experts };
         var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => TuneDefaults.TopK };
         var rank = new Option<int>("--rank") { DefaultValueFactory = _ => TuneDefaults.Rank };
-        var every = new Option<int>("--checkpoint-every") { Description = "Save the bank every N epochs.", DefaultValueFactory = _ => 5 };
+        var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
-            model, facts, output, resume, epochs, lr, experts, topK, rank, every, threads,
+            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, every, threads,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
         {
             var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             var path = parse.GetValue(output)!.FullName;
-            using var bank = parse.GetValue(resume) && File.Exists(path)
+            var resuming = parse.GetValue(resume) && File.Exists(path);
+            using var bank = resuming
                 ? MemoryBank.Load(m, path)
                 : MemoryBank.Create(m, TuneDefaults with { Experts = parse.GetValue(experts), TopK = parse.GetValue(topK), Rank = parse.GetValue(rank) });
-            var options = new TuningOptions { Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), Threads = parse.GetValue(threads) };
-            var result = await Tune(io, bank, factList, options, path, parse.GetValue(every), cancellationToken);
+            if (!resuming) ProbeWritable(path);
+            var options = new TuningOptions
+            {
+                Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), Schedule = parse.GetValue(schedule),
+                FinalLearningRateRatio = parse.GetValue(final), WarmupSteps = parse.GetValue(warmup),
+                RouterEpochs = parse.GetValue(routerEpochs), RouterLearningRate = parse.GetValue(routerLr), Threads = parse.GetValue(threads),
+                CheckpointPath = path, CheckpointInterval = TimeSpan.FromSeconds(parse.GetValue(every)), Resume = resuming,
+            };
+            var result = await Tune(io, bank, factList, options, cancellationToken);
             io.Console.MarkupLineInterpolated(
                 $"Recall [green]{result.Recall:P1}[/] after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F1} s); bank saved to [green]{path}[/].");
         }));
         return command;
     }
 
-    /// <summary>Tunes with a live display and checkpoints; shared by `tune` and `demo`.</summary>
-    public static async Task<TuningResult> Tune(CliIo io, MemoryBank bank, IReadOnlyList<Fact> facts, TuningOptions options, string path,
-        int checkpointEvery, CancellationToken cancellationToken)
+    // Fails before any work when the bank cannot be written where asked.
+    private static void ProbeWritable(string path)
+    {
+        var folder = Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(folder)) throw new IOException($"cannot write the bank to {path}: the folder {folder} does not exist");
+        var probe = Path.Combine(folder, $".mome-probe-{Environment.ProcessId}");
+        try
+        {
+            File.WriteAllBytes(probe, []);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot write the bank to {path}: {e.Message}", e);
+        }
+        File.Delete(probe);
+    }
+
+    /// <summary>Tunes with a live display; the tuner checkpoints to options.CheckpointPath. Shared by `tune` and `demo`.</summary>
+    public static async Task<TuningResult> Tune(CliIo io, MemoryBank bank, IReadOnlyList<Fact> facts, TuningOptions options,
+        CancellationToken cancellationToken)
     {
         var tuner = new MemoryTuner(bank, options);
         TuningResult? result = null;
-        await io.Console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .StartAsync(async ctx =>
-            {
-                var recall = ctx.AddTask("recall", maxValue: facts.Count);
-                var progress = new InlineProgress<TuningProgress>(p =>
+        try
+        {
+            await io.Console.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .StartAsync(async ctx =>
                 {
-                    recall.Value = p.Memorised;
-                    recall.Description = $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F3}  recall {p.Recall:P0}  {p.FactsPerSecond:F0} facts/s";
-                    if (checkpointEvery > 0 && p.Epoch % checkpointEvery == 0) bank.Save(path);
-                });
-                try
-                {
+                    var recall = ctx.AddTask("recall", maxValue: facts.Count);
+                    var progress = new InlineProgress<TuningProgress>(p =>
+                    {
+                        if (p.Note is { } note)
+                        {
+                            io.Console.MarkupLineInterpolated($"[yellow]{note}[/]");
+                            return;
+                        }
+                        recall.Value = p.Memorised;
+                        recall.Description = string.Create(CultureInfo.InvariantCulture,
+                            $"{(p.RouterPhase ? "router " : "")}epoch {p.Epoch}/{p.Epochs} fact {p.Position}/{p.Total}  loss {p.Loss:F3}  recall {p.Recall:P0}  {p.FactsPerSecond:F0} facts/s  lr {p.LearningRate:G3}");
+                    });
                     result = await tuner.TuneAsync(facts, progress, cancellationToken);
-                }
-                finally
-                {
-                    bank.Save(path); // also on cancellation: the last state, written crash-safely
-                }
-            });
+                });
+        }
+        catch (OperationCanceledException) when (options.CheckpointPath is { } path)
+        {
+            io.Console.MarkupLineInterpolated($"[yellow]stopped[/]: the last checkpoint is at {path} (if one was written); --resume continues from it.");
+            throw;
+        }
         return result!;
     }
-
     private static Command AskCommand(CliIo io)
     {
         var model = new Option<FileInfo>("--model") { Required = true };

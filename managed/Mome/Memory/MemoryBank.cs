@@ -184,26 +184,34 @@ public sealed unsafe class MemoryBank : IDisposable
         return mean;
     }
 
-    /// <summary>One fact's route, expert gradients and loss (mome_bank_fact_gradients).</summary>
-    internal FactStep FactGradients(int[] tokens, int answerStart, int threads)
+    /// <summary>One fact's route, expert gradients and loss (mome_bank_fact_backward): with
+    /// <paramref name="route"/> the fact takes that cached route; with
+    /// <paramref name="routerGradients"/> the gradients of W_q and the route's keys come too.</summary>
+    internal FactStep FactBackward(int[] tokens, int answerStart, (int[] Indices, float[] Weights)? route, bool routerGradients, int threads)
     {
         var k = Options.TopK;
         var n = Options.Rank * (int)Model.Config.EmbeddingLength;
-        var step = new FactStep(new int[k], new float[k], new float[k * n], new float[k * n]);
+        var step = new FactStep(new int[k], new float[k], new float[k * n], new float[k * n],
+            routerGradients ? new float[Options.KeyDim * Model.Config.EmbeddingLength] : null,
+            routerGradients ? new float[k * Options.KeyDim] : null);
         MomeFactResult result;
         fixed (int* t = tokens)
+        fixed (int* ri = route?.Indices)
+        fixed (float* rw = route?.Weights)
         fixed (int* i = step.Indices)
         fixed (float* w = step.Weights)
         fixed (float* a = step.DA)
         fixed (float* b = step.DB)
+        fixed (float* q = step.DWq)
+        fixed (float* kk = step.DKeys)
         {
-            var (tp, ip, wp, ap, bp) = ((IntPtr)t, (IntPtr)i, (IntPtr)w, (IntPtr)a, (IntPtr)b);
+            var fact = new MomeFactDesc { Tokens = t, NTokens = tokens.Length, AnswerStart = answerStart, RouteIndices = ri, RouteWeights = rw };
+            var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk };
+            var (fp, gp) = ((IntPtr)(&fact), (IntPtr)(&grads));
             result = _handle.Use(h =>
             {
-                MomeFactResult r;
-                Status.Check(NativeMethods.mome_bank_fact_gradients(h, (int*)tp, tokens.Length, answerStart, (int*)ip, (float*)wp,
-                    (float*)ap, (float*)bp, &r, threads));
-                return r;
+                Status.Check(NativeMethods.mome_bank_fact_backward(h, (MomeFactDesc*)fp, (MomeFactGrads*)gp, threads));
+                return ((MomeFactGrads*)gp)->Result;
             });
         }
         return step with { Loss = result.Loss, Correct = result.NCorrect, AnswerTokens = result.NAnswerTokens };
@@ -236,7 +244,8 @@ public sealed unsafe class MemoryBank : IDisposable
 
 /// <summary>A fact's route (indices, weights), the gradients of its experts in route order,
 /// its loss and how many answer tokens are already the greedy choice.</summary>
-internal sealed record FactStep(int[] Indices, float[] Weights, float[] DA, float[] DB, double Loss = 0, int Correct = 0, int AnswerTokens = 0)
+internal sealed record FactStep(int[] Indices, float[] Weights, float[] DA, float[] DB, float[]? DWq = null, float[]? DKeys = null,
+    double Loss = 0, int Correct = 0, int AnswerTokens = 0)
 {
     public bool Exact => Correct == AnswerTokens;
 }
@@ -251,6 +260,79 @@ public sealed unsafe class BankRouter
     {
         _bank = bank;
         _slot = slot;
+    }
+
+    /// <summary>Key rows: a flat router has one row of KeyDim per expert; a product router
+    /// 2 x sqrt(Experts) rows of KeyDim / 2 (the first sub-key table, then the second).</summary>
+    public long KeyRows => _bank.Options.Router == RouterKind.Product ? 2 * SubKeys : _bank.Options.Experts;
+
+    public int KeyRowLength => _bank.Options.Router == RouterKind.Product ? (int)_bank.Options.KeyDim / 2 : (int)_bank.Options.KeyDim;
+
+    /// <summary>sqrt(Experts): the rows of each sub-key table of a product router.</summary>
+    public long SubKeys => (long)Math.Round(Math.Sqrt(_bank.Options.Experts));
+
+    /// <summary>The query projection W_q [KeyDim x n_embd], row-major.</summary>
+    public float[] GetQueryProjection()
+    {
+        var wq = new float[_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength];
+        fixed (float* p = wq)
+        {
+            var pp = (IntPtr)p;
+            _bank.Handle.Use(b =>
+            {
+                Status.Check(NativeMethods.mome_bank_get_wq(b, _slot, (float*)pp));
+                return 0;
+            });
+        }
+        return wq;
+    }
+
+    public void SetQueryProjection(ReadOnlySpan<float> wq)
+    {
+        if (wq.Length != _bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength)
+            throw new ArgumentException($"W_q needs KeyDim x n_embd = {_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength} values", nameof(wq));
+        fixed (float* p = wq)
+        {
+            var pp = (IntPtr)p;
+            _bank.Handle.Use(b =>
+            {
+                Status.Check(NativeMethods.mome_bank_set_wq(b, _slot, (float*)pp));
+                return 0;
+            });
+        }
+    }
+
+    /// <summary>Key rows [first, first + count) as F32.</summary>
+    public float[] GetKeyRows(long first, int count)
+    {
+        var rows = new float[(long)count * KeyRowLength];
+        fixed (float* p = rows)
+        {
+            var pp = (IntPtr)p;
+            _bank.Handle.Use(b =>
+            {
+                Status.Check(NativeMethods.mome_bank_get_key_rows(b, _slot, first, count, (float*)pp));
+                return 0;
+            });
+        }
+        return rows;
+    }
+
+    /// <summary>Overwrites whole key rows from <paramref name="first"/> (rounded to the bank's type).</summary>
+    public void SetKeyRows(long first, ReadOnlySpan<float> rows)
+    {
+        if (rows.IsEmpty || rows.Length % KeyRowLength != 0)
+            throw new ArgumentException($"key rows are {KeyRowLength} values each", nameof(rows));
+        var count = rows.Length / KeyRowLength;
+        fixed (float* p = rows)
+        {
+            var pp = (IntPtr)p;
+            _bank.Handle.Use(b =>
+            {
+                Status.Check(NativeMethods.mome_bank_set_key_rows(b, _slot, first, count, (float*)pp));
+                return 0;
+            });
+        }
     }
 
     /// <summary>Routes queries [n x KeyDim]: indices and weights [n x TopK], best first.</summary>

@@ -28,7 +28,7 @@ public static class MemoryEvaluator
         foreach (var fact in facts)
         {
             var (tokens, answerStart) = tuner.Encode(fact);
-            var step = bank.FactGradients(tokens, answerStart, options?.Threads ?? 0);
+            var step = bank.FactBackward(tokens, answerStart, null, false, options?.Threads ?? 0);
             correct += step.Correct;
             total += step.AnswerTokens;
             if (step.Exact) exact++;

@@ -2,6 +2,16 @@ using System.Diagnostics;
 
 namespace Mome;
 
+/// <summary>How the learning rate moves over the epoch budget (after any warm-up).</summary>
+public enum LearningRateSchedule
+{
+    Constant,
+    /// <summary>Half a cosine from the rate down to <see cref="TuningOptions.FinalLearningRateRatio"/> of it.</summary>
+    Cosine,
+    /// <summary>A straight line from the rate down to <see cref="TuningOptions.FinalLearningRateRatio"/> of it.</summary>
+    Linear,
+}
+
 /// <summary>Options of memory tuning.</summary>
 public sealed record TuningOptions
 {
@@ -10,17 +20,41 @@ public sealed record TuningOptions
     public string PromptTemplate { get; init; } = "Q: {question}\nA:";
     public int Epochs { get; init; } = 40;
     public float LearningRate { get; init; } = 0.1f;
+    public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Constant;
+    /// <summary>Updates over which the rate ramps up linearly from 0 (0: none).</summary>
+    public int WarmupSteps { get; init; }
+    public float FinalLearningRateRatio { get; init; } = 0.1f;
     public float Beta1 { get; init; } = 0.9f;
     public float Beta2 { get; init; } = 0.999f;
     public float WeightDecay { get; init; }
+    /// <summary>Optional phase 0: the first RouterEpochs epochs also train W_q and the keys
+    /// (so that similar questions pick similar experts); then the router is frozen and each
+    /// fact's route is computed once and cached.</summary>
+    public int RouterEpochs { get; init; }
+    public float RouterLearningRate { get; init; } = 0.01f;
     public int Threads { get; init; }
+    /// <summary>Where the bank is checkpointed (its optimiser state goes to "&lt;path&gt;.state");
+    /// null: no checkpoints.</summary>
+    public string? CheckpointPath { get; init; }
+    /// <summary>Least time between checkpoints (taken between facts); one is always written
+    /// when tuning ends. Zero: after every fact.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Continue from the checkpoint at CheckpointPath: the bank given to the tuner must
+    /// be the one loaded from there. Its state file restores the position and the optimiser.</summary>
+    public bool Resume { get; init; }
 }
 
-/// <summary>Where tuning stands after an epoch.</summary>
+/// <summary>Where tuning stands: reported after every epoch and a few times a second within one.</summary>
 public sealed record TuningProgress(int Epoch, int Epochs, double Loss, int Memorised, int Total, double FactsPerSecond,
     TimeSpan Elapsed, TimeSpan? Remaining)
 {
     public double Recall => Total == 0 ? 0 : (double)Memorised / Total;
+    /// <summary>Facts done in this epoch (Total when the epoch is complete).</summary>
+    public int Position { get; init; }
+    public bool RouterPhase { get; init; }
+    public double LearningRate { get; init; }
+    /// <summary>A one-off message, such as where a resumed run continues.</summary>
+    public string? Note { get; init; }
 }
 
 /// <summary>The outcome of <see cref="MemoryTuner.TuneAsync"/>.</summary>
@@ -34,10 +68,14 @@ public sealed record TuningResult(int Epochs, double Recall, double Loss, TimeSp
 /// </summary>
 public sealed class MemoryTuner
 {
+    private static readonly TimeSpan ReportEvery = TimeSpan.FromMilliseconds(250);
     private readonly MemoryBank _bank;
     private readonly TuningOptions _options;
     private readonly MomeTokenizer _tokenizer;
-    private readonly Dictionary<long, AdamState> _state = [];
+    private readonly BankRouter _router;
+    private Dictionary<long, float[][]> _experts = [];
+    private Dictionary<long, float[][]> _keyRows = [];
+    private float[][]? _wq;
     private long _step;
 
     public MemoryTuner(MemoryBank bank, TuningOptions? options = null)
@@ -47,7 +85,10 @@ public sealed class MemoryTuner
         _options = options ?? new TuningOptions();
         if (bank.Options.Layers.Count != 1)
             throw new ArgumentException($"tuning needs a bank with one memory layer; this one has {bank.Options.Layers.Count}", nameof(bank));
+        if (_options.Resume && _options.CheckpointPath is null)
+            throw new ArgumentException("resuming needs the checkpoint path the bank was loaded from", nameof(options));
         _tokenizer = MomeTokenizer.FromModel(bank.Model);
+        _router = bank.Router(0);
     }
 
     public MomeTokenizer Tokenizer => _tokenizer;
@@ -63,9 +104,27 @@ public sealed class MemoryTuner
 
     public string PromptOf(string question) => _options.PromptTemplate.Replace("{question}", question, StringComparison.Ordinal);
 
+    /// <summary>Tunes until every fact is recalled or the epoch budget ends. Cancelling stops
+    /// between facts and writes nothing: the last checkpoint stays as it was.</summary>
     public Task<TuningResult> TuneAsync(IReadOnlyList<Fact> facts, IProgress<TuningProgress>? progress = null,
         CancellationToken cancellationToken = default) =>
         Task.Run(() => Tune(facts, progress, cancellationToken), cancellationToken);
+
+    /// <summary>The learning rate of an update <paramref name="progress"/> (0..1) of the way
+    /// through the epoch budget, after <paramref name="step"/> earlier updates.</summary>
+    public static double LearningRateAt(TuningOptions options, double baseRate, long step, double progress)
+    {
+        var warm = options.WarmupSteps > 0 ? Math.Min(1.0, (step + 1.0) / options.WarmupSteps) : 1.0;
+        var floor = options.FinalLearningRateRatio;
+        var p = Math.Clamp(progress, 0, 1);
+        var decay = options.Schedule switch
+        {
+            LearningRateSchedule.Cosine => floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * p)),
+            LearningRateSchedule.Linear => 1 - (1 - floor) * p,
+            _ => 1.0,
+        };
+        return baseRate * warm * decay;
+    }
 
     private TuningResult Tune(IReadOnlyList<Fact> facts, IProgress<TuningProgress>? progress, CancellationToken cancellationToken)
     {
@@ -76,31 +135,107 @@ public sealed class MemoryTuner
         for (var i = 0; i < encoded.Count; i++)
             if (encoded[i].Tokens.Length > context)
                 throw new ArgumentException($"fact {i + 1} is {encoded[i].Tokens.Length} tokens long; the model's context holds {context}");
+        var factsHash = TuningCheckpoint.HashFacts(encoded.Select(e => e.Tokens.Append(e.AnswerStart).ToArray()));
+        string? note = null;
+        var start = _options.Resume ? Restore(factsHash, out note) : null;
+        if (start is null) CentreRouting(encoded);
+        var position = start ?? new TuningCheckpoint.Header(0, 0, 0, 0, 0, 0, factsHash, "");
+        if (position.Epoch >= _options.Epochs)
+            throw new ArgumentException($"the checkpoint has already run {position.Epoch} epochs, the whole budget of {_options.Epochs}: give a larger epoch budget to continue");
+        if (note is not null) progress?.Report(new TuningProgress(position.Epoch + 1, _options.Epochs, double.NaN, 0, encoded.Count, 0, TimeSpan.Zero, null) { Note = note });
+
         var watch = Stopwatch.StartNew();
-        CentreRouting(encoded);
+        var earlier = TimeSpan.FromSeconds(position.ElapsedSeconds);
+        var lastCheckpoint = watch.Elapsed;
+        var lastReport = watch.Elapsed;
+        var routes = new (int[] Indices, float[] Weights)?[encoded.Count];
+        long factsDone = 0;
+        var epoch = position.Epoch;
         var loss = double.NaN;
         var memorised = 0;
-        var epoch = 0;
         while (epoch < _options.Epochs)
         {
-            epoch++;
-            var total = 0.0;
-            memorised = 0;
-            foreach (var (tokens, answerStart) in encoded)
+            var routerPhase = epoch < _options.RouterEpochs;
+            var first = epoch == position.Epoch ? position.Position : 0;
+            var total = epoch == position.Epoch ? position.EpochLoss : 0.0;
+            memorised = epoch == position.Epoch ? position.EpochMemorised : 0;
+            for (var i = first; i < encoded.Count; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var step = _bank.FactGradients(tokens, answerStart, _options.Threads);
+                var (tokens, answerStart) = encoded[i];
+                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads);
+                if (!routerPhase) routes[i] ??= (step.Indices, step.Weights);
                 total += step.Loss;
+                factsDone++;
+                var lr = LearningRateAt(_options, _options.LearningRate, _step, (epoch + (double)i / encoded.Count) / _options.Epochs);
                 if (step.Exact) memorised++;
-                else Update(step);
+                else Update(step, lr, routerPhase ? LearningRateAt(_options, _options.RouterLearningRate, _step, (epoch + (double)i / encoded.Count) / _options.Epochs) : 0);
+                var done = i + 1 == encoded.Count;
+                if (_options.CheckpointPath is { } path && !done && watch.Elapsed - lastCheckpoint >= _options.CheckpointInterval)
+                {
+                    SaveCheckpoint(path, new TuningCheckpoint.Header(epoch, i + 1, _step, total, memorised, (earlier + watch.Elapsed).TotalSeconds, factsHash, ""));
+                    lastCheckpoint = watch.Elapsed;
+                }
+                if (progress is not null && (done || watch.Elapsed - lastReport >= ReportEvery))
+                {
+                    lastReport = watch.Elapsed;
+                    var perSecond = factsDone / Math.Max(watch.Elapsed.TotalSeconds, 1e-9);
+                    var left = (long)(_options.Epochs - epoch) * encoded.Count - (i + 1);
+                    progress.Report(new TuningProgress(epoch + 1, _options.Epochs, total / (i + 1), memorised, encoded.Count, perSecond,
+                        earlier + watch.Elapsed, done && memorised == encoded.Count && !routerPhase ? TimeSpan.Zero : TimeSpan.FromSeconds(left / perSecond))
+                    {
+                        Position = i + 1, RouterPhase = routerPhase, LearningRate = lr,
+                    });
+                }
             }
             loss = total / encoded.Count;
-            var perSecond = epoch * encoded.Count / watch.Elapsed.TotalSeconds;
-            var remaining = memorised == encoded.Count ? TimeSpan.Zero : TimeSpan.FromSeconds((_options.Epochs - epoch) * encoded.Count / perSecond);
-            progress?.Report(new TuningProgress(epoch, _options.Epochs, loss, memorised, encoded.Count, perSecond, watch.Elapsed, remaining));
-            if (memorised == encoded.Count) break;
+            epoch++;
+            if (memorised == encoded.Count && epoch >= _options.RouterEpochs) break;
         }
-        return new TuningResult(epoch, (double)memorised / encoded.Count, loss, watch.Elapsed);
+        if (_options.CheckpointPath is { } final)
+            SaveCheckpoint(final, new TuningCheckpoint.Header(epoch, 0, _step, 0, 0, (earlier + watch.Elapsed).TotalSeconds, factsHash, ""));
+        return new TuningResult(epoch, (double)memorised / encoded.Count, loss, earlier + watch.Elapsed);
+    }
+
+    // The bank first, then the state that names it: a crash between the two leaves a state
+    // that does not match the bank, which resuming recognises.
+    private void SaveCheckpoint(string path, TuningCheckpoint.Header position)
+    {
+        _bank.Save(path);
+        new TuningCheckpoint
+        {
+            Position = position with { BankHash = TuningCheckpoint.HashFile(path) },
+            Experts = _experts, KeyRows = _keyRows, Wq = _wq,
+        }.Save(TuningCheckpoint.StatePath(path));
+    }
+
+    // The position and optimiser of the checkpoint the bank was loaded from, or null (with a
+    // note saying why) when there is none to continue.
+    private TuningCheckpoint.Header? Restore(string factsHash, out string? note)
+    {
+        var path = _options.CheckpointPath!;
+        var statePath = TuningCheckpoint.StatePath(path);
+        if (!File.Exists(statePath))
+        {
+            note = $"no tuning state at {statePath}: tuning the bank as saved with a fresh optimiser";
+            return null;
+        }
+        var expertLength = _bank.Options.Rank * (int)_bank.Model.Config.EmbeddingLength;
+        var state = TuningCheckpoint.Load(statePath, _bank.Options.Experts, expertLength, _router.KeyRows, _router.KeyRowLength,
+            (int)(_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength));
+        if (state.Position.FactsHash != factsHash)
+        {
+            note = "the facts (or the prompt template) differ from the checkpoint's: tuning the bank as saved with a fresh optimiser";
+            return null;
+        }
+        if (!File.Exists(path) || state.Position.BankHash != TuningCheckpoint.HashFile(path))
+        {
+            note = $"the tuning state belongs to another version of {path} (a run stopped between writing the two): tuning the bank as saved with a fresh optimiser";
+            return null;
+        }
+        (_experts, _keyRows, _wq, _step) = (state.Experts, state.KeyRows, state.Wq, state.Position.Step);
+        note = $"resuming at epoch {state.Position.Epoch + 1}, fact {state.Position.Position + 1}, after {state.Position.Step} updates";
+        return state.Position;
     }
 
     // A fresh bank routes from raw inputs, which questions differing in a few words share
@@ -119,42 +254,72 @@ public sealed class MemoryTuner
         _bank.SetCentre(0, centre.Select(v => (float)v).ToArray());
     }
 
-    // AdamW on the routed experts only; state exists for experts that were ever touched.
-    private void Update(FactStep step)
+    // AdamW on the routed experts only (and, in the router phase, on W_q and the route's key
+    // rows); state exists for what was ever touched.
+    private void Update(FactStep step, double lr, double routerLr)
     {
         _step++;
         var n = step.DA.Length / step.Indices.Length;
-        var lr = _options.LearningRate;
         var correction1 = 1 - Math.Pow(_options.Beta1, _step);
         var correction2 = 1 - Math.Pow(_options.Beta2, _step);
         for (var j = 0; j < step.Indices.Length; j++)
         {
             var expert = step.Indices[j];
-            if (!_state.TryGetValue(expert, out var state)) _state[expert] = state = new AdamState(n);
+            if (!_experts.TryGetValue(expert, out var state)) _experts[expert] = state = [new float[n], new float[n], new float[n], new float[n]];
             var (a, b) = _bank.GetExpert(0, expert);
-            Apply(a, step.DA.AsSpan(j * n, n), state.MA, state.VA);
-            Apply(b, step.DB.AsSpan(j * n, n), state.MB, state.VB);
+            Apply(a, step.DA.AsSpan(j * n, n), state[0], state[1], lr);
+            Apply(b, step.DB.AsSpan(j * n, n), state[2], state[3], lr);
             _bank.SetExpert(0, expert, a, b);
         }
+        if (step.DWq is null || step.DKeys is null) return;
 
-        void Apply(float[] p, ReadOnlySpan<float> g, float[] m, float[] v)
+        var wq = _router.GetQueryProjection();
+        _wq ??= [new float[wq.Length], new float[wq.Length]];
+        Apply(wq, step.DWq, _wq[0], _wq[1], routerLr);
+        _router.SetQueryProjection(wq);
+        foreach (var (row, gradient) in KeyRowGradients(step))
+        {
+            if (!_keyRows.TryGetValue(row, out var state)) _keyRows[row] = state = [new float[gradient.Length], new float[gradient.Length]];
+            var key = _router.GetKeyRows(row, 1);
+            Apply(key, gradient, state[0], state[1], routerLr);
+            _router.SetKeyRows(row, key);
+        }
+
+        void Apply(float[] p, ReadOnlySpan<float> g, float[] m, float[] v, double rate)
         {
             for (var i = 0; i < p.Length; i++)
             {
                 m[i] = _options.Beta1 * m[i] + (1 - _options.Beta1) * g[i];
                 v[i] = _options.Beta2 * v[i] + (1 - _options.Beta2) * g[i] * g[i];
                 var update = m[i] / correction1 / (Math.Sqrt(v[i] / correction2) + 1e-8);
-                p[i] = (float)(p[i] - lr * (update + _options.WeightDecay * p[i]));
+                p[i] = (float)(p[i] - rate * (update + _options.WeightDecay * p[i]));
             }
         }
     }
 
-    private sealed class AdamState(int n)
+    // The route's key gradients by key row: a flat router's entry j is expert j's row; a
+    // product router's halves go to the two sub-key rows (shared rows add up).
+    private Dictionary<long, float[]> KeyRowGradients(FactStep step)
     {
-        public float[] MA { get; } = new float[n];
-        public float[] VA { get; } = new float[n];
-        public float[] MB { get; } = new float[n];
-        public float[] VB { get; } = new float[n];
+        var keyDim = (int)_bank.Options.KeyDim;
+        var rows = new Dictionary<long, float[]>();
+        void Add(long row, ReadOnlySpan<float> g)
+        {
+            if (!rows.TryGetValue(row, out var sum)) rows[row] = sum = new float[g.Length];
+            for (var i = 0; i < g.Length; i++) sum[i] += g[i];
+        }
+        for (var j = 0; j < step.Indices.Length; j++)
+        {
+            var g = step.DKeys.AsSpan(j * keyDim, keyDim);
+            if (_bank.Options.Router == RouterKind.Product)
+            {
+                var sub = _router.SubKeys;
+                Add(step.Indices[j] / sub, g[..(keyDim / 2)]);
+                Add(sub + step.Indices[j] % sub, g[(keyDim / 2)..]);
+            }
+            else Add(step.Indices[j], g);
+        }
+        return rows;
     }
 }
 

@@ -127,35 +127,6 @@ const MemoryLayer& layer_at(const mome_bank* bank, int32_t slot, int64_t expert)
     return bank->layers[static_cast<size_t>(slot)];
 }
 
-void read_rows(const TableBytes& t, int64_t first, int64_t count, float* dst) {
-    const size_t elem = element_size(t.type);
-    for (int64_t i = 0; i < count; ++i) {
-        const uint8_t* p = t.data + static_cast<uint64_t>(first + i) * elem;
-        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(dst + i, p, 4);
-        else {
-            uint16_t h;
-            std::memcpy(&h, p, 2);
-            dst[i] = t.type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
-        }
-    }
-}
-
-void write_rows(TableBytes& t, int64_t first, int64_t count, const float* src) {
-    if (t.owned.empty()) {  // borrowed from a mapped file: copy before the first write
-        t.owned.assign(t.data, t.data + t.size);
-        t.data = t.owned.data();
-    }
-    const size_t elem = element_size(t.type);
-    for (int64_t i = 0; i < count; ++i) {
-        uint8_t* p = t.owned.data() + static_cast<uint64_t>(first + i) * elem;
-        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(p, src + i, 4);
-        else {
-            const uint16_t h = t.type == MOME_TENSOR_TYPE_F16 ? float_to_f16(src[i]) : float_to_bf16(src[i]);
-            std::memcpy(p, &h, 2);
-        }
-    }
-}
-
 }  // namespace
 
 extern "C" {
@@ -165,8 +136,8 @@ mome_status mome_bank_get_expert(const mome_bank* bank, int32_t layer_slot, int6
         require_arg(bank != nullptr, "bank is null");
         const MemoryLayer& l = layer_at(bank, layer_slot, expert);
         const int64_t n = bank->params.rank * bank->model->config.n_embd;
-        if (a) read_rows(l.a, expert * n, n, a);
-        if (b) read_rows(l.b, expert * n, n, b);
+        if (a) read_floats(l.a, expert * n, n, a);
+        if (b) read_floats(l.b, expert * n, n, b);
     });
 }
 
@@ -183,8 +154,8 @@ mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t ex
                         fail(MOME_STATUS_INVALID_ARGUMENT, format("expert %lld: value %lld of %s is not finite",
                                                                   static_cast<long long>(expert), static_cast<long long>(i),
                                                                   v == a ? "A" : "B"));
-        if (a) write_rows(l.a, expert * n, n, a);
-        if (b) write_rows(l.b, expert * n, n, b);
+        if (a) write_floats(l.a, expert * n, n, a);
+        if (b) write_floats(l.b, expert * n, n, b);
     });
 }
 
@@ -192,20 +163,24 @@ mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t ex
 
 extern "C" {
 
-mome_status mome_bank_fact_gradients(const mome_bank* bank, const int32_t* tokens, int32_t n_tokens, int32_t answer_start,
-                                     int32_t* out_indices, float* out_weights, float* out_da, float* out_db,
-                                     mome_fact_result* out_result, int32_t n_threads) {
+mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc* fact, mome_fact_grads* out, int32_t n_threads) {
     return guarded([&] {
-        require_arg(bank != nullptr && out_indices != nullptr && out_weights != nullptr && out_da != nullptr &&
-                        out_db != nullptr && out_result != nullptr,
-                    "bank or an output pointer is null");
+        require_arg(bank != nullptr && fact != nullptr && out != nullptr, "bank, fact or out is null");
+        require_arg(out->indices != nullptr && out->weights != nullptr && out->da != nullptr && out->db != nullptr,
+                    "out->indices, weights, da and db are required");
+        require_arg((out->dwq == nullptr) == (out->dkeys == nullptr), "out->dwq and out->dkeys come together: give both or neither");
         const int threads = threads_or_all(n_threads);
-        const FactGradients g = fact_gradients(*bank, tokens, n_tokens, answer_start, shared_pool(threads), threads);
-        std::copy(g.indices.begin(), g.indices.end(), out_indices);
-        std::copy(g.weights.begin(), g.weights.end(), out_weights);
-        std::copy(g.da.begin(), g.da.end(), out_da);
-        std::copy(g.db.begin(), g.db.end(), out_db);
-        *out_result = mome_fact_result{static_cast<float>(g.loss), g.n_answer, g.n_correct};
+        const FactInput input{fact->tokens, fact->n_tokens, fact->answer_start, fact->route_indices, fact->route_weights};
+        const FactGradients g = fact_gradients(*bank, input, out->dwq != nullptr, shared_pool(threads), threads);
+        std::copy(g.indices.begin(), g.indices.end(), out->indices);
+        std::copy(g.weights.begin(), g.weights.end(), out->weights);
+        std::copy(g.da.begin(), g.da.end(), out->da);
+        std::copy(g.db.begin(), g.db.end(), out->db);
+        if (out->dwq) {
+            std::copy(g.dwq.begin(), g.dwq.end(), out->dwq);
+            std::copy(g.dkeys.begin(), g.dkeys.end(), out->dkeys);
+        }
+        out->result = mome_fact_result{static_cast<float>(g.loss), g.n_answer, g.n_correct};
     });
 }
 
@@ -225,7 +200,7 @@ mome_status mome_bank_get_centre(const mome_bank* bank, int32_t layer_slot, floa
     return guarded([&] {
         require_arg(bank != nullptr && out != nullptr, "bank or out is null");
         const MemoryLayer& l = layer_at(bank, layer_slot, 0);
-        read_rows(l.centre, 0, bank->model->config.n_embd, out);
+        read_floats(l.centre, 0, bank->model->config.n_embd, out);
     });
 }
 
@@ -236,7 +211,72 @@ mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, const floa
         const int64_t d = bank->model->config.n_embd;
         for (int64_t i = 0; i < d; ++i)
             if (!std::isfinite(centre[i])) fail(MOME_STATUS_INVALID_ARGUMENT, format("centre value %lld is not finite", static_cast<long long>(i)));
-        write_rows(bank->layers[static_cast<size_t>(layer_slot)].centre, 0, d, centre);
+        write_floats(bank->layers[static_cast<size_t>(layer_slot)].centre, 0, d, centre);
+    });
+}
+
+}  // extern "C"
+
+namespace {
+
+// Key rows of a layer: flat, n_experts rows of key_dim; product, 2 x n_sub rows of key_dim / 2.
+int64_t key_row_length(const mome_bank& bank) {
+    return bank.params.router == MOME_ROUTER_KIND_PRODUCT ? bank.params.key_dim / 2 : bank.params.key_dim;
+}
+
+void check_key_rows(const mome_bank& bank, const MemoryLayer& l, int64_t first, int64_t count) {
+    const int64_t rows = static_cast<int64_t>(l.keys.size / element_size(l.keys.type)) / key_row_length(bank);
+    if (first < 0 || count < 0 || first > rows || count > rows - first)
+        fail(MOME_STATUS_OUT_OF_RANGE, format("key rows %lld..%lld are outside the layer's %lld rows", static_cast<long long>(first),
+                                              static_cast<long long>(first + count - 1), static_cast<long long>(rows)));
+}
+
+void require_finite(const float* v, int64_t n, const char* what) {
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i])) fail(MOME_STATUS_INVALID_ARGUMENT, format("%s value %lld is not finite", what, static_cast<long long>(i)));
+}
+
+}  // namespace
+
+extern "C" {
+
+mome_status mome_bank_get_wq(const mome_bank* bank, int32_t layer_slot, float* out) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        const MemoryLayer& l = layer_at(bank, layer_slot, 0);
+        read_floats(l.wq, 0, bank->params.key_dim * bank->model->config.n_embd, out);
+    });
+}
+
+mome_status mome_bank_set_wq(mome_bank* bank, int32_t layer_slot, const float* wq) {
+    return guarded([&] {
+        require_arg(bank != nullptr && wq != nullptr, "bank or wq is null");
+        layer_at(bank, layer_slot, 0);
+        const int64_t n = bank->params.key_dim * bank->model->config.n_embd;
+        require_finite(wq, n, "W_q");
+        write_floats(bank->layers[static_cast<size_t>(layer_slot)].wq, 0, n, wq);
+    });
+}
+
+mome_status mome_bank_get_key_rows(const mome_bank* bank, int32_t layer_slot, int64_t first_row, int64_t n_rows, float* out) {
+    return guarded([&] {
+        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
+        const MemoryLayer& l = layer_at(bank, layer_slot, 0);
+        check_key_rows(*bank, l, first_row, n_rows);
+        const int64_t len = key_row_length(*bank);
+        read_floats(l.keys, first_row * len, n_rows * len, out);
+    });
+}
+
+mome_status mome_bank_set_key_rows(mome_bank* bank, int32_t layer_slot, int64_t first_row, int64_t n_rows, const float* rows) {
+    return guarded([&] {
+        require_arg(bank != nullptr && rows != nullptr, "bank or rows is null");
+        layer_at(bank, layer_slot, 0);
+        MemoryLayer& l = bank->layers[static_cast<size_t>(layer_slot)];
+        check_key_rows(*bank, l, first_row, n_rows);
+        const int64_t len = key_row_length(*bank);
+        require_finite(rows, n_rows * len, "key");
+        write_floats(l.keys, first_row * len, n_rows * len, rows);
     });
 }
 

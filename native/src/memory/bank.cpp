@@ -73,6 +73,35 @@ TableBytes table(mome_tensor_type type, std::vector<int64_t> shape) {
 
 size_t element_size(mome_tensor_type type) { return type == MOME_TENSOR_TYPE_F32 ? 4 : 2; }
 
+void read_floats(const TableBytes& t, int64_t first, int64_t count, float* dst) {
+    const size_t elem = element_size(t.type);
+    for (int64_t i = 0; i < count; ++i) {
+        const uint8_t* p = t.data + static_cast<uint64_t>(first + i) * elem;
+        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(dst + i, p, 4);
+        else {
+            uint16_t h;
+            std::memcpy(&h, p, 2);
+            dst[i] = t.type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
+        }
+    }
+}
+
+void write_floats(TableBytes& t, int64_t first, int64_t count, const float* src) {
+    if (t.owned.empty()) {  // borrowed from a mapped file: copy before the first write
+        t.owned.assign(t.data, t.data + t.size);
+        t.data = t.owned.data();
+    }
+    const size_t elem = element_size(t.type);
+    for (int64_t i = 0; i < count; ++i) {
+        uint8_t* p = t.owned.data() + static_cast<uint64_t>(first + i) * elem;
+        if (t.type == MOME_TENSOR_TYPE_F32) std::memcpy(p, src + i, 4);
+        else {
+            const uint16_t h = t.type == MOME_TENSOR_TYPE_F16 ? float_to_f16(src[i]) : float_to_bf16(src[i]);
+            std::memcpy(p, &h, 2);
+        }
+    }
+}
+
 std::vector<int64_t> wq_shape(const mome_bank_params& p, const mome_llama_config& c) { return {p.key_dim, c.n_embd}; }
 
 std::vector<int64_t> centre_shape(const mome_llama_config& c) { return {c.n_embd}; }

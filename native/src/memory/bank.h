@@ -45,8 +45,13 @@ std::vector<int64_t> expert_shape(const mome_bank_params& p, const mome_llama_co
 // once per open model.
 uint32_t model_fingerprint(const mome_model& model);
 
-// 1 / sqrt(n_sub) etc.: element size of a storage type.
+// Bytes of one element of a storage type (F32, F16 or BF16).
 size_t element_size(mome_tensor_type type);
+
+// Elements [first, first + count) of a table as F32, and back (rounded to the table's type;
+// a table borrowed from a mapped file is copied into memory before its first write).
+void read_floats(const TableBytes& t, int64_t first, int64_t count, float* dst);
+void write_floats(TableBytes& t, int64_t first, int64_t count, const float* src);
 
 }  // namespace mome
 

@@ -109,6 +109,63 @@ std::vector<float> embed_all(const LlamaWeights& w, const int32_t* tokens, int64
     return x;
 }
 
+// The router's gradients. The memory layer adds delta_t = s * sum_j w_j B_j A_j u_t with
+// w = softmax(score / T) over the route and score_j = q . key_j / sqrt(key_dim); so
+// dL/dw_j = s * sum_t <B_j A_j u_t, dx_t>, through the softmax to the scores, then to the
+// query q = W_q (mean - centre) and to each route entry's key.
+void router_backward(const mome_bank& bank, const std::vector<float>& u, int64_t n, const std::vector<float>& dx,
+                     const std::vector<float>& a_local, const std::vector<float>& b_local, const std::vector<float>& query,
+                     const std::vector<float>& centred, FactGradients& g) {
+    const mome_bank_params& p = bank.params;
+    const int64_t D = bank.model->config.n_embd, k = p.top_k, r = p.rank, kd = p.key_dim;
+    const double lora_scale = p.alpha / static_cast<double>(p.rank);
+    std::vector<double> dw(static_cast<size_t>(k), 0.0);
+    for (int64_t j = 0; j < k; ++j) {
+        const float* A = a_local.data() + j * r * D;
+        const float* B = b_local.data() + j * r * D;
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t i = 0; i < r; ++i) {
+                double z = 0, back = 0;
+                for (int64_t e = 0; e < D; ++e) {
+                    z += static_cast<double>(A[i * D + e]) * u[static_cast<size_t>(t * D + e)];
+                    back += static_cast<double>(B[i * D + e]) * dx[static_cast<size_t>(t * D + e)];
+                }
+                dw[static_cast<size_t>(j)] += lora_scale * z * back;
+            }
+    }
+    double mean_dw = 0;
+    for (int64_t j = 0; j < k; ++j) mean_dw += g.weights[static_cast<size_t>(j)] * dw[static_cast<size_t>(j)];
+    // d(dot product) of each route entry: softmax backward, then the 1/sqrt(key_dim) scale.
+    const double key_scale = 1.0 / std::sqrt(static_cast<double>(kd));
+    std::vector<double> ddot(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j)
+        ddot[static_cast<size_t>(j)] = g.weights[static_cast<size_t>(j)] * (dw[static_cast<size_t>(j)] - mean_dw) / p.temperature * key_scale;
+
+    // The key each route entry was scored with (a product router: its two sub-keys).
+    const TableBytes& keys = bank.layers[0].keys;
+    const int64_t n_sub = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(p.n_experts)))), half = kd / 2;
+    std::vector<float> key(static_cast<size_t>(kd));
+    std::vector<double> dq(static_cast<size_t>(kd), 0.0);
+    g.dkeys.assign(static_cast<size_t>(k * kd), 0.0f);
+    for (int64_t j = 0; j < k; ++j) {
+        const int64_t e = g.indices[static_cast<size_t>(j)];
+        if (p.router == MOME_ROUTER_KIND_PRODUCT) {
+            read_floats(keys, (e / n_sub) * half, half, key.data());
+            read_floats(keys, (n_sub + e % n_sub) * half, half, key.data() + half);
+        } else {
+            read_floats(keys, e * kd, kd, key.data());
+        }
+        for (int64_t i = 0; i < kd; ++i) {
+            dq[static_cast<size_t>(i)] += ddot[static_cast<size_t>(j)] * key[static_cast<size_t>(i)];
+            g.dkeys[static_cast<size_t>(j * kd + i)] = static_cast<float>(ddot[static_cast<size_t>(j)] * query[static_cast<size_t>(i)]);
+        }
+    }
+    g.dwq.assign(static_cast<size_t>(kd * D), 0.0f);
+    for (int64_t i = 0; i < kd; ++i)
+        for (int64_t e = 0; e < D; ++e)
+            g.dwq[static_cast<size_t>(i * D + e)] = static_cast<float>(dq[static_cast<size_t>(i)] * centred[static_cast<size_t>(e)]);
+}
+
 }  // namespace
 
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
@@ -131,8 +188,14 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
     return mean;
 }
 
-FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
+FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
                              int n_threads) {
+    const int32_t* tokens = fact.tokens;
+    const int64_t n = fact.n, answer_start = fact.answer_start;
+    const bool cached = fact.route_indices != nullptr;
+    require_arg(cached == (fact.route_weights != nullptr), "a cached route needs both its indices and its weights");
+    if (router_gradients && cached)
+        fail(MOME_STATUS_INVALID_ARGUMENT, "router gradients need live routing: give no cached route when asking for them");
     const mome_model& model = *bank.model;
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
@@ -148,7 +211,7 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
 
     FactGradients g;
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
-    std::vector<float> u0;
+    std::vector<float> u0, query, centred;  // the memory layer's input; the routing query and what W_q saw
     for (int64_t l = 0; l < c.n_layer; ++l) {
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
         LayerActivations& a = acts[static_cast<size_t>(l)];
@@ -161,14 +224,23 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
         for (int64_t t = 0; t < answer_start; ++t)
             for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
         for (float& m : mean) m /= static_cast<float>(answer_start);
-        std::vector<float> q(static_cast<size_t>(p.key_dim));
-        project_queries(bank, 0, mean.data(), 1, q.data(), pool, false);
-        g.indices.resize(static_cast<size_t>(k));
-        g.weights.resize(static_cast<size_t>(k));
-        route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+        if (cached) {
+            g.indices.assign(fact.route_indices, fact.route_indices + k);
+            g.weights.assign(fact.route_weights, fact.route_weights + k);
+        } else {
+            query.resize(static_cast<size_t>(p.key_dim));
+            project_queries(bank, 0, mean.data(), 1, query.data(), pool, false);
+            centred.resize(static_cast<size_t>(D));
+            read_floats(bank.layers[0].centre, 0, D, centred.data());
+            for (int64_t i = 0; i < D; ++i) centred[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - centred[static_cast<size_t>(i)];
+            g.indices.resize(static_cast<size_t>(k));
+            g.weights.resize(static_cast<size_t>(k));
+            route_bank(bank, 0, query.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+        }
         const int64_t offsets[] = {0, n};
         LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};
         LoraBatch b{u0.data(), n, offsets, 1, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+        if (cached) check_lora_batch(tables, b);
         std::vector<float> delta(static_cast<size_t>(n * D), 0.0f);
         lora_apply(tables, b, delta.data(), pool);
         for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
@@ -249,21 +321,11 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
     // Into the routed experts: gather them as F32 (route order), then the LoRA backward.
     const int64_t per_expert = r * D;
     std::vector<float> a_local(static_cast<size_t>(k * per_expert)), b_local(a_local.size());
-    const size_t elem = element_size(p.weight_type);
-    for (int64_t j = 0; j < k; ++j)
-        for (int64_t i = 0; i < per_expert; ++i) {
-            const uint64_t at = (static_cast<uint64_t>(g.indices[static_cast<size_t>(j)]) * per_expert + i) * elem;
-            for (auto [src, dst] : {std::pair{bank.layers[0].a.data, &a_local}, std::pair{bank.layers[0].b.data, &b_local}}) {
-                float value;
-                if (p.weight_type == MOME_TENSOR_TYPE_F32) std::memcpy(&value, src + at, 4);
-                else {
-                    uint16_t h;
-                    std::memcpy(&h, src + at, 2);
-                    value = p.weight_type == MOME_TENSOR_TYPE_F16 ? f16_to_float(h) : bf16_to_float(h);
-                }
-                (*dst)[static_cast<size_t>(j * per_expert + i)] = value;
-            }
-        }
+    for (int64_t j = 0; j < k; ++j) {
+        const int64_t first = static_cast<int64_t>(g.indices[static_cast<size_t>(j)]) * per_expert;
+        read_floats(bank.layers[0].a, first, per_expert, a_local.data() + j * per_expert);
+        read_floats(bank.layers[0].b, first, per_expert, b_local.data() + j * per_expert);
+    }
     std::vector<int32_t> local(static_cast<size_t>(k));
     for (int64_t j = 0; j < k; ++j) local[static_cast<size_t>(j)] = static_cast<int32_t>(j);
     const LoraTables tables{MOME_TENSOR_TYPE_F32, k, D, p.rank, reinterpret_cast<const uint8_t*>(a_local.data()),
@@ -273,6 +335,7 @@ FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64
     g.da.assign(a_local.size(), 0.0f);
     g.db.assign(b_local.size(), 0.0f);
     lora_backward(tables, b, dx.data(), g.da.data(), g.db.data(), nullptr);
+    if (router_gradients) router_backward(bank, u0, n, dx, a_local, b_local, query, centred, g);
     return g;
 }
 

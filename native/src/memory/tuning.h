@@ -12,10 +12,21 @@ namespace mome {
 
 class ThreadPool;
 
+// One fact: question then answer tokens; optionally a cached route (both null: route).
+struct FactInput {
+    const int32_t* tokens = nullptr;
+    int64_t n = 0;
+    int64_t answer_start = 0;
+    const int32_t* route_indices = nullptr;
+    const float* route_weights = nullptr;
+};
+
 struct FactGradients {
     std::vector<int32_t> indices;  // the route, best first
     std::vector<float> weights;
     std::vector<float> da, db;     // [top_k x rank x n_embd] in route order
+    std::vector<float> dwq;        // [key_dim x n_embd], when router gradients were asked for
+    std::vector<float> dkeys;      // [top_k x key_dim] in route order (see mome_fact_grads)
     double loss = 0;
     int32_t n_answer = 0;
     int32_t n_correct = 0;
@@ -25,7 +36,7 @@ struct FactGradients {
 // starts from, before centring and W_q.
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
 
-FactGradients fact_gradients(const mome_bank& bank, const int32_t* tokens, int64_t n, int64_t answer_start, ThreadPool& pool,
+FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
                              int n_threads);
 
 }  // namespace mome
