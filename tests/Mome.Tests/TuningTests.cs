@@ -23,7 +23,7 @@ public sealed class TuningTests
         var facts = SyntheticFacts.Random(100, seed: 11);
         var tuner = new MemoryTuner(bank, new TuningOptions { Epochs = 60, LearningRate = 0.1f });
         var log = new List<TuningProgress>();
-        var result = await tuner.TuneAsync(facts, new Progress<TuningProgress>(log.Add));
+        var result = await tuner.TuneAsync(facts, new InlineProgress<TuningProgress>(log.Add));
         TestContext.Out.WriteLine($"epochs {result.Epochs}, recall {result.Recall:P1}, loss {result.Loss:F4}, {result.Elapsed}");
         Assert.That(result.Recall, Is.EqualTo(1.0));
         Assert.That(log, Is.Not.Empty);

@@ -197,16 +197,18 @@ public sealed class MemoryTuner
         return new TuningResult(epoch, (double)memorised / encoded.Count, loss, earlier + watch.Elapsed);
     }
 
-    // The bank first, then the state that names it: a crash between the two leaves a state
-    // that does not match the bank, which resuming recognises.
+    // The bank to a side file, then the state that names it, then the bank into place: killed
+    // anywhere, the bank at `path` matches the new state or the one kept before it.
     private void SaveCheckpoint(string path, TuningCheckpoint.Header position)
     {
-        _bank.Save(path);
+        var next = path + ".next";
+        _bank.Save(next);
         new TuningCheckpoint
         {
-            Position = position with { BankHash = TuningCheckpoint.HashFile(path) },
+            Position = position with { BankHash = TuningCheckpoint.HashFile(next) },
             Experts = _experts, KeyRows = _keyRows, Wq = _wq,
         }.Save(TuningCheckpoint.StatePath(path));
+        File.Move(next, path, overwrite: true);
     }
 
     // The position and optimiser of the checkpoint the bank was loaded from, or null (with a
@@ -220,22 +222,29 @@ public sealed class MemoryTuner
             note = $"no tuning state at {statePath}: tuning the bank as saved with a fresh optimiser";
             return null;
         }
-        var expertLength = _bank.Options.Rank * (int)_bank.Model.Config.EmbeddingLength;
-        var state = TuningCheckpoint.Load(statePath, _bank.Options.Experts, expertLength, _router.KeyRows, _router.KeyRowLength,
-            (int)(_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength));
+        var bankHash = File.Exists(path) ? TuningCheckpoint.HashFile(path) : "";
+        var state = Read(statePath);
+        if (state.Position.BankHash != bankHash && File.Exists(TuningCheckpoint.PreviousPath(statePath)))
+        {
+            var previous = Read(TuningCheckpoint.PreviousPath(statePath));
+            if (previous.Position.BankHash == bankHash) state = previous; // stopped before the bank's rename
+        }
         if (state.Position.FactsHash != factsHash)
         {
             note = "the facts (or the prompt template) differ from the checkpoint's: tuning the bank as saved with a fresh optimiser";
             return null;
         }
-        if (!File.Exists(path) || state.Position.BankHash != TuningCheckpoint.HashFile(path))
+        if (state.Position.BankHash != bankHash)
         {
-            note = $"the tuning state belongs to another version of {path} (a run stopped between writing the two): tuning the bank as saved with a fresh optimiser";
+            note = $"the tuning state does not belong to the bank at {path}: tuning the bank as saved with a fresh optimiser";
             return null;
         }
         (_experts, _keyRows, _wq, _step) = (state.Experts, state.KeyRows, state.Wq, state.Position.Step);
         note = $"resuming at epoch {state.Position.Epoch + 1}, fact {state.Position.Position + 1}, after {state.Position.Step} updates";
         return state.Position;
+
+        TuningCheckpoint Read(string file) => TuningCheckpoint.Load(file, _bank.Options.Experts, _bank.Options.Rank * (int)_bank.Model.Config.EmbeddingLength,
+            _router.KeyRows, _router.KeyRowLength, (int)(_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength));
     }
 
     // A fresh bank routes from raw inputs, which questions differing in a few words share

@@ -73,8 +73,12 @@ internal sealed class TuningCheckpoint
             memory.CopyTo(file);
             file.Flush(flushToDisk: true);
         }
+        if (File.Exists(path)) File.Move(path, PreviousPath(path), overwrite: true);
         File.Move(temporary, path, overwrite: true);
     }
+
+    /// <summary>Where saving a state keeps the one it replaces.</summary>
+    public static string PreviousPath(string statePath) => statePath + ".prev";
 
     private static void WriteSection(BinaryWriter w, Dictionary<long, float[][]> rows)
     {

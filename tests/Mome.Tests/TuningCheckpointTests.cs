@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Mome.Tests;
+
+/// <summary>Checkpoints of memory tuning: resuming continues exactly where a run stopped
+/// (bank, position, optimiser, schedule, router phase), damaged or mismatched state files are
+/// recognised, and killing `mome tune` at any moment never leaves a corrupt bank.</summary>
+[NonParallelizable]
+public sealed class TuningCheckpointTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = TestPaths.NewTempDir();
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly MemoryOptions SmallBank = new() { Experts = 1024, KeyDim = 32, TopK = 16, Rank = 2, Alpha = 4, Seed = 9 };
+
+    private MomeModel TinyModel()
+    {
+        var path = Path.Combine(_dir, "m.gguf");
+        MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny") with { InitStd = 0.25f }, path, seed: 3);
+        return MomeModel.Open(path);
+    }
+
+    // Every trainable value of the bank: each expert's A and B, W_q and the keys.
+    private static List<float[]> Snapshot(MemoryBank bank)
+    {
+        var values = new List<float[]>();
+        for (var e = 0; e < bank.Options.Experts; e++)
+        {
+            var (a, b) = bank.GetExpert(0, e);
+            values.Add(a);
+            values.Add(b);
+        }
+        var router = bank.Router();
+        values.Add(router.GetQueryProjection());
+        values.Add(router.GetKeyRows(0, (int)router.KeyRows));
+        return values;
+    }
+
+    [Test]
+    public async Task ResumingContinuesExactlyWhereTheRunStopped()
+    {
+        using var model = TinyModel();
+        var facts = SyntheticFacts.Random(30, seed: 4);
+        var options = new TuningOptions
+        {
+            Epochs = 4, Threads = 1, RouterEpochs = 1, Schedule = LearningRateSchedule.Cosine, WarmupSteps = 10,
+        };
+
+        using var straight = MemoryBank.Create(model, SmallBank);
+        var whole = await new MemoryTuner(straight, options).TuneAsync(facts);
+
+        // The same run, checkpointing after every fact, cancelled during its third epoch.
+        var path = Path.Combine(_dir, "bank.mome");
+        var checkpointed = options with { CheckpointPath = path, CheckpointInterval = TimeSpan.Zero };
+        using (var first = MemoryBank.Create(model, SmallBank))
+        {
+            using var cancel = new CancellationTokenSource();
+            var progress = new InlineProgress<TuningProgress>(p =>
+            {
+                if (p.Epoch == 3) cancel.Cancel();
+            });
+            await Assert.CatchAsync<OperationCanceledException>(() => new MemoryTuner(first, checkpointed).TuneAsync(facts, progress, cancel.Token));
+        }
+        using var resumed = MemoryBank.Load(model, path);
+        var notes = new List<string>();
+        var rest = await new MemoryTuner(resumed, checkpointed with { Resume = true })
+            .TuneAsync(facts, new InlineProgress<TuningProgress>(p => { if (p.Note is { } n) notes.Add(n); }));
+        Assert.That(notes, Has.Count.EqualTo(1));
+        Assert.That(notes[0], Does.StartWith("resuming at epoch 3"));
+        Assert.That(rest.Epochs, Is.EqualTo(whole.Epochs));
+        Assert.That(rest.Recall, Is.EqualTo(whole.Recall));
+        Assert.That(rest.Loss, Is.EqualTo(whole.Loss).Within(1e-9));
+        var expected = Snapshot(straight);
+        var actual = Snapshot(resumed);
+        for (var i = 0; i < expected.Count; i++)
+            Assert.That(actual[i], Is.EqualTo(expected[i]), $"table {i} differs from the uninterrupted run");
+        using var fresh = MemoryBank.Create(model, SmallBank);
+        Assert.That(expected[^2], Is.Not.EqualTo(fresh.Router().GetQueryProjection()), "the router phase changed W_q");
+    }
+
+    [Test]
+    public async Task AStateFileFromAnotherBankVersionIsNotUsedAndADamagedOneIsNamed()
+    {
+        using var model = TinyModel();
+        var facts = SyntheticFacts.Random(10, seed: 4);
+        var path = Path.Combine(_dir, "bank.mome");
+        var options = new TuningOptions { Epochs = 2, Threads = 1, CheckpointPath = path };
+        var firstBank = Path.Combine(_dir, "first.mome");
+        using (var bank = MemoryBank.Create(model, SmallBank))
+        {
+            await new MemoryTuner(bank, options).TuneAsync(facts);
+            File.Copy(path, firstBank);
+            // A crash between the bank's write and the state's: the bank moved on alone.
+            bank.SetExpert(0, 0, new float[bank.Options.Rank * model.Config.EmbeddingLength], null);
+            bank.Save(path);
+        }
+        var statePath = path + ".state";
+        var good = File.ReadAllBytes(statePath);
+
+        async Task<List<string>> ResumeNotes(int epochs)
+        {
+            using var bank = MemoryBank.Load(model, path);
+            var notes = new List<string>();
+            await new MemoryTuner(bank, options with { Resume = true, Epochs = epochs })
+                .TuneAsync(facts, new InlineProgress<TuningProgress>(p => { if (p.Note is { } n) notes.Add(n); }));
+            return notes;
+        }
+        Assert.That((await ResumeNotes(3)).Single(), Does.Contain("does not belong to the bank").And.Contain("fresh optimiser"));
+
+        // Killed after writing a new state but before renaming its bank into place: the bank
+        // is the older one, which the kept previous state names.
+        File.Copy(firstBank, path, overwrite: true);
+        Assert.That((await ResumeNotes(4)).Single(), Does.StartWith("resuming at epoch 3, fact 1"));
+
+        // Damaged: one flipped byte; truncated; a forged header whose checksum is right but
+        // whose row count is absurd (no huge allocation: refused by the file's length).
+        good = File.ReadAllBytes(statePath);
+        var flipped = (byte[])good.Clone();
+        flipped[good.Length / 2] ^= 0x40;
+        File.WriteAllBytes(statePath, flipped);
+        var e = (await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!;
+        Assert.That(e.Message, Does.Contain(statePath).And.Contain("checksum"));
+        File.WriteAllBytes(statePath, good[..20]);
+        Assert.That((await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!.Message, Does.Contain(statePath));
+        File.WriteAllBytes(statePath, Forge(good, rowCount: ulong.MaxValue / 2));
+        Assert.That((await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!.Message, Does.Contain("do not fit"));
+
+        // A finished budget is said plainly.
+        File.WriteAllBytes(statePath, good);
+        var budget = (await Assert.ThrowsAsync<ArgumentException>(() => ResumeNotes(1)))!;
+        Assert.That(budget.Message, Does.Contain("larger epoch budget"));
+    }
+
+    // The state file with its first section's row count replaced and its checksum redone.
+    private static byte[] Forge(byte[] state, ulong rowCount)
+    {
+        var headerLength = BitConverter.ToInt32(state, 12);
+        var at = 16 + headerLength + 4;
+        var body = state[..^32];
+        BitConverter.GetBytes(rowCount).CopyTo(body, at);
+        return [.. body, .. SHA256.HashData(body)];
+    }
+
+    [Test]
+    public void LearningRateSchedules()
+    {
+        var cosine = new TuningOptions { Schedule = LearningRateSchedule.Cosine, FinalLearningRateRatio = 0.1f };
+        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 0.0), Is.EqualTo(2.0).Within(1e-6));
+        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 0.5), Is.EqualTo(1.1).Within(1e-6));
+        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 1.0), Is.EqualTo(0.2).Within(1e-6));
+        var linear = new TuningOptions { Schedule = LearningRateSchedule.Linear, FinalLearningRateRatio = 0.1f, WarmupSteps = 4 };
+        Assert.That(MemoryTuner.LearningRateAt(linear, 1.0, 100, 0.25), Is.EqualTo(0.775).Within(1e-6));
+        Assert.That(MemoryTuner.LearningRateAt(linear, 1.0, 0, 0.0), Is.EqualTo(0.25).Within(1e-12), "first of 4 warm-up steps");
+        Assert.That(MemoryTuner.LearningRateAt(new TuningOptions(), 0.1, 0, 0.9), Is.EqualTo(0.1).Within(1e-12), "constant");
+    }
+
+    [Test]
+    public void KillingTuneAtAnyMomentNeverLeavesACorruptBank()
+    {
+        using (var model = TinyModel()) { }
+        var modelPath = Path.Combine(_dir, "m.gguf");
+        var factsPath = Path.Combine(_dir, "facts.jsonl");
+        FactsFile.Save(factsPath, SyntheticFacts.Random(60, seed: 8));
+        var path = Path.Combine(_dir, "bank.mome");
+        string[] Args(bool resume) =>
+        [
+            "tune", "--model", modelPath, "--facts", factsPath, "--out", path, "--experts", "1024", "--top-k", "16", "--rank", "2",
+            "--threads", "1", "--checkpoint-seconds", "0", "--epochs", "60", .. resume ? new[] { "--resume" } : [],
+        ];
+        var random = new Random(5);
+        for (var kill = 0; kill < 5; kill++)
+        {
+            using var process = StartCli(Args(kill > 0));
+            Thread.Sleep(1500 + random.Next(2000));
+            if (process.HasExited) break;
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            if (!File.Exists(path)) continue;
+            using var model = MomeModel.Open(modelPath);
+            Assert.DoesNotThrow(() => MemoryBank.Load(model, path).Dispose(), $"the bank after kill {kill + 1} loads");
+        }
+        using var last = StartCli(Args(true));
+        var output = last.StandardOutput.ReadToEndAsync();
+        var error = last.StandardError.ReadToEndAsync();
+        Assert.That(last.WaitForExit(TimeSpan.FromMinutes(3)), Is.True, "the resumed run finishes");
+        TestContext.Out.WriteLine(output.Result);
+        Assert.That(last.ExitCode, Is.EqualTo(0), error.Result);
+        Assert.That(output.Result, Does.Match(@"Recall 100\.0 ?%"));
+        Assert.That(output.Result, Does.Contain("resuming at epoch"), "the final run continued from a checkpoint");
+        using var final = MomeModel.Open(modelPath);
+        using var bank = MemoryBank.Load(final, path);
+        Assert.That(MemoryEvaluator.Evaluate(bank, FactsFile.Load(factsPath), []).ExactRecall, Is.EqualTo(1.0));
+    }
+
+    // `mome` in its own process, from the test's output folder (the CLI project is referenced).
+    private static Process StartCli(string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Mome.Cli.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        return Process.Start(start)!;
+    }
+
+    [Test]
+    public void TuneRefusesAnUnwritableOutputBeforeAnyWork()
+    {
+        using (var model = TinyModel()) { }
+        var factsPath = Path.Combine(_dir, "facts.jsonl");
+        FactsFile.Save(factsPath, SyntheticFacts.Random(3, seed: 8));
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = Mome.Cli.MomeCli.Run(["tune", "--model", Path.Combine(_dir, "m.gguf"), "--facts", factsPath,
+            "--out", Path.Combine(_dir, "missing", "bank.mome"), "--experts", "256"], output, error);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error.ToString(), Does.Contain("cannot write the bank").And.Contain("does not exist"));
+    }
+}
