@@ -25,7 +25,7 @@ internal static class MomeLayout
         ("MomeLoraDesc", 48),
         ("MomeBankParams", 96),
         ("MomeFactResult", 12),
-        ("MomeFactDesc", 32),
+        ("MomeFactDesc", 48),
         ("MomeFactGrads", 64),
     ];
 
@@ -140,6 +140,8 @@ internal static class MomeLayout
         ("MomeFactDesc", "AnswerStart", 12),
         ("MomeFactDesc", "RouteIndices", 16),
         ("MomeFactDesc", "RouteWeights", 24),
+        ("MomeFactDesc", "Prefix", 32),
+        ("MomeFactDesc", "PrefixOut", 40),
         ("MomeFactGrads", "Indices", 0),
         ("MomeFactGrads", "Weights", 8),
         ("MomeFactGrads", "Da", 16),

@@ -416,6 +416,11 @@ internal unsafe struct MomeFactResult
 /// `answer_start`. `route_indices` and `route_weights` (top_k each, or both null) give a
 /// route cached from an earlier call, used instead of routing the question (once the router
 /// is frozen a fact always takes the same route).
+/// The frozen layers up to the memory layer's block compute the same for a fact at every
+/// step: `prefix_out` (optional, [2 x n_tokens x n_embd]) receives the memory layer's input
+/// over the tokens followed by the residual stream after its block, before the bank's delta;
+/// giving them back as `prefix` (optional, same layout, same tokens, same model) skips those
+/// layers. Results are identical either way.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeFactDesc
@@ -425,6 +430,8 @@ internal unsafe struct MomeFactDesc
     public int AnswerStart;
     public int* /* const int32_t* */ RouteIndices;
     public float* /* const float* */ RouteWeights;
+    public float* /* const float* */ Prefix;
+    public float* /* float* */ PrefixOut;
 }
 
 /// <summary>

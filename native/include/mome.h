@@ -620,13 +620,20 @@ typedef struct mome_fact_result {
 /* One fact to backpropagate: tokens = question then answer; the answer starts at
  * `answer_start`. `route_indices` and `route_weights` (top_k each, or both null) give a
  * route cached from an earlier call, used instead of routing the question (once the router
- * is frozen a fact always takes the same route). */
+ * is frozen a fact always takes the same route).
+ * The frozen layers up to the memory layer's block compute the same for a fact at every
+ * step: `prefix_out` (optional, [2 x n_tokens x n_embd]) receives the memory layer's input
+ * over the tokens followed by the residual stream after its block, before the bank's delta;
+ * giving them back as `prefix` (optional, same layout, same tokens, same model) skips those
+ * layers. Results are identical either way. */
 typedef struct mome_fact_desc {
     const int32_t* tokens;
     int32_t n_tokens;
     int32_t answer_start;
     const int32_t* route_indices;
     const float* route_weights;
+    const float* prefix;
+    float* prefix_out;
 } mome_fact_desc;
 
 /* Outputs of one fact's backward. `indices`, `weights` (top_k each), `da` and `db`

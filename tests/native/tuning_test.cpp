@@ -98,7 +98,7 @@ struct Backward {
 
 Backward backward(const mome_bank* bank, bool router) {
     Backward b;
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr};
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr, nullptr, nullptr};
     mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), router ? b.dwq.data() : nullptr,
                         router ? b.dkeys.data() : nullptr, {}};
     EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_OK) << mome_last_error();
@@ -216,7 +216,7 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     Backward b;
     const std::vector<int32_t> route = {1, 2, 3, 64};
     const std::vector<float> weights(kTopK, 0.25f);
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, route.data(), weights.data()};
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, route.data(), weights.data(), nullptr, nullptr};
     mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
     EXPECT_EQ(mome_bank_fact_backward(f.bank, &fact, &out, 1), MOME_STATUS_OUT_OF_RANGE);  // expert 64 of 64
     EXPECT_NE(std::string(mome_last_error()).find("64"), std::string::npos) << mome_last_error();
@@ -233,11 +233,27 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     // A cached route gives exactly what live routing gives.
     const Backward live = backward(f.bank, false);
     Backward again;
-    mome_fact_desc cached{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, live.idx.data(), live.w.data()};
+    mome_fact_desc cached{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, live.idx.data(), live.w.data(), nullptr, nullptr};
     mome_fact_grads out2{again.idx.data(), again.w.data(), again.da.data(), again.db.data(), nullptr, nullptr, {}};
     ASSERT_EQ(mome_bank_fact_backward(f.bank, &cached, &out2, 1), MOME_STATUS_OK) << mome_last_error();
     EXPECT_EQ(again.da, live.da);
     EXPECT_EQ(again.idx, live.idx);
+    // So does a kept prefix (the frozen layers' outputs), with or without the cached route.
+    std::vector<float> prefix(static_cast<size_t>(2 * kTokens.size() * kEmbd), NAN);
+    cached.prefix_out = prefix.data();
+    ASSERT_EQ(mome_bank_fact_backward(f.bank, &cached, &out2, 1), MOME_STATUS_OK) << mome_last_error();
+    for (float v : prefix) ASSERT_TRUE(std::isfinite(v));
+    for (const int32_t* r : {static_cast<const int32_t*>(nullptr), live.idx.data()}) {
+        Backward third;
+        mome_fact_desc kept{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, r, r ? live.w.data() : nullptr,
+                            prefix.data(), nullptr};
+        mome_fact_grads out3{third.idx.data(), third.w.data(), third.da.data(), third.db.data(), nullptr, nullptr, {}};
+        ASSERT_EQ(mome_bank_fact_backward(f.bank, &kept, &out3, 1), MOME_STATUS_OK) << mome_last_error();
+        EXPECT_EQ(third.da, live.da);
+        EXPECT_EQ(third.db, live.db);
+        EXPECT_EQ(third.idx, live.idx);
+        EXPECT_EQ(out3.result.loss, live.result.loss);
+    }
     // Key rows outside the table and non-finite values are refused.
     std::vector<float> row(kKeyDim, 0.0f);
     EXPECT_EQ(mome_bank_get_key_rows(f.bank, 0, kExperts, 1, row.data()), MOME_STATUS_OUT_OF_RANGE);

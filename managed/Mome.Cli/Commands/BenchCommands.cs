@@ -23,12 +23,15 @@ public static class BenchCommands
         var facts = new Option<int>("--facts") { Description = "Random facts to memorise.", DefaultValueFactory = _ => 1000 };
         var preset = new Option<string>("--preset") { Description = "Synthetic model preset (mini: ~8M parameters).", DefaultValueFactory = _ => "mini" };
         preset.AcceptOnlyFromAmong([.. SyntheticModelConfig.PresetNames]);
-        var experts = new Option<long>("--experts") { DefaultValueFactory = _ => 16384 };
+        var experts = new Option<long?>("--experts") { Description = "Default: as `mome tune` sizes a bank for the model." };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 60 };
+        var routerEpochs = new Option<int>("--router-epochs") { Description = "Phase 0 epochs that also train the router." };
+        var schedule = new Option<LearningRateSchedule>("--lr-schedule") { DefaultValueFactory = _ => new TuningOptions().Schedule };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json");
         var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, peak memory, interference.")
         {
-            facts, preset, experts, epochs, json,
+            facts, preset, experts, epochs, routerEpochs, schedule, threads, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -37,17 +40,25 @@ public static class BenchCommands
             if (!File.Exists(path))
                 MomeModel.CreateSynthetic(SyntheticModelConfig.Preset(parse.GetValue(preset)!) with { InitStd = 0.25f }, path, seed: 3);
             using var model = MomeModel.Open(path);
-            using var bank = MemoryBank.Create(model, TuningCommands.TuneDefaults with { Experts = parse.GetValue(experts) });
+            using var bank = MemoryBank.Create(model, TuningCommands.BankFor(model, parse.GetValue(experts)));
             var factList = SyntheticFacts.Random(parse.GetValue(facts), seed: 11);
-            var tuner = new MemoryTuner(bank, new TuningOptions { Epochs = parse.GetValue(epochs) });
-            var result = tuner.TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
-                io.Error.WriteLine($"epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s"))).GetAwaiter().GetResult();
+            var options = new TuningOptions
+            {
+                Epochs = parse.GetValue(epochs), RouterEpochs = parse.GetValue(routerEpochs), Schedule = parse.GetValue(schedule),
+                Threads = parse.GetValue(threads),
+            };
+            var result = new MemoryTuner(bank, options).TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
+            {
+                if (p.Position == p.Total)
+                    io.Error.WriteLine($"epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s");
+            })).GetAwaiter().GetResult();
             var eval = MemoryEvaluator.Evaluate(bank, factList);
             var rssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
             var root = WithMachine(new JsonObject
             {
                 ["model"] = Path.GetFileName(path), ["parameters"] = model.Config.ParameterCount, ["facts"] = factList.Count,
-                ["experts"] = bank.Options.Experts, ["top_k"] = bank.Options.TopK, ["rank"] = bank.Options.Rank,
+                ["experts"] = bank.Options.Experts, ["router"] = bank.Options.Router.ToString().ToLowerInvariant(), ["top_k"] = bank.Options.TopK, ["rank"] = bank.Options.Rank,
+                ["router_epochs"] = options.RouterEpochs, ["lr_schedule"] = options.Schedule.ToString().ToLowerInvariant(),
                 ["epochs"] = result.Epochs, ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1),
                 ["facts_per_s"] = Math.Round(result.Epochs * factList.Count / result.Elapsed.TotalSeconds, 1),
                 ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),

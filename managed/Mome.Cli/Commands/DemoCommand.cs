@@ -25,7 +25,7 @@ public static class DemoCommand
             io.Console.MarkupLineInterpolated($"model [grey]{modelPath}[/]\nfacts [grey]{factsPath}[/] ({facts.Count} questions with random 32-character answers)");
 
             using var model = MomeModel.Open(modelPath);
-            using var bank = MemoryBank.Create(model, TuningCommands.TuneDefaults);
+            using var bank = MemoryBank.Create(model, MemoryOptions.ForTuning(model.Config));
             var before = MemoryEvaluator.Evaluate(bank, facts, []);
             io.Console.MarkupLineInterpolated($"before tuning: exact recall [red]{before.ExactRecall:P1}[/], token accuracy {before.TokenAccuracy:P1}");
 

@@ -9,8 +9,16 @@ namespace Mome.Cli.Commands;
 /// <summary>`mome tune`, `mome ask`, `mome eval`.</summary>
 public static class TuningCommands
 {
-    /// <summary>Bank shape used by `mome tune` for a new bank (sized for small models; change with flags).</summary>
-    public static readonly MemoryOptions TuneDefaults = new() { Experts = 4096, KeyDim = 64, TopK = 32, Rank = 4, Alpha = 4 };
+    /// <summary>The bank shape `mome tune` gives a new bank for a model, with any flags applied.</summary>
+    public static MemoryOptions BankFor(MomeModel model, long? experts = null, int? topK = null, int? rank = null, RouterKind? router = null)
+    {
+        var defaults = MemoryOptions.ForTuning(model.Config);
+        return defaults with
+        {
+            Experts = experts ?? defaults.Experts, TopK = topK ?? defaults.TopK, Rank = rank ?? defaults.Rank,
+            Router = router ?? (experts is { } n && Math.Sqrt(n) % 1 != 0 ? RouterKind.Flat : defaults.Router),
+        };
+    }
 
     public static IEnumerable<Command> Create(CliIo io) => [TuneCommand(io), AskCommand(io), EvalCommand(io)];
 
@@ -28,14 +36,15 @@ public static class TuningCommands
         var warmup = new Option<int>("--warmup") { Description = "Updates over which the learning rate ramps up from 0.", DefaultValueFactory = _ => defaults.WarmupSteps };
         var routerEpochs = new Option<int>("--router-epochs") { Description = "Phase 0: epochs that also train the router (W_q and keys) before it is frozen.", DefaultValueFactory = _ => defaults.RouterEpochs };
         var routerLr = new Option<float>("--router-lr") { DefaultValueFactory = _ => defaults.RouterLearningRate };
-        var experts = new Option<long>("--experts") { DefaultValueFactory = _ => TuneDefaults.Experts };
-        var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => TuneDefaults.TopK };
-        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => TuneDefaults.Rank };
+        var experts = new Option<long?>("--experts") { Description = "Experts in a new bank (default: as many as fit 512 MiB, a square up to 1024²)." };
+        var topK = new Option<int?>("--top-k") { Description = "Experts per question (default 32)." };
+        var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
+        var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat for a non-square --experts." };
         var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
-            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, every, threads,
+            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
         {
@@ -45,7 +54,7 @@ public static class TuningCommands
             var resuming = parse.GetValue(resume) && File.Exists(path);
             using var bank = resuming
                 ? MemoryBank.Load(m, path)
-                : MemoryBank.Create(m, TuneDefaults with { Experts = parse.GetValue(experts), TopK = parse.GetValue(topK), Rank = parse.GetValue(rank) });
+                : MemoryBank.Create(m, BankFor(m, parse.GetValue(experts), parse.GetValue(topK), parse.GetValue(rank), parse.GetValue(router)));
             if (!resuming) ProbeWritable(path);
             var options = new TuningOptions
             {

@@ -187,8 +187,14 @@ public sealed unsafe class MemoryBank : IDisposable
     /// <summary>One fact's route, expert gradients and loss (mome_bank_fact_backward): with
     /// <paramref name="route"/> the fact takes that cached route; with
     /// <paramref name="routerGradients"/> the gradients of W_q and the route's keys come too.</summary>
-    internal FactStep FactBackward(int[] tokens, int answerStart, (int[] Indices, float[] Weights)? route, bool routerGradients, int threads)
+    /// <paramref name="prefix"/> (2 x tokens x n_embd), when given, holds the frozen layers'
+    /// outputs kept from an earlier call; <paramref name="prefixOut"/> receives them.
+    internal FactStep FactBackward(int[] tokens, int answerStart, (int[] Indices, float[] Weights)? route, bool routerGradients, int threads,
+        float[]? prefix = null, float[]? prefixOut = null)
     {
+        var prefixLength = 2L * tokens.Length * Model.Config.EmbeddingLength;
+        if ((prefix is not null && prefix.Length != prefixLength) || (prefixOut is not null && prefixOut.Length != prefixLength))
+            throw new ArgumentException($"a fact's prefix holds 2 x {tokens.Length} tokens x n_embd = {prefixLength} values");
         var k = Options.TopK;
         var n = Options.Rank * (int)Model.Config.EmbeddingLength;
         var step = new FactStep(new int[k], new float[k], new float[k * n], new float[k * n],
@@ -204,8 +210,13 @@ public sealed unsafe class MemoryBank : IDisposable
         fixed (float* b = step.DB)
         fixed (float* q = step.DWq)
         fixed (float* kk = step.DKeys)
+        fixed (float* pi = prefix)
+        fixed (float* po = prefixOut)
         {
-            var fact = new MomeFactDesc { Tokens = t, NTokens = tokens.Length, AnswerStart = answerStart, RouteIndices = ri, RouteWeights = rw };
+            var fact = new MomeFactDesc
+            {
+                Tokens = t, NTokens = tokens.Length, AnswerStart = answerStart, RouteIndices = ri, RouteWeights = rw, Prefix = pi, PrefixOut = po,
+            };
             var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk };
             var (fp, gp) = ((IntPtr)(&fact), (IntPtr)(&grads));
             result = _handle.Use(h =>

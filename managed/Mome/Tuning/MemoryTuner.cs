@@ -33,6 +33,10 @@ public sealed record TuningOptions
     public int RouterEpochs { get; init; }
     public float RouterLearningRate { get; init; } = 0.01f;
     public int Threads { get; init; }
+    /// <summary>Memory for keeping each fact's frozen-layer outputs (the memory layer's input
+    /// and the residual stream after its block) between epochs, so that only the layers above
+    /// the memory layer run again; facts past the budget recompute them.</summary>
+    public long ActivationCacheBytes { get; init; } = 1L << 30;
     /// <summary>Where the bank is checkpointed (its optimiser state goes to "&lt;path&gt;.state");
     /// null: no checkpoints.</summary>
     public string? CheckpointPath { get; init; }
@@ -149,6 +153,8 @@ public sealed class MemoryTuner
         var lastCheckpoint = watch.Elapsed;
         var lastReport = watch.Elapsed;
         var routes = new (int[] Indices, float[] Weights)?[encoded.Count];
+        var prefixes = new float[]?[encoded.Count];
+        var cacheLeft = _options.ActivationCacheBytes;
         long factsDone = 0;
         var epoch = position.Epoch;
         var loss = double.NaN;
@@ -163,7 +169,14 @@ public sealed class MemoryTuner
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var (tokens, answerStart) = encoded[i];
-                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads);
+                var prefix = prefixes[i];
+                var keep = prefix is null && cacheLeft >= PrefixBytes(tokens) ? new float[PrefixBytes(tokens) / sizeof(float)] : null;
+                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep);
+                if (keep is not null)
+                {
+                    prefixes[i] = keep;
+                    cacheLeft -= PrefixBytes(tokens);
+                }
                 if (!routerPhase) routes[i] ??= (step.Indices, step.Weights);
                 total += step.Loss;
                 factsDone++;
@@ -196,6 +209,8 @@ public sealed class MemoryTuner
             SaveCheckpoint(final, new TuningCheckpoint.Header(epoch, 0, _step, 0, 0, (earlier + watch.Elapsed).TotalSeconds, factsHash, ""));
         return new TuningResult(epoch, (double)memorised / encoded.Count, loss, earlier + watch.Elapsed);
     }
+
+    private long PrefixBytes(int[] tokens) => 2L * tokens.Length * _bank.Model.Config.EmbeddingLength * sizeof(float);
 
     // The bank to a side file, then the state that names it, then the bank into place: killed
     // anywhere, the bank at `path` matches the new state or the one kept before it.

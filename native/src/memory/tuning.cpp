@@ -207,36 +207,48 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     const LlamaWeights w = load_llama_weights(*model.file, c);
     const Forward f = make_forward(c, w, pool, n);
     const int64_t D = c.n_embd, l0 = bank.layers[0].block, k = p.top_k, r = p.rank;
-    std::vector<float> x = embed_all(w, tokens, n, D);
-
     FactGradients g;
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
-    std::vector<float> u0, query, centred;  // the memory layer's input; the routing query and what W_q saw
-    for (int64_t l = 0; l < c.n_layer; ++l) {
-        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-        LayerActivations& a = acts[static_cast<size_t>(l)];
-        std::vector<float> h = f.attention(L, x, a);
-        x = f.mlp(L, h, a);
-        if (l != l0) continue;
-        // The memory layer: route from the question's mean input, as a session asking it would.
-        u0 = a.u;
-        std::vector<float> mean(static_cast<size_t>(D), 0.0f);
-        for (int64_t t = 0; t < answer_start; ++t)
-            for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
-        for (float& m : mean) m /= static_cast<float>(answer_start);
-        if (cached) {
-            g.indices.assign(fact.route_indices, fact.route_indices + k);
-            g.weights.assign(fact.route_weights, fact.route_weights + k);
-        } else {
-            query.resize(static_cast<size_t>(p.key_dim));
-            project_queries(bank, 0, mean.data(), 1, query.data(), pool, false);
-            centred.resize(static_cast<size_t>(D));
-            read_floats(bank.layers[0].centre, 0, D, centred.data());
-            for (int64_t i = 0; i < D; ++i) centred[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - centred[static_cast<size_t>(i)];
-            g.indices.resize(static_cast<size_t>(k));
-            g.weights.resize(static_cast<size_t>(k));
-            route_bank(bank, 0, query.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+    // The memory layer's input u0 and the residual stream x after its block (before the bank's
+    // delta): the frozen layers below give the same for every step, so a caller may keep them.
+    std::vector<float> u0, x, query, centred;
+    if (fact.prefix) {
+        u0.assign(fact.prefix, fact.prefix + n * D);
+        x.assign(fact.prefix + n * D, fact.prefix + 2 * n * D);
+    } else {
+        x = embed_all(w, tokens, n, D);
+        for (int64_t l = 0; l <= l0; ++l) {
+            const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+            LayerActivations& a = acts[static_cast<size_t>(l)];
+            std::vector<float> h = f.attention(L, x, a);
+            x = f.mlp(L, h, a);
         }
+        u0 = acts[static_cast<size_t>(l0)].u;
+    }
+    if (fact.prefix_out) {
+        std::copy(u0.begin(), u0.end(), fact.prefix_out);
+        std::copy(x.begin(), x.end(), fact.prefix_out + n * D);
+    }
+
+    // The memory layer: route from the question's mean input, as a session asking it would.
+    std::vector<float> mean(static_cast<size_t>(D), 0.0f);
+    for (int64_t t = 0; t < answer_start; ++t)
+        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
+    for (float& m : mean) m /= static_cast<float>(answer_start);
+    if (cached) {
+        g.indices.assign(fact.route_indices, fact.route_indices + k);
+        g.weights.assign(fact.route_weights, fact.route_weights + k);
+    } else {
+        query.resize(static_cast<size_t>(p.key_dim));
+        project_queries(bank, 0, mean.data(), 1, query.data(), pool, false);
+        centred.resize(static_cast<size_t>(D));
+        read_floats(bank.layers[0].centre, 0, D, centred.data());
+        for (int64_t i = 0; i < D; ++i) centred[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - centred[static_cast<size_t>(i)];
+        g.indices.resize(static_cast<size_t>(k));
+        g.weights.resize(static_cast<size_t>(k));
+        route_bank(bank, 0, query.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+    }
+    {
         const int64_t offsets[] = {0, n};
         LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};
         LoraBatch b{u0.data(), n, offsets, 1, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
@@ -244,6 +256,12 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         std::vector<float> delta(static_cast<size_t>(n * D), 0.0f);
         lora_apply(tables, b, delta.data(), pool);
         for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
+    }
+    for (int64_t l = l0 + 1; l < c.n_layer; ++l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        LayerActivations& a = acts[static_cast<size_t>(l)];
+        std::vector<float> h = f.attention(L, x, a);
+        x = f.mlp(L, h, a);
     }
 
     // Loss over answer tokens: position t predicts token t + 1.

@@ -19,6 +19,8 @@ struct FactInput {
     int64_t answer_start = 0;
     const int32_t* route_indices = nullptr;
     const float* route_weights = nullptr;
+    const float* prefix = nullptr;  // [2 x n x n_embd]: see mome_fact_desc
+    float* prefix_out = nullptr;
 };
 
 struct FactGradients {
