@@ -138,6 +138,13 @@ internal enum MomeRouterKind : int
     Product = 1,
 }
 
+internal enum MomeCopyKind : int
+{
+    HostToDevice = 0,
+    DeviceToHost = 1,
+    DeviceToDevice = 2,
+}
+
 internal enum MomeRoutingMode : int
 {
     /// <summary>

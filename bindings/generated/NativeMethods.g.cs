@@ -244,6 +244,48 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName, EntryPoint = "mome_lora_apply")]
     internal static partial MomeStatus mome_lora_apply(MomeLoraDesc* /* const mome_lora_desc* */ experts, float* /* const float* */ u, long n_tokens, long* /* const int64_t* */ segment_offsets, long n_segments, int* /* const int32_t* */ indices, float* /* const float* */ weights, int top_k, float scale, float* /* float* */ @out, int n_threads);
 
+    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_alloc")]
+    internal static partial MomeStatus mome_cuda_alloc(int cuda_device, ulong bytes, void** /* void** */ @out);
+
+    /// <summary>
+    /// Frees memory from mome_cuda_alloc; null is ignored.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_free")]
+    internal static partial MomeStatus mome_cuda_free(void* /* void* */ ptr);
+
+    /// <summary>
+    /// A synchronous copy of `bytes` between host and device memory.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_copy")]
+    internal static partial MomeStatus mome_cuda_copy(void* /* void* */ dst, void* /* const void* */ src, ulong bytes, MomeCopyKind kind);
+
+    /// <summary>
+    /// Waits for everything queued on the device; reports any asynchronous error.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_synchronize")]
+    internal static partial MomeStatus mome_cuda_synchronize(int cuda_device);
+
+    /// <summary>
+    /// mome_route on a CUDA device: router-&gt;keys, the queries and the outputs are device
+    /// buffers. Scores run on tensor cores for F16/BF16 keys (queries rounded to the keys' type,
+    /// F32 accumulation) and on CUDA cores for F32 keys; the per-query top-k is kept in
+    /// registers as the key tiles stream by, so the n_queries x n_experts score matrix is never
+    /// written. top_k is at most 32 here. The call waits for the stream and then reports a
+    /// non-finite query or score (the outputs are then unspecified).
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_route_cuda")]
+    internal static partial MomeStatus mome_route_cuda(int cuda_device, MomeRouterDesc* /* const mome_router_desc* */ router, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_scores, void* /* void* */ stream);
+
+    /// <summary>
+    /// mome_lora_apply on a CUDA device: the expert tables, u, segment_offsets, indices, weights
+    /// and out are device buffers. Segments share their experts (as Punica's SGMV: each
+    /// segment's experts are read once for all its tokens); one token per segment is the
+    /// per-token form (BGMV). Offsets, indices and weights are checked on the device first (the
+    /// call waits for that check); a bad one is reported and `out` is left untouched.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_lora_apply_cuda")]
+    internal static partial MomeStatus mome_lora_apply_cuda(int cuda_device, MomeLoraDesc* /* const mome_lora_desc* */ experts, float* /* const float* */ u, long n_tokens, long* /* const int64_t* */ segment_offsets, long n_segments, int* /* const int32_t* */ indices, float* /* const float* */ weights, int top_k, float scale, float* /* float* */ @out, void* /* void* */ stream);
+
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_default_params")]
     internal static partial MomeBankParams mome_bank_default_params();
 

@@ -523,6 +523,51 @@ MOME_API mome_status mome_lora_apply(const mome_lora_desc* experts, const float*
                                      float* out, int32_t n_threads);
 
 /* ---------------------------------------------------------------------------------------
+ * CUDA: device memory owned by the native core, and the router and grouped LoRA over device
+ * buffers, so a host (or another inference server) needs no CUDA binding of its own. A
+ * library built without CUDA (libmome.so) answers MOME_STATUS_UNSUPPORTED; a CUDA error
+ * becomes MOME_STATUS_BACKEND_ERROR with CUDA's message. `cuda_device` counts CUDA devices
+ * only (0 is the first GPU, not the CPU). `stream` is a cudaStream_t, or null for the
+ * device's default stream.
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_copy_kind {
+    MOME_COPY_KIND_HOST_TO_DEVICE = 0,
+    MOME_COPY_KIND_DEVICE_TO_HOST = 1,
+    MOME_COPY_KIND_DEVICE_TO_DEVICE = 2
+} mome_copy_kind;
+
+MOME_API mome_status mome_cuda_alloc(int32_t cuda_device, uint64_t bytes, void** out);
+/* Frees memory from mome_cuda_alloc; null is ignored. */
+MOME_API mome_status mome_cuda_free(void* ptr);
+/* A synchronous copy of `bytes` between host and device memory. */
+MOME_API mome_status mome_cuda_copy(void* dst, const void* src, uint64_t bytes, mome_copy_kind kind);
+/* Waits for everything queued on the device; reports any asynchronous error. */
+MOME_API mome_status mome_cuda_synchronize(int32_t cuda_device);
+
+/* mome_route on a CUDA device: router->keys, the queries and the outputs are device
+ * buffers. Scores run on tensor cores for F16/BF16 keys (queries rounded to the keys' type,
+ * F32 accumulation) and on CUDA cores for F32 keys; the per-query top-k is kept in
+ * registers as the key tiles stream by, so the n_queries x n_experts score matrix is never
+ * written. top_k is at most 32 here. The call waits for the stream and then reports a
+ * non-finite query or score (the outputs are then unspecified). */
+MOME_API mome_status mome_route_cuda(int32_t cuda_device, const mome_router_desc* router,
+                                     const float* queries, int64_t n_queries,
+                                     int32_t* out_indices, float* out_weights, float* out_scores,
+                                     void* stream);
+
+/* mome_lora_apply on a CUDA device: the expert tables, u, segment_offsets, indices, weights
+ * and out are device buffers. Segments share their experts (as Punica's SGMV: each
+ * segment's experts are read once for all its tokens); one token per segment is the
+ * per-token form (BGMV). Offsets, indices and weights are checked on the device first (the
+ * call waits for that check); a bad one is reported and `out` is left untouched. */
+MOME_API mome_status mome_lora_apply_cuda(int32_t cuda_device, const mome_lora_desc* experts,
+                                          const float* u, int64_t n_tokens,
+                                          const int64_t* segment_offsets, int64_t n_segments,
+                                          const int32_t* indices, const float* weights,
+                                          int32_t top_k, float scale, float* out, void* stream);
+
+/* ---------------------------------------------------------------------------------------
  * Memory banks: the expert tables of one or more memory layers attached to a model.
  * ------------------------------------------------------------------------------------- */
 

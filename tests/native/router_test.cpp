@@ -5,6 +5,7 @@
 #include <cstring>
 #include <gtest/gtest.h>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -145,4 +146,20 @@ TEST(Router, BadInputIsRefused) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("expert 2"), std::string::npos) << e.what();
     }
+}
+
+// The CPU-only library (these tests link its CUDA stand-in) refuses every CUDA call clearly.
+TEST(CudaAbsent, CallsSayTheLibraryHasNoCuda) {
+    void* ptr = nullptr;
+    EXPECT_EQ(mome_cuda_alloc(0, 1024, &ptr), MOME_STATUS_UNSUPPORTED);
+    EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
+    EXPECT_EQ(ptr, nullptr);
+    const float keys[8] = {1, 2, 3, 4, 5, 6, 7, 8}, query[2] = {1, 1};
+    int32_t idx[1];
+    float w[1];
+    mome_router_desc r{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 2, keys, 1, 1.0f};
+    EXPECT_EQ(mome_route_cuda(0, &r, query, 1, idx, w, nullptr, nullptr), MOME_STATUS_UNSUPPORTED);
+    r.top_k = 33;  // shape errors come first, naming the limit
+    EXPECT_EQ(mome_route_cuda(0, &r, query, 1, idx, w, nullptr, nullptr), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_cuda_free(nullptr), MOME_STATUS_OK);
 }

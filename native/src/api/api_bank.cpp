@@ -30,15 +30,7 @@ mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u, int64
                             float* out, int32_t n_threads) {
     return guarded([&] {
         require_arg(experts != nullptr && out != nullptr, "experts or out is null");
-        require_arg(experts->a != nullptr && experts->b != nullptr, "the expert tables a or b are null");
-        if (!is_compute_type(experts->weight_type))
-            fail(MOME_STATUS_UNSUPPORTED, format("expert weight type %s is not F32, F16 or BF16",
-                                                 tensor_type_name(experts->weight_type).c_str()));
-        if (experts->n_experts < 1 || experts->dim < 1 || experts->rank < 1 || experts->dim > (int64_t(1) << 24) ||
-            experts->rank > 4096 || experts->n_experts > (int64_t(1) << 40))
-            fail(MOME_STATUS_INVALID_ARGUMENT, "expert tables: n_experts, dim and rank must be positive and sane");
-        const LoraTables t{experts->weight_type, experts->n_experts, experts->dim, experts->rank,
-                           static_cast<const uint8_t*>(experts->a), static_cast<const uint8_t*>(experts->b)};
+        const LoraTables t = lora_tables_of(*experts);
         LoraBatch b;
         b.u = u, b.n_tokens = n_tokens, b.segment_offsets = segment_offsets, b.n_segments = n_segments;
         b.indices = indices, b.weights = weights, b.top_k = top_k, b.scale = scale;

@@ -8,6 +8,7 @@
 #include "core/half.h"
 #include "cpu/matmul_variants.h"
 #include "cpu/thread_pool.h"
+#include "gguf/tensor_types.h"
 
 namespace mome {
 
@@ -26,12 +27,25 @@ float load(mome_tensor_type type, const uint8_t* base, int64_t i) {
 
 }  // namespace
 
-void check_lora_batch(const LoraTables& t, const LoraBatch& b) {
+LoraTables lora_tables_of(const mome_lora_desc& e) {
+    require_arg(e.a != nullptr && e.b != nullptr, "the expert tables a or b are null");
+    if (!is_compute_type(e.weight_type))
+        fail(MOME_STATUS_UNSUPPORTED, format("expert weight type %s is not F32, F16 or BF16", tensor_type_name(e.weight_type).c_str()));
+    if (e.n_experts < 1 || e.dim < 1 || e.rank < 1 || e.dim > (int64_t(1) << 24) || e.rank > 4096 || e.n_experts > (int64_t(1) << 40))
+        fail(MOME_STATUS_INVALID_ARGUMENT, "expert tables: n_experts, dim and rank must be positive and sane");
+    return LoraTables{e.weight_type, e.n_experts, e.dim, e.rank, static_cast<const uint8_t*>(e.a), static_cast<const uint8_t*>(e.b)};
+}
+
+void check_lora_shape(const LoraBatch& b) {
     require_arg(b.u && b.segment_offsets && b.indices && b.weights, "u, segment_offsets, indices or weights is null");
     if (b.n_tokens < 1 || b.n_segments < 1 || b.top_k < 1)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("grouped LoRA: n_tokens = %lld, n_segments = %lld, top_k = %d must all be >= 1",
                                                   static_cast<long long>(b.n_tokens), static_cast<long long>(b.n_segments), b.top_k));
     if (!std::isfinite(b.scale)) fail(MOME_STATUS_INVALID_ARGUMENT, "grouped LoRA: scale is not finite");
+}
+
+void check_lora_batch(const LoraTables& t, const LoraBatch& b) {
+    check_lora_shape(b);
     if (b.segment_offsets[0] != 0 || b.segment_offsets[b.n_segments] != b.n_tokens)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("grouped LoRA: segment offsets must run from 0 to n_tokens = %lld",
                                                   static_cast<long long>(b.n_tokens)));

@@ -31,7 +31,14 @@ struct LoraBatch {
     float scale = 1;
 };
 
-// Throws INVALID_ARGUMENT / OUT_OF_RANGE naming the first bad offset, index or weight.
+// The tables a descriptor names, after checking its type and sizes.
+LoraTables lora_tables_of(const mome_lora_desc& e);
+
+// Pointers present, counts >= 1, finite scale; reads no data.
+void check_lora_shape(const LoraBatch& b);
+
+// check_lora_shape, then throws INVALID_ARGUMENT / OUT_OF_RANGE naming the first bad offset,
+// index or weight.
 void check_lora_batch(const LoraTables& t, const LoraBatch& b);
 
 // The plain loop, expert by expert, token by token (double accumulation).

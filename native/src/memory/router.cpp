@@ -185,8 +185,8 @@ void route_product(const mome_router_desc& r, const float* queries, int64_t n_qu
 
 }  // namespace
 
-void check_router(const mome_router_desc& r, const float* queries, int64_t n_queries) {
-    require_arg(r.keys != nullptr && queries != nullptr, "router keys or queries is null");
+void check_router_shape(const mome_router_desc& r, int64_t n_queries) {
+    require_arg(r.keys != nullptr, "router keys are null");
     if (!is_compute_type(r.key_type))
         fail(MOME_STATUS_UNSUPPORTED, format("router: key type %s is not F32, F16 or BF16", tensor_type_name(r.key_type).c_str()));
     if (r.kind != MOME_ROUTER_KIND_FLAT && r.kind != MOME_ROUTER_KIND_PRODUCT) fail(MOME_STATUS_INVALID_ARGUMENT, "router: unknown kind");
@@ -211,6 +211,11 @@ void check_router(const mome_router_desc& r, const float* queries, int64_t n_que
             fail(MOME_STATUS_INVALID_ARGUMENT, format("router: top_k = %d is more than the %lld sub-keys of each half", r.top_k,
                                                       static_cast<long long>(n_sub)));
     }
+}
+
+void check_router(const mome_router_desc& r, const float* queries, int64_t n_queries) {
+    require_arg(queries != nullptr, "router queries are null");
+    check_router_shape(r, n_queries);
     for (int64_t i = 0; i < n_queries * r.key_dim; ++i)
         if (!std::isfinite(queries[i]))
             fail(MOME_STATUS_INVALID_ARGUMENT, format("router: query %lld has a non-finite value (%g) at element %lld",

@@ -17,7 +17,10 @@ struct RouterOutput {
     float* scores;     // [n_queries x top_k] or null
 };
 
-// Throws naming the first bad argument, non-finite query element or score.
+// Throws naming the first bad argument (kind, type, sizes, top_k, temperature); reads no data.
+void check_router_shape(const mome_router_desc& r, int64_t n_queries);
+
+// check_router_shape, then every query element must be finite.
 void check_router(const mome_router_desc& r, const float* queries, int64_t n_queries);
 
 // Brute force: every score, then a full sort. The reference the fast paths are checked against.

@@ -1,0 +1,328 @@
+// Every CUDA op against the CPU op on fresh random inputs, as ggml's test-backend-ops:
+// `backend_ops test` checks (relative error by norm; top-k compared as index sets, with
+// near-ties allowed by score), `backend_ops perf` times the CUDA ops at the sizes of
+// bench/gpu/run.sh. Only the C ABI is used. Without a CUDA device (or with the CPU-only
+// library) it says why and exits 77, which CTest counts as skipped.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/half.h"
+#include "mome.h"
+
+namespace {
+
+constexpr int kSkip = 77;
+int g_failures = 0;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            std::printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
+            std::printf(__VA_ARGS__);                     \
+            std::printf("\n");                            \
+            ++g_failures;                                 \
+        }                                                 \
+    } while (0)
+
+void ok(mome_status s, const char* what) {
+    if (s != MOME_STATUS_OK) {
+        std::printf("  FAIL %s: status %d: %s\n", what, s, mome_last_error());
+        std::exit(1);
+    }
+}
+
+// A device buffer with host-side helpers.
+class DeviceBuffer {
+public:
+    DeviceBuffer(int device, size_t bytes) : bytes_(bytes) { ok(mome_cuda_alloc(device, bytes, &ptr_), "mome_cuda_alloc"); }
+    ~DeviceBuffer() { mome_cuda_free(ptr_); }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    template <typename T>
+    T* as() const { return static_cast<T*>(ptr_); }
+    void upload(const void* src) { ok(mome_cuda_copy(ptr_, src, bytes_, MOME_COPY_KIND_HOST_TO_DEVICE), "upload"); }
+    template <typename T>
+    std::vector<T> download() const {
+        std::vector<T> out(bytes_ / sizeof(T));
+        ok(mome_cuda_copy(out.data(), ptr_, bytes_, MOME_COPY_KIND_DEVICE_TO_HOST), "download");
+        return out;
+    }
+
+private:
+    void* ptr_ = nullptr;
+    size_t bytes_;
+};
+
+size_t elem(mome_tensor_type t) { return t == MOME_TENSOR_TYPE_F32 ? 4 : 2; }
+const char* type_name(mome_tensor_type t) { return t == MOME_TENSOR_TYPE_F32 ? "F32" : t == MOME_TENSOR_TYPE_F16 ? "F16" : "BF16"; }
+
+// Random values stored in `type`, and the same values back as floats (what both backends see).
+std::vector<uint8_t> random_table(mome_tensor_type type, size_t n, float stddev, std::mt19937& rng, std::vector<float>& values) {
+    std::normal_distribution<float> normal(0.0f, stddev);
+    std::vector<uint8_t> bytes(n * elem(type));
+    values.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        const float v = normal(rng);
+        if (type == MOME_TENSOR_TYPE_F32) {
+            std::memcpy(bytes.data() + 4 * i, &v, 4);
+            values[i] = v;
+        } else {
+            const uint16_t h = type == MOME_TENSOR_TYPE_F16 ? mome::float_to_f16(v) : mome::float_to_bf16(v);
+            std::memcpy(bytes.data() + 2 * i, &h, 2);
+            values[i] = type == MOME_TENSOR_TYPE_F16 ? mome::f16_to_float(h) : mome::bf16_to_float(h);
+        }
+    }
+    return bytes;
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+        den += static_cast<double>(b[i]) * b[i];
+    }
+    return std::sqrt(num / std::max(den, 1e-300));
+}
+
+struct RouterCase {
+    mome_router_kind kind;
+    mome_tensor_type type;
+    int64_t n_experts, key_dim, n_queries;
+    int32_t top_k;
+};
+
+// The exact (double) score of expert e for a query, from the stored key values.
+double exact_score(const RouterCase& c, const std::vector<float>& keys, const float* q, int64_t e) {
+    double dot = 0;
+    if (c.kind == MOME_ROUTER_KIND_FLAT) {
+        for (int64_t i = 0; i < c.key_dim; ++i) dot += static_cast<double>(q[i]) * keys[static_cast<size_t>(e * c.key_dim + i)];
+    } else {
+        const int64_t n_sub = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.n_experts)))), half = c.key_dim / 2;
+        const int64_t a = e / n_sub, b = e % n_sub;
+        for (int64_t i = 0; i < half; ++i) {
+            dot += static_cast<double>(q[i]) * keys[static_cast<size_t>(a * half + i)];
+            dot += static_cast<double>(q[half + i]) * keys[static_cast<size_t>((n_sub + b) * half + i)];
+        }
+    }
+    return dot / std::sqrt(static_cast<double>(c.key_dim));
+}
+
+void test_router(int device, const RouterCase& c, std::mt19937& rng) {
+    const size_t n_keys = c.kind == MOME_ROUTER_KIND_FLAT ? static_cast<size_t>(c.n_experts * c.key_dim)
+                                                          : static_cast<size_t>(2 * std::llround(std::sqrt(double(c.n_experts))) * (c.key_dim / 2));
+    std::vector<float> key_values, queries;
+    const std::vector<uint8_t> keys = random_table(c.type, n_keys, 1.0f, rng, key_values);
+    random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(c.n_queries * c.key_dim), 1.0f, rng, queries);
+    mome_router_desc desc{c.kind, c.type, c.n_experts, c.key_dim, keys.data(), c.top_k, 0.7f};
+    const size_t n_out = static_cast<size_t>(c.n_queries * c.top_k);
+    std::vector<int32_t> cpu_idx(n_out);
+    std::vector<float> cpu_w(n_out), cpu_s(n_out);
+    ok(mome_route(&desc, queries.data(), c.n_queries, cpu_idx.data(), cpu_w.data(), cpu_s.data(), 0), "mome_route (CPU)");
+
+    DeviceBuffer d_keys(device, keys.size()), d_q(device, queries.size() * 4), d_idx(device, n_out * 4), d_w(device, n_out * 4),
+        d_s(device, n_out * 4);
+    d_keys.upload(keys.data());
+    d_q.upload(queries.data());
+    const std::vector<float> poison(n_out, NAN);
+    d_w.upload(poison.data());
+    d_s.upload(poison.data());
+    desc.keys = d_keys.as<void>();
+    ok(mome_route_cuda(device, &desc, d_q.as<float>(), c.n_queries, d_idx.as<int32_t>(), d_w.as<float>(), d_s.as<float>(), nullptr),
+       "mome_route_cuda");
+    const auto idx = d_idx.download<int32_t>();
+    const auto w = d_w.download<float>(), s = d_s.download<float>();
+
+    // Tensor cores see queries rounded to the keys' type: allow that much in scores.
+    const double q_eps = c.type == MOME_TENSOR_TYPE_BF16 ? 8e-3 : c.type == MOME_TENSOR_TYPE_F16 ? 1e-3 : 1e-5;
+    int mismatched = 0;
+    for (int64_t q = 0; q < c.n_queries; ++q) {
+        const float* qv = queries.data() + q * c.key_dim;
+        double norm = 0;
+        for (int64_t i = 0; i < c.key_dim; ++i) norm += static_cast<double>(qv[i]) * qv[i];
+        const double tol = q_eps * std::sqrt(norm) * 2.0;  // |q| |k| / sqrt(d) with |k| ~ sqrt(d)
+        const double kth = exact_score(c, key_values, qv, cpu_idx[static_cast<size_t>(q * c.top_k + c.top_k - 1)]);
+        std::set<int32_t> seen, cpu_set(cpu_idx.begin() + q * c.top_k, cpu_idx.begin() + (q + 1) * c.top_k);
+        double sum = 0;
+        for (int j = 0; j < c.top_k; ++j) {
+            const size_t at = static_cast<size_t>(q * c.top_k + j);
+            CHECK(idx[at] >= 0 && idx[at] < c.n_experts, "query %lld entry %d: index %d out of range", (long long)q, j, idx[at]);
+            if (idx[at] < 0 || idx[at] >= c.n_experts) return;
+            CHECK(seen.insert(idx[at]).second, "query %lld: index %d twice", (long long)q, idx[at]);
+            const double exact = exact_score(c, key_values, qv, idx[at]);
+            CHECK(std::fabs(s[at] - exact) <= tol, "query %lld entry %d: score %g, exact %g (tol %g)", (long long)q, j, s[at], exact, tol);
+            CHECK(exact >= kth - 2 * tol, "query %lld: expert %d (exact %g) is below the CPU's k-th best %g", (long long)q, idx[at], exact, kth);
+            if (j > 0) CHECK(s[at] <= s[at - 1], "query %lld: scores not best first at %d", (long long)q, j);
+            CHECK(std::isfinite(w[at]) && w[at] >= 0, "query %lld entry %d: weight %g", (long long)q, j, w[at]);
+            sum += w[at];
+            if (!cpu_set.count(idx[at])) ++mismatched;
+        }
+        CHECK(std::fabs(sum - 1.0) < 1e-4, "query %lld: weights sum to %g", (long long)q, sum);
+    }
+    if (c.type == MOME_TENSOR_TYPE_F32) CHECK(mismatched == 0, "%d indices differ from the CPU's with F32 keys", mismatched);
+    else CHECK(mismatched <= std::max<int64_t>(1, c.n_queries * c.top_k / 50), "%d indices differ from the CPU's (only near-ties may)", mismatched);
+    if (mismatched == 0) {
+        const double e = rel_error(w, cpu_w);
+        CHECK(e < (c.type == MOME_TENSOR_TYPE_F32 ? 1e-5 : 5e-2), "weights: relative error %g", e);
+    }
+    std::printf("  router %s %s N=%lld d=%lld B=%lld k=%d: %d of %lld indices differ (near-ties)\n",
+                c.kind == MOME_ROUTER_KIND_FLAT ? "flat" : "product", type_name(c.type), (long long)c.n_experts, (long long)c.key_dim,
+                (long long)c.n_queries, c.top_k, mismatched, (long long)(c.n_queries * c.top_k));
+}
+
+struct LoraCase {
+    mome_tensor_type type;
+    int64_t n_experts, dim;
+    int32_t rank, top_k;
+    std::vector<int64_t> segment_lengths;  // one entry per segment (1s: the per-token form)
+};
+
+void test_lora(int device, const LoraCase& c, std::mt19937& rng) {
+    std::vector<int64_t> offsets{0};
+    for (int64_t len : c.segment_lengths) offsets.push_back(offsets.back() + len);
+    const int64_t n_tokens = offsets.back(), n_segments = static_cast<int64_t>(c.segment_lengths.size());
+    std::vector<float> a_values, b_values, u, out0;
+    const size_t table = static_cast<size_t>(c.n_experts * c.rank * c.dim);
+    const auto a = random_table(c.type, table, 0.3f, rng, a_values);
+    const auto b = random_table(c.type, table, 0.3f, rng, b_values);
+    random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(n_tokens * c.dim), 1.0f, rng, u);
+    random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(n_tokens * c.dim), 1.0f, rng, out0);
+    std::vector<int32_t> indices(static_cast<size_t>(n_segments * c.top_k));
+    std::vector<float> weights(indices.size());
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.n_experts - 1));
+    std::uniform_real_distribution<float> weight(0.0f, 1.0f);
+    for (size_t i = 0; i < indices.size(); ++i) indices[i] = pick(rng), weights[i] = weight(rng);
+    mome_lora_desc desc{c.type, c.n_experts, c.dim, c.rank, a.data(), b.data()};
+    std::vector<float> cpu = out0;
+    ok(mome_lora_apply(&desc, u.data(), n_tokens, offsets.data(), n_segments, indices.data(), weights.data(), c.top_k, 1.5f, cpu.data(), 0),
+       "mome_lora_apply (CPU)");
+
+    DeviceBuffer d_a(device, a.size()), d_b(device, b.size()), d_u(device, u.size() * 4), d_out(device, out0.size() * 4),
+        d_off(device, offsets.size() * 8), d_idx(device, indices.size() * 4), d_w(device, weights.size() * 4);
+    d_a.upload(a.data()), d_b.upload(b.data()), d_u.upload(u.data()), d_out.upload(out0.data());
+    d_off.upload(offsets.data()), d_idx.upload(indices.data()), d_w.upload(weights.data());
+    desc.a = d_a.as<void>(), desc.b = d_b.as<void>();
+    ok(mome_lora_apply_cuda(device, &desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments, d_idx.as<int32_t>(),
+                            d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>(), nullptr),
+       "mome_lora_apply_cuda");
+    const auto gpu = d_out.download<float>();
+    std::vector<float> delta_gpu(gpu.size()), delta_cpu(cpu.size());
+    for (size_t i = 0; i < gpu.size(); ++i) delta_gpu[i] = gpu[i] - out0[i], delta_cpu[i] = cpu[i] - out0[i];
+    const double e = rel_error(delta_gpu, delta_cpu);
+    CHECK(e < 1e-4, "grouped LoRA %s: relative error of the update %g", type_name(c.type), e);
+    std::printf("  lora %s d=%lld r=%d k=%d segments=%lld tokens=%lld: relative error %.2e\n", type_name(c.type), (long long)c.dim, c.rank,
+                c.top_k, (long long)n_segments, (long long)n_tokens, e);
+
+    // A bad index is reported and nothing is written.
+    indices[indices.size() / 2] = static_cast<int32_t>(c.n_experts);
+    d_idx.upload(indices.data());
+    const mome_status s = mome_lora_apply_cuda(device, &desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments,
+                                               d_idx.as<int32_t>(), d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>(), nullptr);
+    CHECK(s == MOME_STATUS_OUT_OF_RANGE, "a bad expert index gave status %d (%s)", s, mome_last_error());
+    CHECK(d_out.download<float>() == gpu, "a refused call changed out");
+}
+
+void test_bad_router_input(int device, std::mt19937& rng) {
+    const RouterCase c{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, 512, 64, 4, 8};
+    std::vector<float> key_values, queries;
+    const auto keys = random_table(c.type, 512 * 64, 1.0f, rng, key_values);
+    random_table(MOME_TENSOR_TYPE_F32, 4 * 64, 1.0f, rng, queries);
+    queries[70] = NAN;
+    DeviceBuffer d_keys(device, keys.size()), d_q(device, queries.size() * 4), d_idx(device, 32 * 4), d_w(device, 32 * 4);
+    d_keys.upload(keys.data());
+    d_q.upload(queries.data());
+    mome_router_desc desc{c.kind, c.type, c.n_experts, c.key_dim, d_keys.as<void>(), c.top_k, 1.0f};
+    mome_status s = mome_route_cuda(device, &desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr);
+    CHECK(s == MOME_STATUS_INVALID_ARGUMENT && std::strstr(mome_last_error(), "not finite"), "a NaN query gave %d (%s)", s, mome_last_error());
+    desc.top_k = 33;
+    s = mome_route_cuda(device, &desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr);
+    CHECK(s == MOME_STATUS_UNSUPPORTED, "top_k 33 gave %d (%s)", s, mome_last_error());
+}
+
+int run_tests(int device) {
+    std::mt19937 rng(std::random_device{}());  // fresh inputs every run; failures print their sizes
+    for (auto kind : {MOME_ROUTER_KIND_FLAT, MOME_ROUTER_KIND_PRODUCT})
+        for (auto type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16})
+            for (const RouterCase& shape : {RouterCase{kind, type, 1024, 8, 1, 1}, RouterCase{kind, type, 4096, 100, 3, 8},
+                                            RouterCase{kind, type, 65536, 128, 70, 32}, RouterCase{kind, type, 16384, 256, 130, 32},
+                                            RouterCase{kind, type, 1 << 20, 128, 16, 32}})
+                test_router(device, shape, rng);
+    test_bad_router_input(device, rng);
+    for (auto type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
+        test_lora(device, LoraCase{type, 64, 100, 1, 1, {1, 3, 0, 5}}, rng);
+        test_lora(device, LoraCase{type, 4096, 4096, 4, 32, std::vector<int64_t>(64, 1)}, rng);  // per token (decode)
+        test_lora(device, LoraCase{type, 1024, 4096, 8, 32, {17, 1, 40, 2}}, rng);               // per sequence (prefill)
+    }
+    std::printf(g_failures ? "backend_ops: %d FAILED\n" : "backend_ops: all passed\n", g_failures);
+    return g_failures ? 1 : 0;
+}
+
+// Median wall time of `runs` synchronised calls, in microseconds.
+template <typename F>
+double median_us(int device, int runs, F call) {
+    call();
+    ok(mome_cuda_synchronize(device), "synchronize");
+    std::vector<double> times;
+    for (int i = 0; i < runs; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        call();
+        ok(mome_cuda_synchronize(device), "synchronize");
+        times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+}
+
+int run_perf(int device) {
+    std::mt19937 rng(7);
+    const int64_t n = 1 << 20;
+    for (int64_t d : {128, 256}) {
+        std::vector<float> kv;
+        const auto keys = random_table(MOME_TENSOR_TYPE_BF16, static_cast<size_t>(n * d), 1.0f, rng, kv);
+        DeviceBuffer d_keys(device, keys.size());
+        d_keys.upload(keys.data());
+        for (int64_t b : {1, 16, 64, 256, 1024}) {
+            std::vector<float> q;
+            random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(b * d), 1.0f, rng, q);
+            DeviceBuffer d_q(device, q.size() * 4), d_idx(device, b * 32 * 4), d_w(device, b * 32 * 4);
+            d_q.upload(q.data());
+            const mome_router_desc desc{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, d_keys.as<void>(), 32, 1.0f};
+            const double us = median_us(device, 20, [&] {
+                ok(mome_route_cuda(device, &desc, d_q.as<float>(), b, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr), "route");
+            });
+            std::printf("perf router flat BF16 N=%lld d=%lld B=%lld k=32: %.1f us\n", (long long)n, (long long)d, (long long)b, us);
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string mode = argc > 1 ? argv[1] : "test";
+    if (mode != "test" && mode != "perf") {
+        std::fprintf(stderr, "usage: backend_ops [test|perf]\n");
+        return 2;
+    }
+    int32_t count = 0;
+    ok(mome_device_count(&count), "mome_device_count");
+    int cuda_device = -1;
+    for (int32_t i = 0; i < count && cuda_device < 0; ++i) {
+        mome_device_info info{};
+        ok(mome_device_get_info(i, &info), "mome_device_get_info");
+        if (info.backend == MOME_BACKEND_CUDA) cuda_device = info.index;
+    }
+    if (cuda_device < 0) {
+        std::printf("backend_ops: skipped: no CUDA device (or a library built without CUDA)\n");
+        return kSkip;
+    }
+    return mode == "test" ? run_tests(cuda_device) : run_perf(cuda_device);
+}
