@@ -31,7 +31,7 @@ public sealed record TuningOptions
     /// (so that similar questions pick similar experts); then the router is frozen and each
     /// fact's route is computed once and cached.</summary>
     public int RouterEpochs { get; init; }
-    public float RouterLearningRate { get; init; } = 0.01f;
+    public float RouterLearningRate { get; init; } = 0.001f;
     public int Threads { get; init; }
     /// <summary>Memory for keeping each fact's frozen-layer outputs (the memory layer's input
     /// and the residual stream after its block) between epochs, so that only the layers above

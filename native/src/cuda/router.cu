@@ -79,7 +79,7 @@ __device__ void tile_scores_fma(const float* qs, const float* ks, int ld, int d,
 template <typename T, typename Q, bool kTensor>
 __global__ void __launch_bounds__(kThreads) flat_chunk_topk(const T* __restrict__ keys, int n_experts, int d, int d_pad,
                                                             const float* __restrict__ queries, int n_queries, int k, int keys_per_chunk,
-                                                            float* __restrict__ part_scores, int* __restrict__ part_indices,
+                                                            bool vector, float* __restrict__ part_scores, int* __restrict__ part_indices,
                                                             int* __restrict__ bad) {
     extern __shared__ __align__(128) unsigned char smem[];
     const FlatLayout<Q, T> layout(d_pad);
@@ -97,13 +97,22 @@ __global__ void __launch_bounds__(kThreads) flat_chunk_topk(const T* __restrict_
         const float x = (q0 + row < n_queries && col < d) ? queries[static_cast<int64_t>(q0 + row) * d + col] : 0.0f;
         qs[row * ld + col] = from_float<Q>(x);
     }
+    // The padding columns stay zero; rows past the chunk's end keep stale keys whose scores
+    // are never offered.
+    for (int v = threadIdx.x; v < kKeysPerTile * ld; v += kThreads) ks[v] = from_float<T>(0.0f);
+    constexpr int kVec = 16 / sizeof(T);  // elements per 16-byte load
     WarpTopK lists[kQueriesPerWarp];
     for (int64_t tile = begin; tile < end; tile += kKeysPerTile) {
         __syncthreads();  // the previous tile's keys and scores are no longer read
-        for (int v = threadIdx.x; v < kKeysPerTile * d_pad; v += kThreads) {
-            const int row = v / d_pad, col = v % d_pad;
-            const int64_t key = tile + row;
-            ks[row * ld + col] = (key < end && col < d) ? keys[key * d + col] : from_float<T>(0.0f);
+        const int rows = static_cast<int>(min(static_cast<int64_t>(kKeysPerTile), end - tile));
+        if (vector) {
+            const int per_row = d / kVec;
+            for (int v = threadIdx.x; v < rows * per_row; v += kThreads) {
+                const int row = v / per_row, col = (v % per_row) * kVec;
+                *reinterpret_cast<uint4*>(ks + row * ld + col) = *reinterpret_cast<const uint4*>(keys + (tile + row) * d + col);
+            }
+        } else {
+            for (int v = threadIdx.x; v < rows * d; v += kThreads) ks[(v / d) * ld + v % d] = keys[tile * d + v];
         }
         __syncthreads();
         if constexpr (kTensor) tile_scores_tensor<T>(reinterpret_cast<const T*>(qs), ks, ld, d_pad, scores);
@@ -235,8 +244,11 @@ void launch_flat(int device, const mome_router_desc& r, const float* queries, in
     const int chunks = static_cast<int>((r.n_experts + keys_per_chunk - 1) / keys_per_chunk);
     const StreamScratch part_scores(sizeof(float) * static_cast<uint64_t>(chunks) * n * k, stream);
     const StreamScratch part_indices(sizeof(int) * static_cast<uint64_t>(chunks) * n * k, stream);
+    // 16-byte key loads when rows start on 16-byte boundaries.
+    const bool vector = d % (16 / sizeof(T)) == 0 && reinterpret_cast<uintptr_t>(r.keys) % 16 == 0;
     kernel<<<dim3(query_blocks, chunks), kThreads, smem, stream>>>(static_cast<const T*>(r.keys), n_experts, d, d_pad, queries, n, k,
-                                                                   keys_per_chunk, part_scores.as<float>(), part_indices.as<int>(), bad);
+                                                                   keys_per_chunk, vector, part_scores.as<float>(), part_indices.as<int>(),
+                                                                   bad);
     MOME_CUDA_LAUNCHED("flat_chunk_topk");
     constexpr int kMergeWarps = 4;
     merge_chunks<<<(n + kMergeWarps - 1) / kMergeWarps, 32 * kMergeWarps, 0, stream>>>(
