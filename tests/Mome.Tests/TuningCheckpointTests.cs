@@ -221,7 +221,7 @@ public sealed class TuningCheckpointTests
         var output = new StringWriter();
         var error = new StringWriter();
         var code = Mome.Cli.MomeCli.Run(["tune", "--model", Path.Combine(_dir, "m.gguf"), "--facts", factsPath,
-            "--out", Path.Combine(_dir, "missing", "bank.mome"), "--experts", "256"], output, error);
+            "--out", Path.Combine(_dir, "missing", "bank.mome"), "--experts", "4096"], output, error);
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error.ToString(), Does.Contain("cannot write the bank").And.Contain("does not exist"));
     }

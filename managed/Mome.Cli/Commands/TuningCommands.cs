@@ -13,10 +13,14 @@ public static class TuningCommands
     public static MemoryOptions BankFor(MomeModel model, long? experts = null, int? topK = null, int? rank = null, RouterKind? router = null)
     {
         var defaults = MemoryOptions.ForTuning(model.Config);
+        var n = experts ?? defaults.Experts;
+        var k = topK ?? defaults.TopK;
+        var side = (long)Math.Round(Math.Sqrt(n));
+        // Product keys need a square number of experts with at least top-k sub-keys per half.
+        var productFits = side * side == n && side >= k;
         return defaults with
         {
-            Experts = experts ?? defaults.Experts, TopK = topK ?? defaults.TopK, Rank = rank ?? defaults.Rank,
-            Router = router ?? (experts is { } n && Math.Sqrt(n) % 1 != 0 ? RouterKind.Flat : defaults.Router),
+            Experts = n, TopK = k, Rank = rank ?? defaults.Rank, Router = router ?? (productFits ? defaults.Router : RouterKind.Flat),
         };
     }
 
@@ -39,7 +43,7 @@ public static class TuningCommands
         var experts = new Option<long?>("--experts") { Description = "Experts in a new bank (default: as many as fit 512 MiB, a square up to 1024²)." };
         var topK = new Option<int?>("--top-k") { Description = "Experts per question (default 32)." };
         var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
-        var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat for a non-square --experts." };
+        var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat when --experts is not a square of at least --top-k." };
         var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
@@ -52,10 +56,10 @@ public static class TuningCommands
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             var path = parse.GetValue(output)!.FullName;
             var resuming = parse.GetValue(resume) && File.Exists(path);
+            if (!resuming) ProbeWritable(path);
             using var bank = resuming
                 ? MemoryBank.Load(m, path)
                 : MemoryBank.Create(m, BankFor(m, parse.GetValue(experts), parse.GetValue(topK), parse.GetValue(rank), parse.GetValue(router)));
-            if (!resuming) ProbeWritable(path);
             var options = new TuningOptions
             {
                 Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), Schedule = parse.GetValue(schedule),
