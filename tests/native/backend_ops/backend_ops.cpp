@@ -1,13 +1,15 @@
 // Every CUDA op against the CPU op on fresh random inputs, as ggml's test-backend-ops:
 // `backend_ops test` checks (relative error by norm; top-k compared as index sets, with
 // near-ties allowed by score), `backend_ops perf` times the CUDA ops at the sizes of
-// bench/gpu/run.sh. Only the C ABI is used. Without a CUDA device (or with the CPU-only
-// library) it says why and exits 77, which CTest counts as skipped.
+// bench/gpu/run.sh. The memory-layer ops go through the C ABI; the frozen layer's kernels
+// (cuda/model_ops.h) are called directly against the CPU reference ops. Without a CUDA
+// device (or in a build without CUDA) it says why and exits 77, which CTest counts as skipped.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <set>
@@ -16,6 +18,11 @@
 
 #include "core/half.h"
 #include "mome.h"
+#ifdef MOME_BACKEND_OPS_CUDA
+#include "cpu/ops.h"
+#include "cuda/model_ops.h"
+#include "model/llama_weights.h"
+#endif
 
 namespace {
 
@@ -247,6 +254,106 @@ void test_bad_router_input(int device, std::mt19937& rng) {
     CHECK(s == MOME_STATUS_UNSUPPORTED, "top_k 33 gave %d (%s)", s, mome_last_error());
 }
 
+#ifdef MOME_BACKEND_OPS_CUDA
+// The frozen layer's kernels against cpu/ops.h's references.
+void test_model_ops(int device, std::mt19937& rng) {
+    if (cudaSetDevice(device) != cudaSuccess) std::printf("  FAIL cudaSetDevice(%d)\n", device), ++g_failures;
+    auto upload = [&](const std::vector<float>& v) {
+        auto* b = new DeviceBuffer(device, v.size() * 4);
+        b->upload(v.data());
+        return std::unique_ptr<DeviceBuffer>(b);
+    };
+    auto sync = [&] { ok(mome_cuda_synchronize(device), "synchronize"); };
+    std::vector<float> x, w;
+    for (int64_t d : {64, 100, 4096}) {  // RMSNorm
+        const int64_t rows = 7;
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(rows * d), 2.0f, rng, x);
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(d), 1.0f, rng, w);
+        std::vector<float> want(x.size());
+        for (int64_t r = 0; r < rows; ++r) mome::rms_norm_ref(x.data() + r * d, w.data(), d, 1e-5f, want.data() + r * d);
+        auto dx = upload(x), dw = upload(w);
+        DeviceBuffer out(device, x.size() * 4);
+        mome::cuda_rms_norm(dx->as<float>(), dw->as<float>(), rows, d, 1e-5f, out.as<float>(), nullptr);
+        sync();
+        const double e = rel_error(out.download<float>(), want);
+        CHECK(e < 1e-5, "rms_norm d=%lld: relative error %g", (long long)d, e);
+        std::printf("  rms_norm d=%lld: relative error %.2e\n", (long long)d, e);
+    }
+    for (bool factors : {false, true}) {  // RoPE (NORM pairing), plain and with Llama 3 factors
+        const int64_t rows = 5, heads = 4, head_dim = 64;
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(rows * heads * head_dim), 1.0f, rng, x);
+        std::vector<float> f(head_dim / 2);
+        for (size_t i = 0; i < f.size(); ++i) f[i] = 1.0f + static_cast<float>(i % 5);
+        std::vector<int32_t> pos = {0, 1, 17, 900, 4000};
+        mome::RopeParams p;
+        p.n_rot = head_dim, p.freq_base = 500000.0f, p.freq_scale = 0.5f, p.freq_factors = factors ? f.data() : nullptr;
+        std::vector<float> want = x;
+        for (int64_t r = 0; r < rows; ++r) mome::rope_norm_ref(want.data() + r * heads * head_dim, heads, head_dim, pos[static_cast<size_t>(r)], p);
+        auto dx = upload(x), df = upload(f);
+        DeviceBuffer dpos(device, pos.size() * 4);
+        dpos.upload(pos.data());
+        mome::cuda_rope_norm(dx->as<float>(), rows, heads, head_dim, dpos.as<int32_t>(),
+                             mome::CudaRope{head_dim, 500000.0f, 0.5f, factors ? df->as<float>() : nullptr}, nullptr);
+        sync();
+        const double e = rel_error(dx->download<float>(), want);
+        CHECK(e < 1e-5, "rope (factors %d): relative error %g", factors, e);
+        std::printf("  rope factors=%d: relative error %.2e\n", factors, e);
+    }
+    {  // SwiGLU
+        std::vector<float> gate, up;
+        random_table(MOME_TENSOR_TYPE_F32, 10007, 3.0f, rng, gate);
+        random_table(MOME_TENSOR_TYPE_F32, 10007, 1.0f, rng, up);
+        std::vector<float> want(gate.size());
+        mome::swiglu_ref(gate.data(), up.data(), static_cast<int64_t>(gate.size()), want.data());
+        auto dg = upload(gate), du = upload(up);
+        DeviceBuffer out(device, gate.size() * 4);
+        mome::cuda_swiglu(dg->as<float>(), du->as<float>(), static_cast<int64_t>(gate.size()), out.as<float>(), nullptr);
+        sync();
+        const double e = rel_error(out.download<float>(), want);
+        CHECK(e < 1e-6, "swiglu: relative error %g", e);
+        std::printf("  swiglu: relative error %.2e\n", e);
+    }
+    {  // causal GQA attention over a cache
+        const int64_t queries = 5, heads = 8, kv_heads = 2, head_dim = 64, positions = 300;
+        std::vector<float> q, k, v;
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(queries * heads * head_dim), 1.0f, rng, q);
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(positions * kv_heads * head_dim), 1.0f, rng, k);
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(positions * kv_heads * head_dim), 1.0f, rng, v);
+        std::vector<int32_t> visible = {1, 2, 150, 299, 300};
+        std::vector<float> want(q.size());
+        for (int64_t t = 0; t < queries; ++t)
+            mome::attention_ref(q.data() + t * heads * head_dim, k.data(), v.data(), visible[static_cast<size_t>(t)], heads, kv_heads, head_dim,
+                                want.data() + t * heads * head_dim);
+        auto dq = upload(q), dk = upload(k), dv = upload(v);
+        DeviceBuffer dvis(device, visible.size() * 4), out(device, q.size() * 4);
+        dvis.upload(visible.data());
+        mome::cuda_attention(dq->as<float>(), dk->as<float>(), dv->as<float>(), dvis.as<int32_t>(), queries, heads, kv_heads, head_dim, positions,
+                             out.as<float>(), nullptr);
+        sync();
+        const double e = rel_error(out.download<float>(), want);
+        CHECK(e < 1e-5, "attention: relative error %g", e);
+        std::printf("  attention GQA 8/2 over %lld positions: relative error %.2e\n", (long long)positions, e);
+    }
+    for (auto type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {  // projections (cuBLAS)
+        const int64_t rows = 300, cols = 200, n = 7;
+        std::vector<float> w_values, xs;
+        const auto w_bytes = random_table(type, static_cast<size_t>(rows * cols), 0.1f, rng, w_values);
+        random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(n * cols), 1.0f, rng, xs);
+        std::vector<float> rounded = xs, want(static_cast<size_t>(n * rows));
+        mome::round_activations_like_weights(type, rounded.data(), n * cols);
+        mome::matmul_ref(mome::Matrix{w_bytes.data(), type, rows, cols}, rounded.data(), n, want.data());
+        DeviceBuffer dw(device, w_bytes.size()), out(device, want.size() * 4);
+        dw.upload(w_bytes.data());
+        auto dx = upload(xs);
+        mome::cuda_matmul(dw.as<void>(), type, rows, cols, dx->as<float>(), n, out.as<float>(), nullptr);
+        sync();
+        const double e = rel_error(out.download<float>(), want);
+        CHECK(e < 1e-5, "matmul %s: relative error %g", type_name(type), e);
+        std::printf("  matmul %s %lldx%lld by %lld rows: relative error %.2e\n", type_name(type), (long long)rows, (long long)cols, (long long)n, e);
+    }
+}
+#endif
+
 int run_tests(int device) {
     std::mt19937 rng(std::random_device{}());  // fresh inputs every run; failures print their sizes
     for (auto kind : {MOME_ROUTER_KIND_FLAT, MOME_ROUTER_KIND_PRODUCT})
@@ -261,6 +368,14 @@ int run_tests(int device) {
         test_lora(device, LoraCase{type, 4096, 4096, 4, 32, std::vector<int64_t>(64, 1)}, rng);  // per token (decode)
         test_lora(device, LoraCase{type, 1024, 4096, 8, 32, {17, 1, 40, 2}}, rng);               // per sequence (prefill)
     }
+#ifdef MOME_BACKEND_OPS_CUDA
+    try {
+        test_model_ops(device, rng);
+    } catch (const std::exception& e) {  // a CUDA error in the kernels' host code
+        std::printf("  FAIL model ops: %s\n", e.what());
+        ++g_failures;
+    }
+#endif
     std::printf(g_failures ? "backend_ops: %d FAILED\n" : "backend_ops: all passed\n", g_failures);
     return g_failures ? 1 : 0;
 }

@@ -1,0 +1,191 @@
+// Kernels of the frozen Llama layer on CUDA; see model_ops.h.
+#include <cublas_v2.h>
+
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include "cuda/cuda_check.h"
+#include "cuda/device_types.cuh"
+#include "cuda/model_ops.h"
+
+namespace mome {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ float block_sum(float v, float* scratch) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();  // scratch may still be read by an earlier call
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float total = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += scratch[w];
+    return total;
+}
+
+__device__ float block_max(float v, float* scratch) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float m = -INFINITY;
+    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) m = fmaxf(m, scratch[w]);
+    return m;
+}
+
+__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight, int64_t d, float eps, float* __restrict__ out) {
+    __shared__ float scratch[32];
+    const float* row = x + blockIdx.x * d;
+    float sum = 0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) sum = fmaf(row[i], row[i], sum);
+    const float scale = rsqrtf(block_sum(sum, scratch) / static_cast<float>(d) + eps);
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[blockIdx.x * d + i] = row[i] * scale * weight[i];
+}
+
+__global__ void rope_norm_kernel(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* __restrict__ pos, int64_t n_rot,
+                                 float theta_scale, float freq_scale, const float* __restrict__ factors) {
+    const int64_t pairs = n_rot / 2;
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= rows * n_heads * pairs) return;
+    const int64_t pair = i % pairs, head = (i / pairs) % n_heads, row = i / (pairs * n_heads);
+    float theta = static_cast<float>(pos[row]);
+    for (int64_t p = 0; p < pair; ++p) theta *= theta_scale;  // ggml's recurrence, step by step
+    const float angle = freq_scale * (theta / (factors ? factors[pair] : 1.0f));
+    float s, c;
+    sincosf(angle, &s, &c);
+    float* v = x + (row * n_heads + head) * head_dim + 2 * pair;
+    const float a = v[0], b = v[1];
+    v[0] = a * c - b * s;
+    v[1] = a * s + b * c;
+}
+
+__global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up, int64_t n, float* __restrict__ out) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+// One block per (query, head): scores over the visible positions in shared memory, softmax,
+// then each thread accumulates some of the head's output dimensions.
+__global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
+                                 const int32_t* __restrict__ visible, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                                 float* __restrict__ out) {
+    extern __shared__ float w[];  // [max_positions]
+    __shared__ float scratch[32];
+    const int64_t t = blockIdx.x, h = blockIdx.y, kvh = h / (n_head / n_head_kv), stride = n_head_kv * head_dim;
+    const int n = visible[t];
+    const float* qh = q + (t * n_head + h) * head_dim;
+    const float scale = rsqrtf(static_cast<float>(head_dim));
+    float local_max = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const float* k = k_cache + j * stride + kvh * head_dim;
+        float dot = 0;
+        for (int64_t e = 0; e < head_dim; ++e) dot = fmaf(qh[e], k[e], dot);
+        w[j] = dot * scale;
+        local_max = fmaxf(local_max, w[j]);
+    }
+    const float m = block_max(local_max, scratch);
+    float local_sum = 0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) local_sum += (w[j] = expf(w[j] - m));
+    const float sum = block_sum(local_sum, scratch);  // its barriers also publish w
+    for (int64_t e = threadIdx.x; e < head_dim; e += blockDim.x) {
+        float acc = 0;
+        for (int j = 0; j < n; ++j) acc = fmaf(w[j], v_cache[j * stride + kvh * head_dim + e], acc);
+        out[(t * n_head + h) * head_dim + e] = acc / sum;
+    }
+}
+
+template <typename T>
+__global__ void round_to(const float* __restrict__ x, int64_t n, T* __restrict__ y) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        y[i] = from_float<T>(x[i]);
+}
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
+
+void check_cublas(cublasStatus_t s, const char* what) {
+    if (s != CUBLAS_STATUS_SUCCESS) fail(MOME_STATUS_BACKEND_ERROR, format("cuBLAS: %s failed (status %d)", what, static_cast<int>(s)));
+}
+
+// One cuBLAS handle per device, made on first use.
+cublasHandle_t handle_for_current_device() {
+    static std::mutex mutex;
+    static std::unordered_map<int, cublasHandle_t> handles;
+    int device = 0;
+    MOME_CUDA(cudaGetDevice(&device));
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = handles.find(device);
+    if (it != handles.end()) return it->second;
+    cublasHandle_t h = nullptr;
+    check_cublas(cublasCreate(&h), "cublasCreate");
+    handles[device] = h;
+    return h;
+}
+
+}  // namespace
+
+void cuda_rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* out, cudaStream_t stream) {
+    rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, weight, d, eps, out);
+    MOME_CUDA_LAUNCHED("rms_norm_kernel");
+}
+
+void cuda_rope_norm(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const CudaRope& rope, cudaStream_t stream) {
+    const float theta_scale = std::pow(rope.freq_base, -2.0f / static_cast<float>(rope.n_rot));
+    const int64_t n = rows * n_heads * (rope.n_rot / 2);
+    rope_norm_kernel<<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        x, rows, n_heads, head_dim, pos, rope.n_rot, theta_scale, rope.freq_scale, rope.freq_factors);
+    MOME_CUDA_LAUNCHED("rope_norm_kernel");
+}
+
+void cuda_swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
+    swiglu_kernel<<<blocks_for(n), kThreads, 0, stream>>>(gate, up, n, out);
+    MOME_CUDA_LAUNCHED("swiglu_kernel");
+}
+
+void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n_queries, int64_t n_head,
+                    int64_t n_head_kv, int64_t head_dim, int64_t max_positions, float* out, cudaStream_t stream) {
+    const size_t smem = sizeof(float) * static_cast<size_t>(max_positions);
+    int device = 0, limit = 0;
+    MOME_CUDA(cudaGetDevice(&device));
+    MOME_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    if (smem > static_cast<size_t>(limit))
+        fail(MOME_STATUS_UNSUPPORTED, format("CUDA attention: %lld positions need more shared memory than the device has",
+                                             static_cast<long long>(max_positions)));
+    MOME_CUDA(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    attention_kernel<<<dim3(static_cast<unsigned>(n_queries), static_cast<unsigned>(n_head)), kThreads, smem, stream>>>(
+        q, k_cache, v_cache, visible, n_head, n_head_kv, head_dim, out);
+    MOME_CUDA_LAUNCHED("attention_kernel");
+}
+
+void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, cudaStream_t stream) {
+    cublasHandle_t h = handle_for_current_device();
+    check_cublas(cublasSetStream(h, stream), "cublasSetStream");
+    const float one = 1.0f, zero = 0.0f;
+    // Row-major Y [n x rows] = X [n x cols] W^T is column-major Y^T [rows x n] = W [rows x cols] . X^T,
+    // with W seen column-major as [cols x rows] (op T) and X^T as [cols x n].
+    if (type == MOME_TENSOR_TYPE_F32) {
+        check_cublas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(cols), &one,
+                                 static_cast<const float*>(w), static_cast<int>(cols), x, static_cast<int>(cols), &zero, y,
+                                 static_cast<int>(rows)),
+                     "cublasSgemm");
+        return;
+    }
+    const StreamScratch rounded(2 * static_cast<uint64_t>(n) * cols, stream);
+    const cudaDataType dt = type == MOME_TENSOR_TYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    if (type == MOME_TENSOR_TYPE_BF16) round_to<__nv_bfloat16><<<blocks_for(n * cols), kThreads, 0, stream>>>(x, n * cols, rounded.as<__nv_bfloat16>());
+    else round_to<__half><<<blocks_for(n * cols), kThreads, 0, stream>>>(x, n * cols, rounded.as<__half>());
+    MOME_CUDA_LAUNCHED("round_to");
+    check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(cols), &one, w, dt,
+                              static_cast<int>(cols), rounded.as<void>(), dt, static_cast<int>(cols), &zero, y, CUDA_R_32F,
+                              static_cast<int>(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx");
+}
+
+}  // namespace mome

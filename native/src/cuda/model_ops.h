@@ -1,0 +1,42 @@
+// The frozen Llama layer's own kernels on CUDA (the dense projections go to cuBLAS): each
+// computes what the CPU reference op in cpu/ops.h computes, over device buffers, queued on
+// `stream`. Checked against those references by tests/native/backend_ops.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "mome.h"
+
+namespace mome {
+
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for `rows` rows of d.
+void cuda_rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* out, cudaStream_t stream);
+
+// RoPE, NORM pairing, in place: row r (n_heads x head_dim) at position pos[r]. Angles by the
+// recurrence ggml uses (theta_i = pos * base^(-2/n_rot) ... multiplied step by step), with
+// optional per-pair factors (Llama 3 scaling; device pointer or null).
+struct CudaRope {
+    int64_t n_rot;
+    float freq_base, freq_scale;
+    const float* freq_factors;
+};
+void cuda_rope_norm(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const CudaRope& rope,
+                    cudaStream_t stream);
+
+// out = silu(gate) * up over n elements.
+void cuda_swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+
+// Causal attention of n_queries query rows (each n_head x head_dim) of one sequence over its
+// cache (positions x n_head_kv x head_dim): query t sees positions 0 .. visible[t]-1. GQA:
+// query head h reads KV head h / (n_head / n_head_kv). Scale 1/sqrt(head_dim).
+void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n_queries,
+                    int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t max_positions, float* out, cudaStream_t stream);
+
+// Y [n x rows] = X [n x cols] W^T with W [rows x cols] in F32, F16 or BF16 (X rounded to W's
+// type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.
+void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y,
+                 cudaStream_t stream);
+
+}  // namespace mome
