@@ -2,7 +2,7 @@
 # The one prepared GPU check (nvcc, CMake, PyTorch; no dotnet, no internet needed):
 # builds the CUDA library, backend_ops and the kernel labs for sm_90, runs backend_ops,
 # measures copy bandwidth and a BF16 GEMM, times Mome's router and grouped LoRA against
-# PyTorch, and prints one table last. Full logs go under $OUT (default ./gpu-out).
+# PyTorch and a CUDA session's decode on the small synthetic preset, and prints one table last. Full logs go under $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -25,6 +25,10 @@ step "backend_ops test"
 timeout 180 "$BIN/tests/native/backend_ops/mome_backend_ops" test > "$OUT/backend_ops.log" 2>&1
 BACKEND_RC=$?
 tail -n 40 "$OUT/backend_ops.log"
+
+step "backend_ops perf (router, whole-model decode on the small preset)"
+timeout 120 "$BIN/tests/native/backend_ops/mome_backend_ops" perf > "$OUT/backend_ops_perf.log" 2>&1 || true
+grep -E "^perf" "$OUT/backend_ops_perf.log" | tail -n 20
 
 step "PyTorch baselines"
 timeout 150 python3 bench/gpu/baselines.py --out "$OUT" > "$OUT/baselines.log" 2>&1 || tail -n 20 "$OUT/baselines.log"

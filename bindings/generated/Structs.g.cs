@@ -255,6 +255,14 @@ internal unsafe struct MomeSessionParams
     /// belong to the session's model and stay alive until the session is freed.
     /// </summary>
     public IntPtr /* const mome_bank* */ Bank;
+
+    /// <summary>
+    /// Where the forward pass runs: MOME_BACKEND_CPU (the default), or MOME_BACKEND_CUDA on
+    /// CUDA device `device_index` (weights and KV cache on the device; cuBLAS projections).
+    /// A CUDA session runs the base model only for now: a bank is refused (UNSUPPORTED).
+    /// </summary>
+    public MomeBackend Backend;
+    public int DeviceIndex;
 }
 
 /// <summary>

@@ -20,6 +20,10 @@ public sealed record SessionOptions
 
     /// <summary>A memory bank to run inside the model (null: the base model alone).</summary>
     public MemoryBank? Memory { get; init; }
+
+    /// <summary>Run on this CUDA device (0 = the first GPU) instead of the CPU: weights and KV
+    /// cache on the device (needs libmome_cuda; base model only for now).</summary>
+    public int? CudaDevice { get; init; }
 }
 
 /// <summary>
@@ -39,6 +43,11 @@ public sealed unsafe class MomeSession : IDisposable
         p.NSeqMax = options.MaxSequences;
         p.NThreads = options.Threads;
         p.UseReference = options.UseReference ? (byte)1 : (byte)0;
+        if (options.CudaDevice is { } device)
+        {
+            p.Backend = MomeBackend.Cuda;
+            p.DeviceIndex = device;
+        }
         if (options.Memory is { } bank && !ReferenceEquals(bank.Model, model))
             throw new ArgumentException("the memory bank was made for another MomeModel instance", nameof(options));
         _handle = SafeSessionHandle.Create(model.Handle, p, options.Memory?.Handle);

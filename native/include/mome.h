@@ -398,6 +398,11 @@ typedef struct mome_session_params {
     /* A memory bank to run inside the model (null: the base model alone). The bank must
      * belong to the session's model and stay alive until the session is freed. */
     const mome_bank* bank;
+    /* Where the forward pass runs: MOME_BACKEND_CPU (the default), or MOME_BACKEND_CUDA on
+     * CUDA device `device_index` (weights and KV cache on the device; cuBLAS projections).
+     * A CUDA session runs the base model only for now: a bank is refused (UNSUPPORTED). */
+    mome_backend backend;
+    int32_t device_index;
 } mome_session_params;
 
 MOME_API mome_session_params mome_session_default_params(void);

@@ -261,3 +261,23 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     EXPECT_EQ(mome_bank_set_key_rows(f.bank, 0, 0, 1, row.data()), MOME_STATUS_INVALID_ARGUMENT);
 }
 
+
+// A CUDA session asked of the CPU-only core, or with a bank, or of an unknown backend, is
+// refused with a message that says why.
+TEST(Sessions, CudaRequestsAreRefusedClearly) {
+    Fixture f;
+    make_fixture(f, MOME_ROUTER_KIND_FLAT);
+    mome_session_params sp = mome_session_default_params();
+    sp.n_ctx = 32;
+    sp.backend = MOME_BACKEND_CUDA;
+    mome_session* s = nullptr;
+    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_UNSUPPORTED);
+    EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
+    sp.bank = f.bank;
+    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_UNSUPPORTED);
+    EXPECT_NE(std::string(mome_last_error()).find("base model only"), std::string::npos) << mome_last_error();
+    sp.bank = nullptr;
+    sp.backend = static_cast<mome_backend>(7);
+    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(s, nullptr);
+}

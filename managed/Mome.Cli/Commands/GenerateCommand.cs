@@ -16,15 +16,16 @@ public static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold.", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var cuda = new Option<int?>("--cuda") { Description = "Run on this CUDA device (libmome_cuda; base model only for now)." };
         var command = new Command("generate", "Continue a prompt, streaming the text.")
         {
-            model, prompt, memory, maxTokens, temperature, topK, topP, seed, threads,
+            model, prompt, memory, maxTokens, temperature, topK, topP, seed, threads, cuda,
         };
         command.SetAction(async (parse, cancellationToken) => await io.GuardAsync(async () =>
         {
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m, bankFile.FullName) : null;
-            using var generator = new TextGenerator(m, new SessionOptions { Threads = parse.GetValue(threads), Memory = bank });
+            using var generator = new TextGenerator(m, new SessionOptions { Threads = parse.GetValue(threads), Memory = bank, CudaDevice = parse.GetValue(cuda) });
             var options = new GenerationOptions
             {
                 MaxTokens = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),

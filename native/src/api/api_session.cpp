@@ -20,6 +20,8 @@ mome_session_params mome_session_default_params(void) {
     p.n_threads = 0;
     p.use_reference = 0;
     p.bank = nullptr;
+    p.backend = MOME_BACKEND_CPU;
+    p.device_index = 0;
     return p;
 }
 

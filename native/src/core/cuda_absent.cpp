@@ -26,5 +26,8 @@ void cuda_lora_apply(int, const mome_lora_desc&, const float*, int64_t, const in
                      float, float*, void*) {
     no_cuda();
 }
+CudaSession* cuda_session_create(const mome_session&, int) { no_cuda(); }
+void destroy_cuda_session(CudaSession*) {}
+void cuda_session_run(mome_session&, const mome_batch&, float*, int64_t, int64_t) { no_cuda(); }
 
 }  // namespace mome

@@ -7,6 +7,8 @@
 
 #include "mome.h"
 
+struct mome_session;
+
 namespace mome {
 
 void* cuda_alloc(int device, uint64_t bytes);
@@ -23,5 +25,12 @@ void cuda_route(int device, const mome_router_desc& r, const float* queries, int
 void cuda_lora_apply(int device, const mome_lora_desc& e, const float* u, int64_t n_tokens, const int64_t* segment_offsets,
                      int64_t n_segments, const int32_t* indices, const float* weights, int32_t top_k, float scale, float* out,
                      void* stream);
+
+// A session's device side: weights, KV cache and a stream on one CUDA device.
+struct CudaSession;
+CudaSession* cuda_session_create(const mome_session& s, int device);
+void destroy_cuda_session(CudaSession* session);
+// The forward pass of a validated batch (as run_batch on the CPU), logits copied to the host.
+void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out);
 
 }  // namespace mome

@@ -74,12 +74,15 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __res
 
 // One block per (query, head): scores over the visible positions in shared memory, softmax,
 // then each thread accumulates some of the head's output dimensions.
-__global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-                                 const int32_t* __restrict__ visible, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                                 float* __restrict__ out) {
+__global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ k_all, const float* __restrict__ v_all,
+                                 const int32_t* __restrict__ seq_ids, int64_t seq_positions, const int32_t* __restrict__ visible,
+                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, float* __restrict__ out) {
     extern __shared__ float w[];  // [max_positions]
     __shared__ float scratch[32];
     const int64_t t = blockIdx.x, h = blockIdx.y, kvh = h / (n_head / n_head_kv), stride = n_head_kv * head_dim;
+    const int64_t base = (seq_ids ? seq_ids[t] : 0) * seq_positions * stride;
+    const float* k_cache = k_all + base;
+    const float* v_cache = v_all + base;
     const int n = visible[t];
     const float* qh = q + (t * n_head + h) * head_dim;
     const float scale = rsqrtf(static_cast<float>(head_dim));
@@ -149,18 +152,23 @@ void cuda_swiglu(const float* gate, const float* up, int64_t n, float* out, cuda
     MOME_CUDA_LAUNCHED("swiglu_kernel");
 }
 
-void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n_queries, int64_t n_head,
-                    int64_t n_head_kv, int64_t head_dim, int64_t max_positions, float* out, cudaStream_t stream) {
-    const size_t smem = sizeof(float) * static_cast<size_t>(max_positions);
+int64_t cuda_attention_max_positions() {
     int device = 0, limit = 0;
     MOME_CUDA(cudaGetDevice(&device));
     MOME_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    if (smem > static_cast<size_t>(limit))
-        fail(MOME_STATUS_UNSUPPORTED, format("CUDA attention: %lld positions need more shared memory than the device has",
-                                             static_cast<long long>(max_positions)));
+    return (limit - 1024) / static_cast<int64_t>(sizeof(float));  // room for the kernel's static scratch
+}
+
+void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, int64_t seq_positions,
+                    const int32_t* visible, int64_t n_queries, int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t max_positions,
+                    float* out, cudaStream_t stream) {
+    if (max_positions > cuda_attention_max_positions())
+        fail(MOME_STATUS_UNSUPPORTED, format("CUDA attention: %lld positions need more shared memory than the device has (at most %lld)",
+                                             static_cast<long long>(max_positions), static_cast<long long>(cuda_attention_max_positions())));
+    const size_t smem = sizeof(float) * static_cast<size_t>(max_positions);
     MOME_CUDA(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     attention_kernel<<<dim3(static_cast<unsigned>(n_queries), static_cast<unsigned>(n_head)), kThreads, smem, stream>>>(
-        q, k_cache, v_cache, visible, n_head, n_head_kv, head_dim, out);
+        q, k_cache, v_cache, seq_ids, seq_positions, visible, n_head, n_head_kv, head_dim, out);
     MOME_CUDA_LAUNCHED("attention_kernel");
 }
 

@@ -28,11 +28,17 @@ void cuda_rope_norm(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, c
 // out = silu(gate) * up over n elements.
 void cuda_swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 
-// Causal attention of n_queries query rows (each n_head x head_dim) of one sequence over its
-// cache (positions x n_head_kv x head_dim): query t sees positions 0 .. visible[t]-1. GQA:
-// query head h reads KV head h / (n_head / n_head_kv). Scale 1/sqrt(head_dim).
-void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n_queries,
-                    int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t max_positions, float* out, cudaStream_t stream);
+// Causal attention of n_queries query rows (each n_head x head_dim) over KV caches of
+// sequences (each seq_positions x n_head_kv x head_dim, one after another): query t reads
+// sequence seq_ids[t]'s cache (seq_ids null: sequence 0) and sees its positions
+// 0 .. visible[t]-1 (at most max_positions). GQA: query head h reads KV head
+// h / (n_head / n_head_kv). Scale 1/sqrt(head_dim).
+void cuda_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, int64_t seq_positions,
+                    const int32_t* visible, int64_t n_queries, int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t max_positions,
+                    float* out, cudaStream_t stream);
+
+// The most positions cuda_attention can attend to on the current device.
+int64_t cuda_attention_max_positions();
 
 // Y [n x rows] = X [n x cols] W^T with W [rows x cols] in F32, F16 or BF16 (X rounded to W's
 // type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.

@@ -62,13 +62,20 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
     if (params.n_threads < 0 || params.n_threads > 1024)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", params.n_threads));
+    if (params.backend != MOME_BACKEND_CPU && params.backend != MOME_BACKEND_CUDA)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", static_cast<int>(params.backend)));
+    const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
+    if (on_cuda && params.bank)
+        fail(MOME_STATUS_UNSUPPORTED, "CUDA sessions run the base model only for now; run a memory bank on the CPU");
+    if (on_cuda && (params.device_index < 0 || params.device_index > 1023))
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
     // A metadata-only open skipped the tensor checks; the forward pass needs them.
     check_llama_tensors(*model.file, c);
     const Dims d = dims_of(c);
     const uint64_t per_layer = static_cast<uint64_t>(params.n_seq_max) * static_cast<uint64_t>(n_ctx) *
                                static_cast<uint64_t>(d.kv_dim + d.v_dim);
     const uint64_t bytes = per_layer * static_cast<uint64_t>(c.n_layer) * sizeof(float);
-    if (bytes > kMaxCacheBytes)
+    if (bytes > kMaxCacheBytes && !on_cuda)
         fail(MOME_STATUS_OUT_OF_MEMORY, format("a KV cache of %d sequences x %lld positions needs %.1f GiB (limit %.0f GiB)",
                                                params.n_seq_max, static_cast<long long>(n_ctx), bytes / 1073741824.0,
                                                kMaxCacheBytes / 1073741824.0));
@@ -91,6 +98,10 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
                          std::vector<mome_session::Route>(static_cast<size_t>(params.bank->params.n_layers)));
     }
     s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
+    if (on_cuda) {
+        s->cuda.reset(cuda_session_create(*s, params.device_index));
+        return s;
+    }
     s->k_cache.resize(static_cast<size_t>(c.n_layer));
     s->v_cache.resize(static_cast<size_t>(c.n_layer));
     for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -140,7 +151,8 @@ void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits
     // Routes computed by this batch are kept only if the whole batch succeeds.
     const auto routes_before = s.routes;
     try {
-        run_batch(s, b, logits, n, n_out);
+        if (s.cuda) cuda_session_run(s, b, logits, n, n_out);
+        else run_batch(s, b, logits, n, n_out);
     } catch (...) {
         s.routes = routes_before;
         throw;

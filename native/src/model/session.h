@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/cuda_backend.h"
 #include "cpu/thread_pool.h"
 #include "memory/bank.h"
 #include "model/llama_weights.h"
@@ -33,6 +34,9 @@ struct mome_session {
     };
     std::vector<std::vector<Route>> routes;  // [n_seq][memory layer slot]
     int n_threads = 1;
+
+    // Set when the session runs on a CUDA device (then the host KV cache stays empty).
+    std::unique_ptr<mome::CudaSession, void (*)(mome::CudaSession*)> cuda{nullptr, mome::destroy_cuda_session};
 };
 
 namespace mome {

@@ -327,8 +327,8 @@ void test_model_ops(int device, std::mt19937& rng) {
         auto dq = upload(q), dk = upload(k), dv = upload(v);
         DeviceBuffer dvis(device, visible.size() * 4), out(device, q.size() * 4);
         dvis.upload(visible.data());
-        mome::cuda_attention(dq->as<float>(), dk->as<float>(), dv->as<float>(), dvis.as<int32_t>(), queries, heads, kv_heads, head_dim, positions,
-                             out.as<float>(), nullptr);
+        mome::cuda_attention(dq->as<float>(), dk->as<float>(), dv->as<float>(), nullptr, positions, dvis.as<int32_t>(), queries, heads, kv_heads,
+                             head_dim, positions, out.as<float>(), nullptr);
         sync();
         const double e = rel_error(out.download<float>(), want);
         CHECK(e < 1e-5, "attention: relative error %g", e);
@@ -352,6 +352,56 @@ void test_model_ops(int device, std::mt19937& rng) {
         std::printf("  matmul %s %lldx%lld by %lld rows: relative error %.2e\n", type_name(type), (long long)rows, (long long)cols, (long long)n, e);
     }
 }
+
+// Whole models: a CUDA session's logits against a CPU session's, on synthetic models (F32:
+// the same function up to summation order; BF16: both round activations to BF16 before each
+// projection), over a batch of two interleaved sequences and then token-by-token decode.
+void test_session(int device, mome_tensor_type type, bool llama3, bool tied) {
+    mome_synthetic_params sp;
+    ok(mome_synthetic_preset("tiny", &sp), "preset");
+    sp.weight_type = type, sp.tied_output = tied, sp.init_std = 0.25f, sp.n_head = 6, sp.n_head_kv = 2, sp.head_dim = 24;
+    if (llama3) sp.rope_scaling = MOME_ROPE_SCALING_LLAMA3, sp.rope_freq_base = 500000.0f, sp.rope_scaling_factor = 8.0f;
+    const std::string path = "/tmp/mome_backend_ops_" + std::to_string(static_cast<int>(type)) + std::to_string(llama3) + ".gguf";
+    ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
+    mome_model* model = nullptr;
+    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
+    mome_session_params cpu = mome_session_default_params();
+    cpu.n_ctx = 128, cpu.n_seq_max = 2;
+    mome_session_params gpu = cpu;
+    gpu.backend = MOME_BACKEND_CUDA, gpu.device_index = device;
+    mome_session *a = nullptr, *b = nullptr;
+    ok(mome_session_create(model, cpu, &a), "CPU session");
+    ok(mome_session_create(model, gpu, &b), "CUDA session");
+    const int64_t vocab = sp.n_vocab;
+    double worst = 0;
+    // Step 0: 12 tokens of sequence 0 and 7 of sequence 1, interleaved; then 5 decode steps of both.
+    std::vector<int32_t> next = {0, 0};
+    for (int step = 0; step < 6; ++step) {
+        std::vector<int32_t> tokens, positions, seqs;
+        std::vector<uint8_t> want;
+        for (int i = 0; i < (step == 0 ? 12 : 1); ++i)
+            for (int seq = 0; seq < 2; ++seq) {
+                if (step == 0 && seq == 1 && i >= 7) continue;
+                tokens.push_back(static_cast<int32_t>((37 * (step * 13 + i) + 11 * seq) % vocab));
+                positions.push_back(next[static_cast<size_t>(seq)]++);
+                seqs.push_back(seq);
+                want.push_back(1);
+            }
+        const mome_batch batch{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), want.data()};
+        std::vector<float> la(tokens.size() * vocab), lb(la.size(), NAN);
+        ok(mome_session_decode(a, &batch, la.data(), la.size()), "CPU decode");
+        ok(mome_session_decode(b, &batch, lb.data(), lb.size()), "CUDA decode");
+        worst = std::max(worst, rel_error(lb, la));
+    }
+    const double bound = type == MOME_TENSOR_TYPE_F32 ? 1e-4 : 1e-2;
+    CHECK(worst <= bound, "session logits %s llama3=%d tied=%d: relative error %g > %g", type_name(type), llama3, tied, worst, bound);
+    std::printf("  session %s GQA 6/2 llama3=%d tied=%d, 2 sequences, prefill + 5 decode steps: relative error %.2e\n", type_name(type), llama3,
+                tied, worst);
+    mome_session_free(a);
+    mome_session_free(b);
+    mome_model_free(model);
+    std::remove(path.c_str());
+}
 #endif
 
 int run_tests(int device) {
@@ -371,6 +421,10 @@ int run_tests(int device) {
 #ifdef MOME_BACKEND_OPS_CUDA
     try {
         test_model_ops(device, rng);
+        test_session(device, MOME_TENSOR_TYPE_F32, false, false);
+        test_session(device, MOME_TENSOR_TYPE_F32, true, true);
+        test_session(device, MOME_TENSOR_TYPE_BF16, false, false);
+        test_session(device, MOME_TENSOR_TYPE_F16, true, false);
     } catch (const std::exception& e) {  // a CUDA error in the kernels' host code
         std::printf("  FAIL model ops: %s\n", e.what());
         ++g_failures;
@@ -416,6 +470,47 @@ int run_perf(int device) {
             std::printf("perf router flat BF16 N=%lld d=%lld B=%lld k=32: %.1f us\n", (long long)n, (long long)d, (long long)b, us);
         }
     }
+#ifdef MOME_BACKEND_OPS_CUDA
+    // Whole-model decode on the `small` synthetic preset (~100M, BF16): tokens/s by batch.
+    mome_synthetic_params sp;
+    ok(mome_synthetic_preset("small", &sp), "preset");
+    sp.weight_type = MOME_TENSOR_TYPE_BF16;
+    const std::string path = "/tmp/mome_backend_ops_small.gguf";
+    ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
+    mome_model* model = nullptr;
+    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
+    for (int32_t batch : {1, 16, 64}) {
+        mome_session_params p = mome_session_default_params();
+        p.n_ctx = 512, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session* s = nullptr;
+        ok(mome_session_create(model, p, &s), "CUDA session");
+        std::vector<int32_t> tokens, positions, seqs;
+        for (int32_t q = 0; q < batch; ++q)
+            for (int32_t t = 0; t < 128; ++t) tokens.push_back((t * 31 + q) % 1000), positions.push_back(t), seqs.push_back(q);
+        const mome_batch prompt{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
+        std::vector<float> logits(static_cast<size_t>(batch) * sp.n_vocab);
+        const auto t0 = std::chrono::steady_clock::now();
+        ok(mome_session_decode(s, &prompt, logits.data(), logits.size()), "prefill");
+        const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::vector<uint8_t> want(static_cast<size_t>(batch), 1);
+        const int steps = 32;
+        const auto t1 = std::chrono::steady_clock::now();
+        for (int step = 0; step < steps; ++step) {
+            tokens.assign(static_cast<size_t>(batch), 7 + step);
+            positions.assign(static_cast<size_t>(batch), 128 + step);
+            seqs.resize(static_cast<size_t>(batch));
+            std::iota(seqs.begin(), seqs.end(), 0);
+            const mome_batch next{batch, tokens.data(), positions.data(), seqs.data(), want.data()};
+            ok(mome_session_decode(s, &next, logits.data(), logits.size()), "decode");
+        }
+        const double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        std::printf("perf session small BF16 batch=%d: prefill %.0f tokens/s (128 per sequence), decode %.0f tokens/s\n", batch,
+                    batch * 128 / prefill_s, batch * steps / decode_s);
+        mome_session_free(s);
+    }
+    mome_model_free(model);
+    std::remove(path.c_str());
+#endif
     return 0;
 }
 

@@ -1,0 +1,226 @@
+// A session's forward pass on CUDA: the model's weights (in their stored type) and the KV
+// cache live on one device; the projections run through cuBLAS, the rest through
+// cuda/model_ops.h, in the order of run_batch on the CPU (model/session.cpp). Logits are
+// copied back to the host at the end of each batch.
+#include <cstring>
+#include <vector>
+
+#include "core/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_types.cuh"
+#include "cuda/model_ops.h"
+#include "model/session.h"
+
+namespace mome {
+
+struct DeviceMatrix {
+    const void* data = nullptr;
+    mome_tensor_type type = MOME_TENSOR_TYPE_F32;
+    int64_t rows = 0, cols = 0;
+};
+
+struct DeviceLayer {
+    float *attn_norm = nullptr, *ffn_norm = nullptr;
+    DeviceMatrix wq, wk, wv, wo, gate, up, down;
+};
+
+struct CudaSession {
+    int device = 0;
+    cudaStream_t stream = nullptr;
+    std::vector<void*> allocations;
+    DeviceMatrix token_embd, output;
+    float* output_norm = nullptr;
+    float* rope_freqs = nullptr;
+    std::vector<DeviceLayer> layers;
+    std::vector<float*> k_cache, v_cache;  // per layer: [n_seq x n_ctx x kv_dim]
+
+    void* allocate(uint64_t bytes) {
+        void* p = nullptr;
+        MOME_CUDA(cudaMalloc(&p, bytes));
+        allocations.push_back(p);
+        return p;
+    }
+    template <typename T>
+    T* upload(const T* host, uint64_t count) {
+        T* p = static_cast<T*>(allocate(count * sizeof(T)));
+        MOME_CUDA(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice));
+        return p;
+    }
+    DeviceMatrix upload(const Matrix& m) {
+        const uint64_t bytes = static_cast<uint64_t>(m.rows) * m.cols * (m.type == MOME_TENSOR_TYPE_F32 ? 4 : 2);
+        return DeviceMatrix{upload(m.data, bytes), m.type, m.rows, m.cols};
+    }
+};
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
+
+template <typename T>
+__global__ void embed_rows(const T* __restrict__ table, const int32_t* __restrict__ tokens, int64_t n, int64_t d, float* __restrict__ x) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] = to_float(table[static_cast<int64_t>(tokens[i / d]) * d + i % d]);
+}
+
+// Row t of k and v into sequence seq_ids[t]'s cache at position positions[t].
+__global__ void store_kv(const float* __restrict__ k, const float* __restrict__ v, const int32_t* __restrict__ seq_ids,
+                         const int32_t* __restrict__ positions, int64_t n, int64_t kv_dim, int64_t n_ctx, float* __restrict__ k_cache,
+                         float* __restrict__ v_cache) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * kv_dim; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t t = i / kv_dim, e = i % kv_dim;
+        const int64_t slot = static_cast<int64_t>(seq_ids[t]) * n_ctx + positions[t];
+        k_cache[slot * kv_dim + e] = k[i];
+        v_cache[slot * kv_dim + e] = v[i];
+    }
+}
+
+__global__ void add_into(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] += y[i];
+}
+
+__global__ void gather_rows(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t n_rows, int64_t d, float* __restrict__ out) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_rows * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        out[i] = x[static_cast<int64_t>(rows[i / d]) * d + i % d];
+}
+
+void matmul(const CudaSession& cs, const DeviceMatrix& w, const float* x, int64_t n, float* y) {
+    cuda_matmul(w.data, w.type, w.rows, w.cols, x, n, y, cs.stream);
+}
+
+}  // namespace
+
+CudaSession* cuda_session_create(const mome_session& s, int device) {
+    const mome_llama_config& c = s.config;
+    if (c.head_dim_v != c.head_dim)
+        fail(MOME_STATUS_UNSUPPORTED, "CUDA sessions need equal key and value head sizes");
+    DeviceScope scope(device);
+    auto cs = std::make_unique<CudaSession>();
+    cs->device = device;
+    try {
+        if (s.n_ctx > cuda_attention_max_positions())
+            fail(MOME_STATUS_UNSUPPORTED, format("a CUDA session holds at most %lld positions per sequence for now, not %d",
+                                                 static_cast<long long>(cuda_attention_max_positions()), s.n_ctx));
+        MOME_CUDA(cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking));
+        const LlamaWeights& w = s.weights;
+        cs->token_embd = cs->upload(w.token_embd);
+        cs->output = w.output.data == w.token_embd.data ? cs->token_embd : cs->upload(w.output);
+        cs->output_norm = cs->upload(w.output_norm.data(), w.output_norm.size());
+        if (!w.rope_freqs.empty()) cs->rope_freqs = cs->upload(w.rope_freqs.data(), w.rope_freqs.size());
+        for (const LayerWeights& L : w.layers) {
+            DeviceLayer d;
+            d.attn_norm = cs->upload(L.attn_norm.data(), L.attn_norm.size());
+            d.ffn_norm = cs->upload(L.ffn_norm.data(), L.ffn_norm.size());
+            d.wq = cs->upload(L.wq), d.wk = cs->upload(L.wk), d.wv = cs->upload(L.wv), d.wo = cs->upload(L.wo);
+            d.gate = cs->upload(L.gate), d.up = cs->upload(L.up), d.down = cs->upload(L.down);
+            cs->layers.push_back(d);
+        }
+        const uint64_t cache = static_cast<uint64_t>(s.n_seq) * s.n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+        for (int64_t l = 0; l < c.n_layer; ++l) {
+            cs->k_cache.push_back(static_cast<float*>(cs->allocate(cache)));
+            cs->v_cache.push_back(static_cast<float*>(cs->allocate(cache)));
+        }
+    } catch (...) {
+        destroy_cuda_session(cs.release());
+        throw;
+    }
+    return cs.release();
+}
+
+void destroy_cuda_session(CudaSession* cs) {
+    if (!cs) return;
+    int previous = 0;
+    const bool restore = cudaGetDevice(&previous) == cudaSuccess && previous != cs->device;
+    cudaSetDevice(cs->device);
+    for (void* p : cs->allocations) cudaFree(p);
+    if (cs->stream) cudaStreamDestroy(cs->stream);
+    if (restore) cudaSetDevice(previous);
+    delete cs;
+}
+
+void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out) {
+    CudaSession& cs = *s.cuda;
+    const mome_llama_config& c = s.config;
+    DeviceScope scope(cs.device);
+    const cudaStream_t stream = cs.stream;
+    const int64_t D = c.n_embd, q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, n_ff = c.n_ff;
+
+    // The batch's integers: tokens, positions, sequence ids, visible positions, output rows.
+    std::vector<int32_t> ints(static_cast<size_t>(5 * n), 0);
+    std::vector<int32_t> wanted;
+    for (int64_t t = 0; t < n; ++t) {
+        ints[static_cast<size_t>(t)] = b.tokens[t];
+        ints[static_cast<size_t>(n + t)] = b.positions[t];
+        ints[static_cast<size_t>(2 * n + t)] = b.seq_ids[t];
+        ints[static_cast<size_t>(3 * n + t)] = b.positions[t] + 1;
+        if (b.want_logits ? b.want_logits[t] != 0 : t == n - 1) wanted.push_back(static_cast<int32_t>(t));
+    }
+    std::copy(wanted.begin(), wanted.end(), ints.begin() + 4 * n);
+    const StreamScratch d_ints(ints.size() * sizeof(int32_t), stream);
+    MOME_CUDA(cudaMemcpyAsync(d_ints.as<int32_t>(), ints.data(), ints.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    const int32_t* tokens = d_ints.as<int32_t>();
+    const int32_t* positions = tokens + n;
+    const int32_t* seq_ids = tokens + 2 * n;
+    const int32_t* visible = tokens + 3 * n;
+    const int32_t* out_rows = tokens + 4 * n;
+
+    const uint64_t floats = static_cast<uint64_t>(n) * (3 * D + 2 * q_dim + 2 * kv_dim + 3 * n_ff);
+    const StreamScratch scratch(floats * sizeof(float), stream);
+    float* x = scratch.as<float>();
+    float* cur = x + n * D;
+    float* o = cur + n * D;
+    float* q = o + n * D;
+    float* attn = q + n * q_dim;
+    float* k = attn + n * q_dim;
+    float* v = k + n * kv_dim;
+    float* gate = v + n * kv_dim;
+    float* up = gate + n * n_ff;
+    float* h = up + n * n_ff;
+
+    const DeviceMatrix& E = cs.token_embd;
+    if (E.type == MOME_TENSOR_TYPE_BF16) embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(E.data), tokens, n, D, x);
+    else if (E.type == MOME_TENSOR_TYPE_F16) embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const __half*>(E.data), tokens, n, D, x);
+    else embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const float*>(E.data), tokens, n, D, x);
+    MOME_CUDA_LAUNCHED("embed_rows");
+
+    const CudaRope rope{c.n_rot, c.rope_freq_base, c.rope_freq_scale, cs.rope_freqs};
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        const DeviceLayer& L = cs.layers[static_cast<size_t>(l)];
+        cuda_rms_norm(x, L.attn_norm, n, D, c.rms_norm_eps, cur, stream);
+        matmul(cs, L.wq, cur, n, q);
+        matmul(cs, L.wk, cur, n, k);
+        matmul(cs, L.wv, cur, n, v);
+        cuda_rope_norm(q, n, c.n_head, c.head_dim, positions, rope, stream);
+        cuda_rope_norm(k, n, c.n_head_kv, c.head_dim, positions, rope, stream);
+        store_kv<<<blocks_for(n * kv_dim), kThreads, 0, stream>>>(k, v, seq_ids, positions, n, kv_dim, s.n_ctx, cs.k_cache[static_cast<size_t>(l)],
+                                                                 cs.v_cache[static_cast<size_t>(l)]);
+        MOME_CUDA_LAUNCHED("store_kv");
+        cuda_attention(q, cs.k_cache[static_cast<size_t>(l)], cs.v_cache[static_cast<size_t>(l)], seq_ids, s.n_ctx, visible, n, c.n_head,
+                       c.n_head_kv, c.head_dim, s.n_ctx, attn, stream);
+        matmul(cs, L.wo, attn, n, o);
+        add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
+        cuda_rms_norm(x, L.ffn_norm, n, D, c.rms_norm_eps, cur, stream);
+        matmul(cs, L.gate, cur, n, gate);
+        matmul(cs, L.up, cur, n, up);
+        cuda_swiglu(gate, up, n * n_ff, h, stream);
+        matmul(cs, L.down, h, n, o);
+        add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
+        MOME_CUDA_LAUNCHED("add_into");
+    }
+    if (n_out > 0) {
+        const StreamScratch out(static_cast<uint64_t>(n_out) * (2 * D + c.n_vocab) * sizeof(float), stream);
+        float* rows = out.as<float>();
+        float* normed = rows + n_out * D;
+        float* result = normed + n_out * D;
+        gather_rows<<<blocks_for(n_out * D), kThreads, 0, stream>>>(x, out_rows, n_out, D, rows);
+        MOME_CUDA_LAUNCHED("gather_rows");
+        cuda_rms_norm(rows, cs.output_norm, n_out, D, c.rms_norm_eps, normed, stream);
+        matmul(cs, cs.output, normed, n_out, result);
+        MOME_CUDA(cudaMemcpyAsync(logits, result, static_cast<uint64_t>(n_out) * c.n_vocab * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    }
+    MOME_CUDA(cudaStreamSynchronize(stream));
+}
+
+}  // namespace mome
