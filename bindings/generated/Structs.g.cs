@@ -259,7 +259,8 @@ internal unsafe struct MomeSessionParams
     /// <summary>
     /// Where the forward pass runs: MOME_BACKEND_CPU (the default), or MOME_BACKEND_CUDA on
     /// CUDA device `device_index` (weights and KV cache on the device; cuBLAS projections).
-    /// A CUDA session runs the base model only for now: a bank is refused (UNSUPPORTED).
+    /// A bank's expert tables are copied to the device when the session is made: changes to
+    /// the bank after that are not seen by a CUDA session.
     /// </summary>
     public MomeBackend Backend;
     public int DeviceIndex;

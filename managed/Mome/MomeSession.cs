@@ -22,7 +22,8 @@ public sealed record SessionOptions
     public MemoryBank? Memory { get; init; }
 
     /// <summary>Run on this CUDA device (0 = the first GPU) instead of the CPU: weights and KV
-    /// cache on the device (needs libmome_cuda; base model only for now).</summary>
+    /// cache on the device (needs libmome_cuda). A memory bank is copied to the device when the
+    /// session is made.</summary>
     public int? CudaDevice { get; init; }
 }
 

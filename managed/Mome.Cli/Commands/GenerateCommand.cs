@@ -16,7 +16,7 @@ public static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold.", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var cuda = new Option<int?>("--cuda") { Description = "Run on this CUDA device (libmome_cuda; base model only for now)." };
+        var cuda = new Option<int?>("--cuda") { Description = "Run on this CUDA device (needs libmome_cuda)." };
         var command = new Command("generate", "Continue a prompt, streaming the text.")
         {
             model, prompt, memory, maxTokens, temperature, topK, topP, seed, threads, cuda,

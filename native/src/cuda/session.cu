@@ -1,14 +1,19 @@
 // A session's forward pass on CUDA: the model's weights (in their stored type) and the KV
 // cache live on one device; the projections run through cuBLAS, the rest through
-// cuda/model_ops.h, in the order of run_batch on the CPU (model/session.cpp). Logits are
-// copied back to the host at the end of each batch.
+// cuda/model_ops.h, in the order of run_batch on the CPU (model/session.cpp). A memory bank's
+// expert tables are copied to the device when the session is made (later changes to the
+// bank are not seen); routes are made on the host by the bank's router. Logits are copied
+// back to the host at the end of each batch.
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "core/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
 #include "cuda/model_ops.h"
+#include "memory/memory_layer.h"
 #include "model/session.h"
 
 namespace mome {
@@ -33,6 +38,7 @@ struct CudaSession {
     float* rope_freqs = nullptr;
     std::vector<DeviceLayer> layers;
     std::vector<float*> k_cache, v_cache;  // per layer: [n_seq x n_ctx x kv_dim]
+    std::vector<const void*> bank_a, bank_b;  // per memory layer slot: the experts' tables, copied at creation
 
     void* allocate(uint64_t bytes) {
         void* p = nullptr;
@@ -86,8 +92,85 @@ __global__ void gather_rows(const float* __restrict__ x, const int32_t* __restri
         out[i] = x[static_cast<int64_t>(rows[i / d]) * d + i % d];
 }
 
+__global__ void scatter_rows(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t n_rows, int64_t d, float* __restrict__ out) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_rows * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        out[static_cast<int64_t>(rows[i / d]) * d + i % d] = x[i];
+}
+
 void matmul(const CudaSession& cs, const DeviceMatrix& w, const float* x, int64_t n, float* y) {
     cuda_matmul(w.data, w.type, w.rows, w.cols, x, n, y, cs.stream);
+}
+
+
+// The memory layer's delta for the batch's normalised inputs u (device, [n x D]) into
+// `delta` (device): routes are made on the host exactly as a CPU session makes them (from
+// the downloaded inputs, through the bank's own router; per sequence they are cached in the
+// session), then grouped LoRA runs on the device over the experts' tables copied there.
+void memory_delta(mome_session& s, CudaSession& cs, int slot, const mome_batch& b, const float* u, int64_t n, float* delta) {
+    const mome_bank& bank = *s.bank;
+    const mome_bank_params& p = bank.params;
+    const int64_t D = s.config.n_embd, k = p.top_k;
+    std::vector<float> host_u(static_cast<size_t>(n * D));
+    MOME_CUDA(cudaMemcpyAsync(host_u.data(), u, host_u.size() * sizeof(float), cudaMemcpyDeviceToHost, cs.stream));
+    MOME_CUDA(cudaStreamSynchronize(cs.stream));
+    std::vector<int32_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<int64_t> offsets{0};
+    std::vector<int32_t> indices;
+    std::vector<float> weights;
+    if (p.routing == MOME_ROUTING_MODE_TOKEN) {
+        std::vector<float> q(static_cast<size_t>(n * p.key_dim));
+        project_queries(bank, slot, host_u.data(), n, q.data(), *s.pool, false);
+        indices.resize(static_cast<size_t>(n * k));
+        weights.resize(indices.size());
+        route_bank(bank, slot, q.data(), n, indices.data(), weights.data(), s.n_threads);
+        for (int64_t t = 1; t <= n; ++t) offsets.push_back(t);
+    } else {
+        std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) { return b.seq_ids[x] < b.seq_ids[y]; });
+        for (int64_t i = 0; i < n;) {
+            const int32_t seq = b.seq_ids[order[static_cast<size_t>(i)]];
+            int64_t j = i;
+            std::vector<float> mean(static_cast<size_t>(D), 0.0f);
+            for (; j < n && b.seq_ids[order[static_cast<size_t>(j)]] == seq; ++j)
+                for (int64_t e = 0; e < D; ++e) mean[static_cast<size_t>(e)] += host_u[static_cast<size_t>(order[static_cast<size_t>(j)] * D + e)];
+            mome_session::Route& route = s.routes[static_cast<size_t>(seq)][static_cast<size_t>(slot)];
+            if (!route.valid) {
+                for (float& m : mean) m /= static_cast<float>(j - i);
+                std::vector<float> q(static_cast<size_t>(p.key_dim));
+                project_queries(bank, slot, mean.data(), 1, q.data(), *s.pool, false);
+                route.indices.resize(static_cast<size_t>(k));
+                route.weights.resize(static_cast<size_t>(k));
+                route_bank(bank, slot, q.data(), 1, route.indices.data(), route.weights.data(), s.n_threads);
+                route.valid = true;
+            }
+            indices.insert(indices.end(), route.indices.begin(), route.indices.end());
+            weights.insert(weights.end(), route.weights.begin(), route.weights.end());
+            offsets.push_back(j);
+            i = j;
+        }
+    }
+    const int64_t n_segments = static_cast<int64_t>(offsets.size()) - 1;
+    const uint64_t bytes = offsets.size() * 8 + order.size() * 4 + indices.size() * 4 + weights.size() * 4;
+    const StreamScratch meta(bytes, cs.stream);
+    auto* d_offsets = meta.as<int64_t>();
+    auto* d_order = reinterpret_cast<int32_t*>(d_offsets + offsets.size());
+    auto* d_indices = d_order + order.size();
+    auto* d_weights = reinterpret_cast<float*>(d_indices + indices.size());
+    MOME_CUDA(cudaMemcpyAsync(d_offsets, offsets.data(), offsets.size() * 8, cudaMemcpyHostToDevice, cs.stream));
+    MOME_CUDA(cudaMemcpyAsync(d_order, order.data(), order.size() * 4, cudaMemcpyHostToDevice, cs.stream));
+    MOME_CUDA(cudaMemcpyAsync(d_indices, indices.data(), indices.size() * 4, cudaMemcpyHostToDevice, cs.stream));
+    MOME_CUDA(cudaMemcpyAsync(d_weights, weights.data(), weights.size() * 4, cudaMemcpyHostToDevice, cs.stream));
+    const StreamScratch grouped(2 * static_cast<uint64_t>(n) * D * sizeof(float), cs.stream);
+    float* grouped_u = grouped.as<float>();
+    float* grouped_delta = grouped_u + n * D;
+    gather_rows<<<blocks_for(n * D), kThreads, 0, cs.stream>>>(u, d_order, n, D, grouped_u);
+    MOME_CUDA_LAUNCHED("gather_rows");
+    MOME_CUDA(cudaMemsetAsync(grouped_delta, 0, static_cast<uint64_t>(n) * D * sizeof(float), cs.stream));
+    const mome_lora_desc experts{p.weight_type, p.n_experts, D, p.rank, cs.bank_a[static_cast<size_t>(slot)], cs.bank_b[static_cast<size_t>(slot)]};
+    cuda_lora_apply(cs.device, experts, grouped_u, n, d_offsets, n_segments, d_indices, d_weights, p.top_k, p.alpha / static_cast<float>(p.rank),
+                    grouped_delta, cs.stream);
+    scatter_rows<<<blocks_for(n * D), kThreads, 0, cs.stream>>>(grouped_delta, d_order, n, D, delta);
+    MOME_CUDA_LAUNCHED("scatter_rows");
 }
 
 }  // namespace
@@ -117,6 +200,11 @@ CudaSession* cuda_session_create(const mome_session& s, int device) {
             d.gate = cs->upload(L.gate), d.up = cs->upload(L.up), d.down = cs->upload(L.down);
             cs->layers.push_back(d);
         }
+        if (s.bank)
+            for (const MemoryLayer& m : s.bank->layers) {
+                cs->bank_a.push_back(cs->upload(m.a.data, m.a.size));
+                cs->bank_b.push_back(cs->upload(m.b.data, m.b.size));
+            }
         const uint64_t cache = static_cast<uint64_t>(s.n_seq) * s.n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
         for (int64_t l = 0; l < c.n_layer; ++l) {
             cs->k_cache.push_back(static_cast<float*>(cs->allocate(cache)));
@@ -166,7 +254,7 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
     const int32_t* visible = tokens + 3 * n;
     const int32_t* out_rows = tokens + 4 * n;
 
-    const uint64_t floats = static_cast<uint64_t>(n) * (3 * D + 2 * q_dim + 2 * kv_dim + 3 * n_ff);
+    const uint64_t floats = static_cast<uint64_t>(n) * (4 * D + 2 * q_dim + 2 * kv_dim + 3 * n_ff);
     const StreamScratch scratch(floats * sizeof(float), stream);
     float* x = scratch.as<float>();
     float* cur = x + n * D;
@@ -178,6 +266,7 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
     float* gate = v + n * kv_dim;
     float* up = gate + n * n_ff;
     float* h = up + n * n_ff;
+    float* memory = h + n * n_ff;  // the memory layer's delta
 
     const DeviceMatrix& E = cs.token_embd;
     if (E.type == MOME_TENSOR_TYPE_BF16) embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(E.data), tokens, n, D, x);
@@ -202,11 +291,15 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
         matmul(cs, L.wo, attn, n, o);
         add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
         cuda_rms_norm(x, L.ffn_norm, n, D, c.rms_norm_eps, cur, stream);
+        // The memory layer reads the same input as the MLP and adds beside it.
+        const int slot = s.bank ? s.bank->slot_of_block(l) : -1;
+        if (slot >= 0) memory_delta(s, cs, slot, b, cur, n, memory);
         matmul(cs, L.gate, cur, n, gate);
         matmul(cs, L.up, cur, n, up);
         cuda_swiglu(gate, up, n * n_ff, h, stream);
         matmul(cs, L.down, h, n, o);
         add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
+        if (slot >= 0) add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, memory, n * D);
         MOME_CUDA_LAUNCHED("add_into");
     }
     if (n_out > 0) {

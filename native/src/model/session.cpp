@@ -65,8 +65,6 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
     if (params.backend != MOME_BACKEND_CPU && params.backend != MOME_BACKEND_CUDA)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", static_cast<int>(params.backend)));
     const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
-    if (on_cuda && params.bank)
-        fail(MOME_STATUS_UNSUPPORTED, "CUDA sessions run the base model only for now; run a memory bank on the CPU");
     if (on_cuda && (params.device_index < 0 || params.device_index > 1023))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
     // A metadata-only open skipped the tensor checks; the forward pass needs them.
