@@ -33,6 +33,9 @@ grep -E "^perf" "$OUT/backend_ops_perf.log" | tail -n 20
 step "PyTorch baselines"
 timeout 150 python3 bench/gpu/baselines.py --out "$OUT" > "$OUT/baselines.log" 2>&1 || tail -n 20 "$OUT/baselines.log"
 
+step "transformers baseline (small preset shape)"
+timeout 120 python3 bench/gpu/baselines_model.py --out "$OUT" > "$OUT/baselines_model.log" 2>&1 || tail -n 20 "$OUT/baselines_model.log"
+
 step "router lab"
 for d in 128 256; do
   timeout 60 "$BIN/native/dev/cuda/mome_router_lab" 1048576 "$d" 1 16 64 256 1024 > "$OUT/router_$d.jsonl" 2> "$OUT/router_$d.err" \

@@ -7,6 +7,7 @@ the copy bandwidth achieved reading each sequence's experts once. Plain Python, 
 import argparse
 import json
 import os
+import re
 import sys
 
 
@@ -46,6 +47,18 @@ def main(argv):
         gbps = r["bytes"] / (r["ms"] * 1e6)
         rows.append(("grouped LoRA bf16", f"{r['sequences']} seqs d={r['d']} r={r['r']} k={r['k']}", r["ms"], t,
                      t / r["ms"] if t else None, f"{gbps:.0f} GB/s = {gbps / copy:.0%} of copy", f"rel err {r['rel_error']:.1e}"))
+    model_path = os.path.join(a.out, "baselines_model.json")
+    hf = {r["batch"]: r for r in (json.load(open(model_path)) if os.path.exists(model_path) else {}).get("transformers_eager_small", [])}
+    perf_path = os.path.join(a.out, "backend_ops_perf.log")
+    for line in open(perf_path) if os.path.exists(perf_path) else []:
+        m = re.match(r"perf session small BF16 batch=(\d+): prefill (\d+) tokens/s .*decode (\d+) tokens/s", line)
+        if not m:
+            continue
+        b, prefill, decode = int(m.group(1)), float(m.group(2)), float(m.group(3))
+        t = hf.get(b)
+        for what, mine, theirs in (("decode", decode, t and t["decode_tokens_per_s"]), ("prefill", prefill, t and t["prefill_tokens_per_s"])):
+            rows.append((f"session {what} (small, BF16)", f"batch {b}", 1000.0 / mine, 1000.0 / theirs if theirs else None,
+                         theirs and mine / theirs, f"{mine:.0f} tokens/s (ms per 1000 tokens)", "transformers eager"))
     print(f"\ndevice {base.get('device', '?')}: copy {copy:.0f} GB/s (read + write), bf16 GEMM {gemm:.0f} TFLOP/s")
     print("| op | size | Mome ms | PyTorch ms | speed-up | vs ceiling | check |")
     print("|---|---|---|---|---|---|---|")
