@@ -1,10 +1,9 @@
 // Kernels of the frozen Llama layer on CUDA; see model_ops.h.
-#include <cublas_v2.h>
-
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
 
+#include "cuda/cublas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
 #include "cuda/model_ops.h"
@@ -113,12 +112,13 @@ __global__ void round_to(const float* __restrict__ x, int64_t n, T* __restrict__
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
 
+}  // namespace
+
 void check_cublas(cublasStatus_t s, const char* what) {
     if (s != CUBLAS_STATUS_SUCCESS) fail(MOME_STATUS_BACKEND_ERROR, format("cuBLAS: %s failed (status %d)", what, static_cast<int>(s)));
 }
 
-// One cuBLAS handle per device, made on first use.
-cublasHandle_t handle_for_current_device() {
+cublasHandle_t cublas_handle() {
     static std::mutex mutex;
     static std::unordered_map<int, cublasHandle_t> handles;
     int device = 0;
@@ -131,8 +131,6 @@ cublasHandle_t handle_for_current_device() {
     handles[device] = h;
     return h;
 }
-
-}  // namespace
 
 void cuda_rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* out, cudaStream_t stream) {
     rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, weight, d, eps, out);
@@ -173,7 +171,7 @@ void cuda_attention(const float* q, const float* k_cache, const float* v_cache, 
 }
 
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, cudaStream_t stream) {
-    cublasHandle_t h = handle_for_current_device();
+    cublasHandle_t h = cublas_handle();
     check_cublas(cublasSetStream(h, stream), "cublasSetStream");
     const float one = 1.0f, zero = 0.0f;
     // Row-major Y [n x rows] = X [n x cols] W^T is column-major Y^T [rows x n] = W [rows x cols] . X^T,

@@ -20,6 +20,8 @@
 #include "mome.h"
 #ifdef MOME_BACKEND_OPS_CUDA
 #include "cpu/ops.h"
+#include "cpu/ops_backward.h"
+#include "cuda/backward_ops.h"
 #include "cuda/model_ops.h"
 #include "model/llama_weights.h"
 #endif
@@ -353,6 +355,143 @@ void test_model_ops(int device, std::mt19937& rng) {
     }
 }
 
+// The backward ops memory tuning needs, against cpu/ops_backward.h.
+void test_backward_ops(int device, std::mt19937& rng) {
+    if (cudaSetDevice(device) != cudaSuccess) std::printf("  FAIL cudaSetDevice(%d)\n", device), ++g_failures;
+    auto upload = [&](const std::vector<float>& v) {
+        auto b = std::make_unique<DeviceBuffer>(device, std::max<size_t>(v.size(), 1) * 4);
+        if (!v.empty()) b->upload(v.data());
+        return b;
+    };
+    auto sync = [&] { ok(mome_cuda_synchronize(device), "synchronize"); };
+    auto report = [&](const char* what, double e, double bound) {
+        CHECK(e < bound, "%s: relative error %g", what, e);
+        std::printf("  %s: relative error %.2e\n", what, e);
+    };
+    std::vector<float> x, w, dy;
+    {  // RMSNorm backward
+        const int64_t rows = 5, d = 300;
+        random_table(MOME_TENSOR_TYPE_F32, rows * d, 2.0f, rng, x);
+        random_table(MOME_TENSOR_TYPE_F32, d, 1.0f, rng, w);
+        random_table(MOME_TENSOR_TYPE_F32, rows * d, 1.0f, rng, dy);
+        std::vector<float> want(x.size());
+        for (int64_t r = 0; r < rows; ++r) mome::rms_norm_backward(x.data() + r * d, w.data(), d, 1e-5f, dy.data() + r * d, want.data() + r * d);
+        auto dx_ = upload(x), dw = upload(w), ddy = upload(dy), out = upload(std::vector<float>(x.size(), NAN));
+        mome::cuda_rms_norm_backward(dx_->as<float>(), dw->as<float>(), ddy->as<float>(), rows, d, 1e-5f, out->as<float>(), nullptr);
+        sync();
+        report("rms_norm backward", rel_error(out->download<float>(), want), 1e-5);
+    }
+    for (auto type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_BF16}) {  // projection backward: dX += dY W
+        const int64_t rows = 300, cols = 200, n = 7;
+        std::vector<float> wv;
+        const auto wb = random_table(type, rows * cols, 0.1f, rng, wv);
+        random_table(MOME_TENSOR_TYPE_F32, n * rows, 1.0f, rng, dy);
+        std::vector<float> dx0;
+        random_table(MOME_TENSOR_TYPE_F32, n * cols, 1.0f, rng, dx0);
+        std::vector<float> want = dx0;
+        mome::matmul_backward_input(mome::Matrix{wb.data(), type, rows, cols}, dy.data(), n, want.data());
+        DeviceBuffer dw(device, wb.size());
+        dw.upload(wb.data());
+        auto ddy = upload(dy), ddx = upload(dx0);
+        mome::cuda_matmul_backward_input(dw.as<void>(), type, rows, cols, ddy->as<float>(), n, ddx->as<float>(), nullptr);
+        sync();
+        report(type == MOME_TENSOR_TYPE_F32 ? "matmul backward F32" : "matmul backward BF16 (dY rounded)", rel_error(ddx->download<float>(), want),
+               type == MOME_TENSOR_TYPE_F32 ? 1e-5 : 1e-2);
+    }
+    {  // SwiGLU backward
+        std::vector<float> gate, up;
+        random_table(MOME_TENSOR_TYPE_F32, 5003, 3.0f, rng, gate);
+        random_table(MOME_TENSOR_TYPE_F32, 5003, 1.0f, rng, up);
+        random_table(MOME_TENSOR_TYPE_F32, 5003, 1.0f, rng, dy);
+        std::vector<float> wg(gate.size()), wu(gate.size());
+        mome::swiglu_backward(gate.data(), up.data(), dy.data(), 5003, wg.data(), wu.data());
+        auto dg = upload(gate), du = upload(up), dd = upload(dy), og = upload(std::vector<float>(5003, NAN)), ou = upload(std::vector<float>(5003, NAN));
+        mome::cuda_swiglu_backward(dg->as<float>(), du->as<float>(), dd->as<float>(), 5003, og->as<float>(), ou->as<float>(), nullptr);
+        sync();
+        report("swiglu backward (dgate)", rel_error(og->download<float>(), wg), 1e-5);
+        report("swiglu backward (dup)", rel_error(ou->download<float>(), wu), 1e-5);
+    }
+    {  // RoPE backward
+        const int64_t rows = 4, heads = 2, head_dim = 32;
+        random_table(MOME_TENSOR_TYPE_F32, rows * heads * head_dim, 1.0f, rng, x);
+        const std::vector<int32_t> pos = {0, 5, 300, 2047};
+        mome::RopeParams p;
+        p.n_rot = head_dim, p.freq_base = 10000.0f, p.freq_scale = 1.0f;
+        std::vector<float> want = x;
+        for (int64_t r = 0; r < rows; ++r) mome::rope_norm_backward(want.data() + r * heads * head_dim, heads, head_dim, pos[static_cast<size_t>(r)], p);
+        auto dx_ = upload(x);
+        DeviceBuffer dpos(device, pos.size() * 4);
+        dpos.upload(pos.data());
+        mome::cuda_rope_norm_backward(dx_->as<float>(), rows, heads, head_dim, dpos.as<int32_t>(), mome::CudaRope{head_dim, 10000.0f, 1.0f, nullptr}, nullptr);
+        sync();
+        report("rope backward", rel_error(dx_->download<float>(), want), 1e-5);
+    }
+    {  // attention backward, causal over one sequence
+        const int64_t n = 9, heads = 4, kv_heads = 2, head_dim = 16, kv = kv_heads * head_dim;
+        std::vector<float> q, k, v, go;
+        random_table(MOME_TENSOR_TYPE_F32, n * heads * head_dim, 1.0f, rng, q);
+        random_table(MOME_TENSOR_TYPE_F32, n * kv, 1.0f, rng, k);
+        random_table(MOME_TENSOR_TYPE_F32, n * kv, 1.0f, rng, v);
+        random_table(MOME_TENSOR_TYPE_F32, n * heads * head_dim, 1.0f, rng, go);
+        std::vector<float> wq(q.size()), wk(k.size(), 0.0f), wv(v.size(), 0.0f);
+        for (int64_t t = 0; t < n; ++t)
+            mome::attention_backward(q.data() + t * heads * head_dim, k.data(), v.data(), t + 1, heads, kv_heads, head_dim,
+                                     go.data() + t * heads * head_dim, wq.data() + t * heads * head_dim, wk.data(), wv.data());
+        std::vector<int32_t> visible(static_cast<size_t>(n));
+        std::iota(visible.begin(), visible.end(), 1);
+        auto dq_ = upload(q), dk_ = upload(k), dv_ = upload(v), dgo = upload(go);
+        auto oq = upload(std::vector<float>(q.size(), NAN)), ok_ = upload(std::vector<float>(k.size(), 0.0f)), ov = upload(std::vector<float>(v.size(), 0.0f));
+        DeviceBuffer dvis(device, visible.size() * 4);
+        dvis.upload(visible.data());
+        mome::cuda_attention_backward(dq_->as<float>(), dk_->as<float>(), dv_->as<float>(), dvis.as<int32_t>(), n, heads, kv_heads, head_dim, n,
+                                      dgo->as<float>(), oq->as<float>(), ok_->as<float>(), ov->as<float>(), nullptr);
+        sync();
+        report("attention backward (dq)", rel_error(oq->download<float>(), wq), 1e-5);
+        report("attention backward (dk)", rel_error(ok_->download<float>(), wk), 1e-5);
+        report("attention backward (dv)", rel_error(ov->download<float>(), wv), 1e-5);
+    }
+    {  // cross-entropy
+        const int64_t n = 3, vocab = 1000;
+        std::vector<float> logits;
+        random_table(MOME_TENSOR_TYPE_F32, n * vocab, 3.0f, rng, logits);
+        const std::vector<int32_t> targets = {0, 517, 999};
+        std::vector<float> want(logits.size()), want_loss(n);
+        for (int64_t t = 0; t < n; ++t)
+            want_loss[static_cast<size_t>(t)] = static_cast<float>(mome::cross_entropy_backward(logits.data() + t * vocab, vocab, targets[static_cast<size_t>(t)], want.data() + t * vocab));
+        auto dl = upload(logits), od = upload(std::vector<float>(logits.size(), NAN)), ol = upload(std::vector<float>(n, NAN));
+        DeviceBuffer dt(device, targets.size() * 4);
+        dt.upload(targets.data());
+        mome::cuda_cross_entropy_backward(dl->as<float>(), dt.as<int32_t>(), n, vocab, od->as<float>(), ol->as<float>(), nullptr);
+        sync();
+        report("cross-entropy backward (dlogits)", rel_error(od->download<float>(), want), 1e-5);
+        report("cross-entropy (loss)", rel_error(ol->download<float>(), want_loss), 1e-5);
+    }
+    {  // grouped LoRA backward over one segment
+        const int64_t k = 5, r = 3, d = 96, n = 7;
+        std::vector<float> a, b, u, go, weights;
+        random_table(MOME_TENSOR_TYPE_F32, k * r * d, 0.3f, rng, a);
+        random_table(MOME_TENSOR_TYPE_F32, k * r * d, 0.3f, rng, b);
+        random_table(MOME_TENSOR_TYPE_F32, n * d, 1.0f, rng, u);
+        random_table(MOME_TENSOR_TYPE_F32, n * d, 1.0f, rng, go);
+        random_table(MOME_TENSOR_TYPE_F32, k, 0.5f, rng, weights);
+        std::vector<int32_t> local(static_cast<size_t>(k));
+        std::iota(local.begin(), local.end(), 0);
+        const int64_t offsets[] = {0, n};
+        const mome::LoraTables tables{MOME_TENSOR_TYPE_F32, k, d, static_cast<int32_t>(r), reinterpret_cast<const uint8_t*>(a.data()),
+                                      reinterpret_cast<const uint8_t*>(b.data())};
+        const mome::LoraBatch batch{u.data(), n, offsets, 1, local.data(), weights.data(), static_cast<int32_t>(k), 1.7f};
+        std::vector<float> wa(a.size(), 0.0f), wb(b.size(), 0.0f);
+        mome::lora_backward(tables, batch, go.data(), wa.data(), wb.data(), nullptr);
+        auto da_ = upload(a), db_ = upload(b), dw = upload(weights), du = upload(u), dgo = upload(go);
+        auto oa = upload(std::vector<float>(a.size(), NAN)), ob = upload(std::vector<float>(b.size(), NAN));
+        mome::cuda_lora_backward(da_->as<float>(), db_->as<float>(), dw->as<float>(), k, r, d, 1.7f, du->as<float>(), dgo->as<float>(), n,
+                                 oa->as<float>(), ob->as<float>(), nullptr);
+        sync();
+        report("grouped LoRA backward (dA)", rel_error(oa->download<float>(), wa), 1e-5);
+        report("grouped LoRA backward (dB)", rel_error(ob->download<float>(), wb), 1e-5);
+    }
+}
+
 // Whole models: a CUDA session's logits against a CPU session's, on synthetic models (F32:
 // the same function up to summation order; BF16: both round activations to BF16 before each
 // projection), over a batch of two interleaved sequences and then token-by-token decode.
@@ -439,6 +578,7 @@ int run_tests(int device) {
 #ifdef MOME_BACKEND_OPS_CUDA
     try {
         test_model_ops(device, rng);
+        test_backward_ops(device, rng);
         test_session(device, MOME_TENSOR_TYPE_F32, false, false);
         test_session(device, MOME_TENSOR_TYPE_F32, true, true);
         test_session(device, MOME_TENSOR_TYPE_BF16, false, false);
