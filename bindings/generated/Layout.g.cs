@@ -25,7 +25,7 @@ internal static class MomeLayout
         ("MomeLoraDesc", 48),
         ("MomeBankParams", 96),
         ("MomeFactResult", 12),
-        ("MomeFactDesc", 48),
+        ("MomeFactDesc", 56),
         ("MomeFactGrads", 64),
     ];
 
@@ -144,6 +144,7 @@ internal static class MomeLayout
         ("MomeFactDesc", "RouteWeights", 24),
         ("MomeFactDesc", "Prefix", 32),
         ("MomeFactDesc", "PrefixOut", 40),
+        ("MomeFactDesc", "Session", 48),
         ("MomeFactGrads", "Indices", 0),
         ("MomeFactGrads", "Weights", 8),
         ("MomeFactGrads", "Da", 16),

@@ -441,6 +441,13 @@ internal unsafe struct MomeFactDesc
     public float* /* const float* */ RouteWeights;
     public float* /* const float* */ Prefix;
     public float* /* float* */ PrefixOut;
+
+    /// <summary>
+    /// Optional: a CUDA session of the bank's model (made without a bank): the step runs on
+    /// its device with its weights (the route is still made on the host, and the routed
+    /// experts are read from the bank as it is now). Router gradients are not available there.
+    /// </summary>
+    public IntPtr /* mome_session* */ Session;
 }
 
 /// <summary>

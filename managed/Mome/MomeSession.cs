@@ -58,6 +58,8 @@ public sealed unsafe class MomeSession : IDisposable
 
     public MomeModel Model { get; }
 
+    internal SafeSessionHandle Handle => _handle;
+
     public int VocabSize { get; }
 
     /// <summary>

@@ -685,6 +685,10 @@ typedef struct mome_fact_desc {
     const float* route_weights;
     const float* prefix;
     float* prefix_out;
+    /* Optional: a CUDA session of the bank's model (made without a bank): the step runs on
+     * its device with its weights (the route is still made on the host, and the routed
+     * experts are read from the bank as it is now). Router gradients are not available there. */
+    mome_session* session;
 } mome_fact_desc;
 
 /* Outputs of one fact's backward. `indices`, `weights` (top_k each), `da` and `db`

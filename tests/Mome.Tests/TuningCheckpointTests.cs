@@ -225,4 +225,18 @@ public sealed class TuningCheckpointTests
         Assert.That(code, Is.EqualTo(1));
         Assert.That(error.ToString(), Does.Contain("cannot write the bank").And.Contain("does not exist"));
     }
+
+    [Test]
+    public async Task TuningOnACudaDeviceThatIsNotThereSaysSo()
+    {
+        if (MomeRuntime.Devices.Any(d => d.Backend == DeviceBackend.Cuda)) Assert.Ignore("this machine has a CUDA device: backend_ops covers tuning there");
+        using var model = TinyModel();
+        using var bank = MemoryBank.Create(model, SmallBank);
+        var before = bank.GetExpert(0, 3);
+        var tuner = new MemoryTuner(bank, new TuningOptions { CudaDevice = 0, Epochs = 1 });
+        var e = (await Assert.ThrowsAsync<MomeException>(() => tuner.TuneAsync(SyntheticFacts.Random(3, seed: 1))))!;
+        // Without a GPU: the CUDA library reports no device; with the CPU-only library: no CUDA at all.
+        Assert.That(e.Message, Does.Contain("CUDA"));
+        Assert.That(bank.GetExpert(0, 3), Is.EqualTo(before), "nothing was trained");
+    }
 }

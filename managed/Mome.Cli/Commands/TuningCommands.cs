@@ -46,9 +46,10 @@ public static class TuningCommands
         var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat when --experts is not a square of at least --top-k." };
         var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var cuda = new Option<int?>("--cuda") { Description = "Run each step's forward and backward on this CUDA device (libmome_cuda)." };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
-            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads,
+            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads, cuda,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
         {
@@ -66,6 +67,7 @@ public static class TuningCommands
                 FinalLearningRateRatio = parse.GetValue(final), WarmupSteps = parse.GetValue(warmup),
                 RouterEpochs = parse.GetValue(routerEpochs), RouterLearningRate = parse.GetValue(routerLr), Threads = parse.GetValue(threads),
                 CheckpointPath = path, CheckpointInterval = TimeSpan.FromSeconds(parse.GetValue(every)), Resume = resuming,
+                CudaDevice = parse.GetValue(cuda),
             };
             var result = await Tune(io, bank, factList, options, cancellationToken);
             io.Console.MarkupLineInterpolated(

@@ -189,8 +189,9 @@ public sealed unsafe class MemoryBank : IDisposable
     /// <paramref name="routerGradients"/> the gradients of W_q and the route's keys come too.</summary>
     /// <paramref name="prefix"/> (2 x tokens x n_embd), when given, holds the frozen layers'
     /// outputs kept from an earlier call; <paramref name="prefixOut"/> receives them.
+    /// With <paramref name="device"/> (a CUDA session of the model) the step runs on its GPU.
     internal FactStep FactBackward(int[] tokens, int answerStart, (int[] Indices, float[] Weights)? route, bool routerGradients, int threads,
-        float[]? prefix = null, float[]? prefixOut = null)
+        float[]? prefix = null, float[]? prefixOut = null, MomeSession? device = null)
     {
         var prefixLength = 2L * tokens.Length * Model.Config.EmbeddingLength;
         if ((prefix is not null && prefix.Length != prefixLength) || (prefixOut is not null && prefixOut.Length != prefixLength))
@@ -219,11 +220,13 @@ public sealed unsafe class MemoryBank : IDisposable
             };
             var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk };
             var (fp, gp) = ((IntPtr)(&fact), (IntPtr)(&grads));
-            result = _handle.Use(h =>
+            MomeFactResult Run(IntPtr bank, IntPtr session)
             {
-                Status.Check(NativeMethods.mome_bank_fact_backward(h, (MomeFactDesc*)fp, (MomeFactGrads*)gp, threads));
+                ((MomeFactDesc*)fp)->Session = session;
+                Status.Check(NativeMethods.mome_bank_fact_backward(bank, (MomeFactDesc*)fp, (MomeFactGrads*)gp, threads));
                 return ((MomeFactGrads*)gp)->Result;
-            });
+            }
+            result = _handle.Use(h => device is null ? Run(h, IntPtr.Zero) : device.Handle.Use(s => Run(h, s)));
         }
         return step with { Loss = result.Loss, Correct = result.NCorrect, AnswerTokens = result.NAnswerTokens };
     }

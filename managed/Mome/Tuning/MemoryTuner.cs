@@ -37,6 +37,9 @@ public sealed record TuningOptions
     /// and the residual stream after its block) between epochs, so that only the layers above
     /// the memory layer run again; facts past the budget recompute them.</summary>
     public long ActivationCacheBytes { get; init; } = 1L << 30;
+    /// <summary>Run each step's forward and backward on this CUDA device (libmome_cuda; the
+    /// route and the optimiser stay on the host; router-phase epochs run on the CPU).</summary>
+    public int? CudaDevice { get; init; }
     /// <summary>Where the bank is checkpointed (its optimiser state goes to "&lt;path&gt;.state");
     /// null: no checkpoints.</summary>
     public string? CheckpointPath { get; init; }
@@ -148,6 +151,9 @@ public sealed class MemoryTuner
             throw new ArgumentException($"the checkpoint has already run {position.Epoch} epochs, the whole budget of {_options.Epochs}: give a larger epoch budget to continue");
         if (note is not null) progress?.Report(new TuningProgress(position.Epoch + 1, _options.Epochs, double.NaN, 0, encoded.Count, 0, TimeSpan.Zero, null) { Note = note });
 
+        using var device = _options.CudaDevice is { } cuda
+            ? new MomeSession(_bank.Model, new SessionOptions { ContextLength = 1, CudaDevice = cuda, Threads = _options.Threads })
+            : null;
         var watch = Stopwatch.StartNew();
         var earlier = TimeSpan.FromSeconds(position.ElapsedSeconds);
         var lastCheckpoint = watch.Elapsed;
@@ -171,7 +177,8 @@ public sealed class MemoryTuner
                 var (tokens, answerStart) = encoded[i];
                 var prefix = prefixes[i];
                 var keep = prefix is null && cacheLeft >= PrefixBytes(tokens) ? new float[PrefixBytes(tokens) / sizeof(float)] : null;
-                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep);
+                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep,
+                    routerPhase ? null : device);
                 if (keep is not null)
                 {
                     prefixes[i] = keep;

@@ -163,7 +163,7 @@ mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc*
         require_arg((out->dwq == nullptr) == (out->dkeys == nullptr), "out->dwq and out->dkeys come together: give both or neither");
         const int threads = threads_or_all(n_threads);
         const FactInput input{fact->tokens, fact->n_tokens, fact->answer_start, fact->route_indices, fact->route_weights, fact->prefix,
-                              fact->prefix_out};
+                              fact->prefix_out, fact->session};
         const FactGradients g = fact_gradients(*bank, input, out->dwq != nullptr, shared_pool(threads), threads);
         std::copy(g.indices.begin(), g.indices.end(), out->indices);
         std::copy(g.weights.begin(), g.weights.end(), out->weights);

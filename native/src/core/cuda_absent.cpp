@@ -3,6 +3,7 @@
 #include "core/cuda_backend.h"
 #include "core/devices.h"
 #include "core/error.h"
+#include "memory/tuning.h"
 
 namespace mome {
 
@@ -29,5 +30,6 @@ void cuda_lora_apply(int, const mome_lora_desc&, const float*, int64_t, const in
 CudaSession* cuda_session_create(const mome_session&, int) { no_cuda(); }
 void destroy_cuda_session(CudaSession*) {}
 void cuda_session_run(mome_session&, const mome_batch&, float*, int64_t, int64_t) { no_cuda(); }
+FactGradients cuda_fact_gradients(mome_session&, const mome_bank&, const FactInput&) { no_cuda(); }
 
 }  // namespace mome

@@ -8,6 +8,7 @@
 #include "mome.h"
 
 struct mome_session;
+struct mome_bank;
 
 namespace mome {
 
@@ -32,5 +33,11 @@ CudaSession* cuda_session_create(const mome_session& s, int device);
 void destroy_cuda_session(CudaSession* session);
 // The forward pass of a validated batch (as run_batch on the CPU), logits copied to the host.
 void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out);
+
+// One memory-tuning step (as fact_gradients, without router gradients) on the CUDA session's
+// device; `fact` is checked.
+struct FactInput;
+struct FactGradients;
+FactGradients cuda_fact_gradients(mome_session& session, const mome_bank& bank, const FactInput& fact);
 
 }  // namespace mome

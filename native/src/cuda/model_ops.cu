@@ -1,5 +1,7 @@
 // Kernels of the frozen Llama layer on CUDA; see model_ops.h.
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 
@@ -105,6 +107,54 @@ __global__ void attention_kernel(const float* __restrict__ q, const float* __res
 }
 
 template <typename T>
+__global__ void embed_rows(const T* __restrict__ table, const int32_t* __restrict__ tokens, int64_t n, int64_t d, float* __restrict__ x) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] = to_float(table[static_cast<int64_t>(tokens[i / d]) * d + i % d]);
+}
+
+__global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] += y[i];
+}
+
+__global__ void scale_kernel(float* __restrict__ x, float s, int64_t n) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] *= s;
+}
+
+template <bool kScatter>
+__global__ void move_rows(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t n_rows, int64_t d, float* __restrict__ out) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_rows * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t row = rows[i / d];
+        if (kScatter) out[row * d + i % d] = x[i];
+        else out[i] = x[row * d + i % d];
+    }
+}
+
+__global__ void argmax_kernel(const float* __restrict__ x, int64_t d, int32_t* __restrict__ out) {
+    __shared__ float best_v[32];
+    __shared__ int32_t best_i[32];
+    const float* row = x + blockIdx.x * d;
+    float v = -INFINITY;
+    int32_t at = INT32_MAX;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        if (row[i] > v) v = row[i], at = static_cast<int32_t>(i);  // strided: the first maximum of this thread
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, offset);
+        const int32_t oi = __shfl_xor_sync(0xffffffffu, at, offset);
+        if (ov > v || (ov == v && oi < at)) v = ov, at = oi;
+    }
+    if (threadIdx.x % 32 == 0) best_v[threadIdx.x / 32] = v, best_i[threadIdx.x / 32] = at;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < static_cast<int>(blockDim.x / 32); ++w)
+            if (best_v[w] > v || (best_v[w] == v && best_i[w] < at)) v = best_v[w], at = best_i[w];
+        out[blockIdx.x] = at;
+    }
+}
+
+template <typename T>
 __global__ void round_to(const float* __restrict__ x, int64_t n, T* __restrict__ y) {
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
         y[i] = from_float<T>(x[i]);
@@ -130,6 +180,42 @@ cublasHandle_t cublas_handle() {
     check_cublas(cublasCreate(&h), "cublasCreate");
     handles[device] = h;
     return h;
+}
+
+void cuda_embed(const DeviceMatrix& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream) {
+    const int64_t d = table.cols;
+    if (table.type == MOME_TENSOR_TYPE_BF16)
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(table.data), tokens, n, d, x);
+    else if (table.type == MOME_TENSOR_TYPE_F16)
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const __half*>(table.data), tokens, n, d, x);
+    else
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const float*>(table.data), tokens, n, d, x);
+    MOME_CUDA_LAUNCHED("embed_rows");
+}
+
+void cuda_add(float* x, const float* y, int64_t n, cudaStream_t stream) {
+    add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
+    MOME_CUDA_LAUNCHED("add_kernel");
+}
+
+void cuda_scale(float* x, float s, int64_t n, cudaStream_t stream) {
+    scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, s, n);
+    MOME_CUDA_LAUNCHED("scale_kernel");
+}
+
+void cuda_gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out, cudaStream_t stream) {
+    move_rows<false><<<blocks_for(n_rows * d), kThreads, 0, stream>>>(x, rows, n_rows, d, out);
+    MOME_CUDA_LAUNCHED("gather rows");
+}
+
+void cuda_scatter_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out, cudaStream_t stream) {
+    move_rows<true><<<blocks_for(n_rows * d), kThreads, 0, stream>>>(x, rows, n_rows, d, out);
+    MOME_CUDA_LAUNCHED("scatter rows");
+}
+
+void cuda_argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out, cudaStream_t stream) {
+    argmax_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(x, d, out);
+    MOME_CUDA_LAUNCHED("argmax_kernel");
 }
 
 void cuda_rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* out, cudaStream_t stream) {

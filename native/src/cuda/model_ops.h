@@ -11,6 +11,27 @@
 
 namespace mome {
 
+// A weight matrix on the device in its stored type, [rows x cols] row-major.
+struct DeviceMatrix {
+    const void* data = nullptr;
+    mome_tensor_type type = MOME_TENSOR_TYPE_F32;
+    int64_t rows = 0, cols = 0;
+};
+
+// x[t] = row tokens[t] of the embedding table, as F32.
+void cuda_embed(const DeviceMatrix& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream);
+
+// x += y over n elements; x *= s.
+void cuda_add(float* x, const float* y, int64_t n, cudaStream_t stream);
+void cuda_scale(float* x, float s, int64_t n, cudaStream_t stream);
+
+// out[i] = x[rows[i]] (gather) and out[rows[i]] = x[i] (scatter), for rows of d floats.
+void cuda_gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out, cudaStream_t stream);
+void cuda_scatter_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out, cudaStream_t stream);
+
+// The index of each row's largest value (lowest index on ties), for n rows of d.
+void cuda_argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out, cudaStream_t stream);
+
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for `rows` rows of d.
 void cuda_rms_norm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* out, cudaStream_t stream);
 
@@ -44,5 +65,8 @@ int64_t cuda_attention_max_positions();
 // type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y,
                  cudaStream_t stream);
+inline void cuda_matmul(const DeviceMatrix& w, const float* x, int64_t n, float* y, cudaStream_t stream) {
+    cuda_matmul(w.data, w.type, w.rows, w.cols, x, n, y, stream);
+}
 
 }  // namespace mome

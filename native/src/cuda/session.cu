@@ -13,62 +13,17 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
 #include "cuda/model_ops.h"
+#include "cuda/session_state.h"
 #include "memory/memory_layer.h"
 #include "model/session.h"
 
 namespace mome {
-
-struct DeviceMatrix {
-    const void* data = nullptr;
-    mome_tensor_type type = MOME_TENSOR_TYPE_F32;
-    int64_t rows = 0, cols = 0;
-};
-
-struct DeviceLayer {
-    float *attn_norm = nullptr, *ffn_norm = nullptr;
-    DeviceMatrix wq, wk, wv, wo, gate, up, down;
-};
-
-struct CudaSession {
-    int device = 0;
-    cudaStream_t stream = nullptr;
-    std::vector<void*> allocations;
-    DeviceMatrix token_embd, output;
-    float* output_norm = nullptr;
-    float* rope_freqs = nullptr;
-    std::vector<DeviceLayer> layers;
-    std::vector<float*> k_cache, v_cache;  // per layer: [n_seq x n_ctx x kv_dim]
-    std::vector<const void*> bank_a, bank_b;  // per memory layer slot: the experts' tables, copied at creation
-
-    void* allocate(uint64_t bytes) {
-        void* p = nullptr;
-        MOME_CUDA(cudaMalloc(&p, bytes));
-        allocations.push_back(p);
-        return p;
-    }
-    template <typename T>
-    T* upload(const T* host, uint64_t count) {
-        T* p = static_cast<T*>(allocate(count * sizeof(T)));
-        MOME_CUDA(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice));
-        return p;
-    }
-    DeviceMatrix upload(const Matrix& m) {
-        const uint64_t bytes = static_cast<uint64_t>(m.rows) * m.cols * (m.type == MOME_TENSOR_TYPE_F32 ? 4 : 2);
-        return DeviceMatrix{upload(m.data, bytes), m.type, m.rows, m.cols};
-    }
-};
 
 namespace {
 
 constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
-
-template <typename T>
-__global__ void embed_rows(const T* __restrict__ table, const int32_t* __restrict__ tokens, int64_t n, int64_t d, float* __restrict__ x) {
-    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        x[i] = to_float(table[static_cast<int64_t>(tokens[i / d]) * d + i % d]);
-}
 
 // Row t of k and v into sequence seq_ids[t]'s cache at position positions[t].
 __global__ void store_kv(const float* __restrict__ k, const float* __restrict__ v, const int32_t* __restrict__ seq_ids,
@@ -82,24 +37,7 @@ __global__ void store_kv(const float* __restrict__ k, const float* __restrict__ 
     }
 }
 
-__global__ void add_into(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
-    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        x[i] += y[i];
-}
-
-__global__ void gather_rows(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t n_rows, int64_t d, float* __restrict__ out) {
-    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_rows * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        out[i] = x[static_cast<int64_t>(rows[i / d]) * d + i % d];
-}
-
-__global__ void scatter_rows(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t n_rows, int64_t d, float* __restrict__ out) {
-    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_rows * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        out[static_cast<int64_t>(rows[i / d]) * d + i % d] = x[i];
-}
-
-void matmul(const CudaSession& cs, const DeviceMatrix& w, const float* x, int64_t n, float* y) {
-    cuda_matmul(w.data, w.type, w.rows, w.cols, x, n, y, cs.stream);
-}
+void matmul(const CudaSession& cs, const DeviceMatrix& w, const float* x, int64_t n, float* y) { cuda_matmul(w, x, n, y, cs.stream); }
 
 
 // The memory layer's delta for the batch's normalised inputs u (device, [n x D]) into
@@ -163,14 +101,12 @@ void memory_delta(mome_session& s, CudaSession& cs, int slot, const mome_batch& 
     const StreamScratch grouped(2 * static_cast<uint64_t>(n) * D * sizeof(float), cs.stream);
     float* grouped_u = grouped.as<float>();
     float* grouped_delta = grouped_u + n * D;
-    gather_rows<<<blocks_for(n * D), kThreads, 0, cs.stream>>>(u, d_order, n, D, grouped_u);
-    MOME_CUDA_LAUNCHED("gather_rows");
+    cuda_gather_rows(u, d_order, n, D, grouped_u, cs.stream);
     MOME_CUDA(cudaMemsetAsync(grouped_delta, 0, static_cast<uint64_t>(n) * D * sizeof(float), cs.stream));
     const mome_lora_desc experts{p.weight_type, p.n_experts, D, p.rank, cs.bank_a[static_cast<size_t>(slot)], cs.bank_b[static_cast<size_t>(slot)]};
     cuda_lora_apply(cs.device, experts, grouped_u, n, d_offsets, n_segments, d_indices, d_weights, p.top_k, p.alpha / static_cast<float>(p.rank),
                     grouped_delta, cs.stream);
-    scatter_rows<<<blocks_for(n * D), kThreads, 0, cs.stream>>>(grouped_delta, d_order, n, D, delta);
-    MOME_CUDA_LAUNCHED("scatter_rows");
+    cuda_scatter_rows(grouped_delta, d_order, n, D, delta, cs.stream);
 }
 
 }  // namespace
@@ -268,11 +204,7 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
     float* h = up + n * n_ff;
     float* memory = h + n * n_ff;  // the memory layer's delta
 
-    const DeviceMatrix& E = cs.token_embd;
-    if (E.type == MOME_TENSOR_TYPE_BF16) embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(E.data), tokens, n, D, x);
-    else if (E.type == MOME_TENSOR_TYPE_F16) embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const __half*>(E.data), tokens, n, D, x);
-    else embed_rows<<<blocks_for(n * D), kThreads, 0, stream>>>(static_cast<const float*>(E.data), tokens, n, D, x);
-    MOME_CUDA_LAUNCHED("embed_rows");
+    cuda_embed(cs.token_embd, tokens, n, x, stream);
 
     const CudaRope rope{c.n_rot, c.rope_freq_base, c.rope_freq_scale, cs.rope_freqs};
     for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -289,7 +221,7 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
         cuda_attention(q, cs.k_cache[static_cast<size_t>(l)], cs.v_cache[static_cast<size_t>(l)], seq_ids, s.n_ctx, visible, n, c.n_head,
                        c.n_head_kv, c.head_dim, s.n_ctx, attn, stream);
         matmul(cs, L.wo, attn, n, o);
-        add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
+        cuda_add(x, o, n * D, stream);
         cuda_rms_norm(x, L.ffn_norm, n, D, c.rms_norm_eps, cur, stream);
         // The memory layer reads the same input as the MLP and adds beside it.
         const int slot = s.bank ? s.bank->slot_of_block(l) : -1;
@@ -298,17 +230,15 @@ void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64
         matmul(cs, L.up, cur, n, up);
         cuda_swiglu(gate, up, n * n_ff, h, stream);
         matmul(cs, L.down, h, n, o);
-        add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, o, n * D);
-        if (slot >= 0) add_into<<<blocks_for(n * D), kThreads, 0, stream>>>(x, memory, n * D);
-        MOME_CUDA_LAUNCHED("add_into");
+        cuda_add(x, o, n * D, stream);
+        if (slot >= 0) cuda_add(x, memory, n * D, stream);
     }
     if (n_out > 0) {
         const StreamScratch out(static_cast<uint64_t>(n_out) * (2 * D + c.n_vocab) * sizeof(float), stream);
         float* rows = out.as<float>();
         float* normed = rows + n_out * D;
         float* result = normed + n_out * D;
-        gather_rows<<<blocks_for(n_out * D), kThreads, 0, stream>>>(x, out_rows, n_out, D, rows);
-        MOME_CUDA_LAUNCHED("gather_rows");
+        cuda_gather_rows(x, out_rows, n_out, D, rows, stream);
         cuda_rms_norm(rows, cs.output_norm, n_out, D, c.rms_norm_eps, normed, stream);
         matmul(cs, cs.output, normed, n_out, result);
         MOME_CUDA(cudaMemcpyAsync(logits, result, static_cast<uint64_t>(n_out) * c.n_vocab * sizeof(float), cudaMemcpyDeviceToHost, stream));

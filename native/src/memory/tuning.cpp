@@ -10,6 +10,7 @@
 #include "memory/lora.h"
 #include "memory/memory_layer.h"
 #include "model/llama_weights.h"
+#include "model/session.h"
 
 namespace mome {
 
@@ -204,6 +205,12 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     if (n < 2 || answer_start < 1 || answer_start >= n)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
                                                   "answer_start = %lld)", static_cast<long long>(n), static_cast<long long>(answer_start)));
+    if (fact.session) {
+        if (!fact.session->cuda) fail(MOME_STATUS_INVALID_ARGUMENT, "the session given for a tuning step is not a CUDA session");
+        if (fact.session->model != bank.model) fail(MOME_STATUS_INVALID_ARGUMENT, "the CUDA session is of another model than the bank's");
+        if (router_gradients) fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed on the CPU only: give no session with them");
+        return cuda_fact_gradients(*fact.session, bank, fact);
+    }
     const LlamaWeights w = load_llama_weights(*model.file, c);
     const Forward f = make_forward(c, w, pool, n);
     const int64_t D = c.n_embd, l0 = bank.layers[0].block, k = p.top_k, r = p.rank;

@@ -8,6 +8,8 @@
 
 #include "memory/bank.h"
 
+struct mome_session;
+
 namespace mome {
 
 class ThreadPool;
@@ -21,6 +23,7 @@ struct FactInput {
     const float* route_weights = nullptr;
     const float* prefix = nullptr;  // [2 x n x n_embd]: see mome_fact_desc
     float* prefix_out = nullptr;
+    mome_session* session = nullptr;  // a CUDA session to run the step on, or null
 };
 
 struct FactGradients {

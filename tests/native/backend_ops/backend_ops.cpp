@@ -559,6 +559,75 @@ void test_session(int device, mome_tensor_type type, bool llama3, bool tied, mom
     mome_model_free(model);
     std::remove(path.c_str());
 }
+
+// A memory-tuning step on the device against the CPU's (loss, route, expert gradients), then
+// a short loss curve: the same plain gradient steps applied from both backends' gradients.
+void test_tuning_step(int device, mome_tensor_type type) {
+    mome_synthetic_params sp;
+    ok(mome_synthetic_preset("tiny", &sp), "preset");
+    sp.weight_type = type, sp.init_std = 0.25f;
+    const std::string path = "/tmp/mome_backend_ops_tune.gguf";
+    ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
+    mome_model* model = nullptr;
+    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
+    mome_bank_params bp = mome_bank_default_params();
+    bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = 1024, bp.key_dim = 32, bp.top_k = 8, bp.rank = 2, bp.alpha = 4;
+    mome_bank *cpu_bank = nullptr, *gpu_bank = nullptr;
+    ok(mome_bank_create(model, bp, &cpu_bank), "bank");
+    ok(mome_bank_create(model, bp, &gpu_bank), "bank");  // same seed: the same bank
+    mome_session_params p = mome_session_default_params();
+    p.n_ctx = 16, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+    mome_session* session = nullptr;
+    ok(mome_session_create(model, p, &session), "CUDA session");
+    const std::vector<int32_t> tokens = {1, 40, 41, 42, 43, 44, 60, 61, 62, 63, 64};
+    const int32_t answer_start = 6;
+    const int64_t per_expert = bp.rank * sp.n_embd, k = bp.top_k;
+    std::vector<double> cpu_curve, gpu_curve;
+    double worst = 0;
+    for (int step = 0; step < 8; ++step) {
+        std::vector<int32_t> idx[2] = {std::vector<int32_t>(k), std::vector<int32_t>(k)};
+        std::vector<float> w[2] = {std::vector<float>(k), std::vector<float>(k)};
+        std::vector<float> da[2] = {std::vector<float>(k * per_expert), std::vector<float>(k * per_expert)};
+        std::vector<float> db[2] = {da[0], da[1]};
+        mome_fact_result result[2];
+        for (int backend = 0; backend < 2; ++backend) {
+            mome_fact_desc fact{tokens.data(), static_cast<int32_t>(tokens.size()), answer_start, nullptr, nullptr, nullptr, nullptr,
+                                backend ? session : nullptr};
+            mome_fact_grads out{idx[backend].data(), w[backend].data(), da[backend].data(), db[backend].data(), nullptr, nullptr, {}};
+            ok(mome_bank_fact_backward(backend ? gpu_bank : cpu_bank, &fact, &out, 0), backend ? "CUDA step" : "CPU step");
+            result[backend] = out.result;
+            // Plain gradient descent on the routed experts (the same rule for both backends).
+            for (int64_t j = 0; j < k; ++j) {
+                std::vector<float> a(static_cast<size_t>(per_expert)), bb(a.size());
+                mome_bank* bank = backend ? gpu_bank : cpu_bank;
+                ok(mome_bank_get_expert(bank, 0, idx[backend][static_cast<size_t>(j)], a.data(), bb.data()), "get expert");
+                for (int64_t i = 0; i < per_expert; ++i)
+                    a[static_cast<size_t>(i)] -= 0.5f * da[backend][static_cast<size_t>(j * per_expert + i)],
+                        bb[static_cast<size_t>(i)] -= 0.5f * db[backend][static_cast<size_t>(j * per_expert + i)];
+                ok(mome_bank_set_expert(bank, 0, idx[backend][static_cast<size_t>(j)], a.data(), bb.data()), "set expert");
+            }
+        }
+        CHECK(idx[0] == idx[1], "step %d: the CUDA step routed differently", step);
+        if (step == 0) {
+            worst = std::max(rel_error(da[1], da[0]), rel_error(db[1], db[0]));
+            CHECK(worst < (type == MOME_TENSOR_TYPE_F32 ? 1e-4 : 2e-2), "tuning step %s: expert gradients differ by %g", type_name(type), worst);
+        }
+        cpu_curve.push_back(result[0].loss);
+        gpu_curve.push_back(result[1].loss);
+        CHECK(std::fabs(result[0].loss - result[1].loss) <= (type == MOME_TENSOR_TYPE_F32 ? 1e-4 : 2e-2) * std::max(1.0, double(result[0].loss)),
+              "step %d: loss %g on CUDA, %g on the CPU", step, result[1].loss, result[0].loss);
+    }
+    std::printf("  tuning step %s: gradients relative error %.2e; loss curve CPU", type_name(type), worst);
+    for (double l : cpu_curve) std::printf(" %.4f", l);
+    std::printf(" | CUDA");
+    for (double l : gpu_curve) std::printf(" %.4f", l);
+    std::printf("\n");
+    mome_session_free(session);
+    mome_bank_free(cpu_bank);
+    mome_bank_free(gpu_bank);
+    mome_model_free(model);
+    std::remove(path.c_str());
+}
 #endif
 
 int run_tests(int device) {
@@ -583,6 +652,7 @@ int run_tests(int device) {
         test_session(device, MOME_TENSOR_TYPE_F32, true, true);
         test_session(device, MOME_TENSOR_TYPE_BF16, false, false);
         test_session(device, MOME_TENSOR_TYPE_F16, true, false);
+        test_tuning_step(device, MOME_TENSOR_TYPE_F32);  // (BF16 activations could route near-ties differently)
         test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_SEQUENCE, true);
         test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_TOKEN, true);
         // (With BF16 weights the two backends' routing inputs differ by BF16 rounding, so a
