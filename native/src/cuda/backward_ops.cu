@@ -6,36 +6,11 @@
 #include "cuda/cublas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
+#include "cuda/kernel_common.cuh"
 
 namespace mome {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
-
-__device__ float block_sum(float v, float* scratch) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float total = 0;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += scratch[w];
-    return total;
-}
-
-__device__ float block_max(float v, float* scratch) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) m = fmaxf(m, scratch[w]);
-    return m;
-}
 
 __global__ void rms_norm_backward_kernel(const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ dy, int64_t d,
                                          float eps, float* __restrict__ dx) {
@@ -171,12 +146,6 @@ __global__ void lora_backward_kernel(const float* __restrict__ a, const float* _
     }
 }
 
-template <typename T>
-__global__ void round_to(const float* __restrict__ x, int64_t n, T* __restrict__ y) {
-    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        y[i] = from_float<T>(x[i]);
-}
-
 void set_shared(const void* kernel, size_t bytes) {
     int device = 0, limit = 0;
     MOME_CUDA(cudaGetDevice(&device));
@@ -210,9 +179,7 @@ void cuda_matmul_backward_input(const void* w, mome_tensor_type type, int64_t ro
     }
     const StreamScratch rounded(2 * static_cast<uint64_t>(n) * rows, stream);
     const cudaDataType dt = type == MOME_TENSOR_TYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    if (type == MOME_TENSOR_TYPE_BF16) round_to<__nv_bfloat16><<<blocks_for(n * rows), kThreads, 0, stream>>>(dy, n * rows, rounded.as<__nv_bfloat16>());
-    else round_to<__half><<<blocks_for(n * rows), kThreads, 0, stream>>>(dy, n * rows, rounded.as<__half>());
-    MOME_CUDA_LAUNCHED("round_to");
+    cuda_round(dy, n * rows, type, rounded.as<void>(), stream);
     check_cublas(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols), static_cast<int>(n), static_cast<int>(rows), &one, w, dt,
                               static_cast<int>(cols), rounded.as<void>(), dt, static_cast<int>(rows), &one, dx, CUDA_R_32F,
                               static_cast<int>(cols), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

@@ -8,37 +8,12 @@
 #include "cuda/cublas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/model_ops.h"
 
 namespace mome {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-__device__ float block_sum(float v, float* scratch) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads();  // scratch may still be read by an earlier call
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float total = 0;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += scratch[w];
-    return total;
-}
-
-__device__ float block_max(float v, float* scratch) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) m = fmaxf(m, scratch[w]);
-    return m;
-}
 
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight, int64_t d, float eps, float* __restrict__ out) {
     __shared__ float scratch[32];
@@ -160,8 +135,6 @@ __global__ void round_to(const float* __restrict__ x, int64_t n, T* __restrict__
         y[i] = from_float<T>(x[i]);
 }
 
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
-
 }  // namespace
 
 void check_cublas(cublasStatus_t s, const char* what) {
@@ -256,6 +229,12 @@ void cuda_attention(const float* q, const float* k_cache, const float* v_cache, 
     MOME_CUDA_LAUNCHED("attention_kernel");
 }
 
+void cuda_round(const float* x, int64_t n, mome_tensor_type type, void* out, cudaStream_t stream) {
+    if (type == MOME_TENSOR_TYPE_BF16) round_to<<<blocks_for(n), kThreads, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(out));
+    else round_to<<<blocks_for(n), kThreads, 0, stream>>>(x, n, static_cast<__half*>(out));
+    MOME_CUDA_LAUNCHED("round_to");
+}
+
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, cudaStream_t stream) {
     cublasHandle_t h = cublas_handle();
     check_cublas(cublasSetStream(h, stream), "cublasSetStream");
@@ -271,9 +250,7 @@ void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t col
     }
     const StreamScratch rounded(2 * static_cast<uint64_t>(n) * cols, stream);
     const cudaDataType dt = type == MOME_TENSOR_TYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    if (type == MOME_TENSOR_TYPE_BF16) round_to<__nv_bfloat16><<<blocks_for(n * cols), kThreads, 0, stream>>>(x, n * cols, rounded.as<__nv_bfloat16>());
-    else round_to<__half><<<blocks_for(n * cols), kThreads, 0, stream>>>(x, n * cols, rounded.as<__half>());
-    MOME_CUDA_LAUNCHED("round_to");
+    cuda_round(x, n * cols, type, rounded.as<void>(), stream);
     check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(cols), &one, w, dt,
                               static_cast<int>(cols), rounded.as<void>(), dt, static_cast<int>(cols), &zero, y, CUDA_R_32F,
                               static_cast<int>(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

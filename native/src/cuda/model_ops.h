@@ -61,6 +61,9 @@ void cuda_attention(const float* q, const float* k_cache, const float* v_cache, 
 // The most positions cuda_attention can attend to on the current device.
 int64_t cuda_attention_max_positions();
 
+// x [n] F32 rounded to F16 or BF16 (`type`) into out [n] of that type.
+void cuda_round(const float* x, int64_t n, mome_tensor_type type, void* out, cudaStream_t stream);
+
 // Y [n x rows] = X [n x cols] W^T with W [rows x cols] in F32, F16 or BF16 (X rounded to W's
 // type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y,

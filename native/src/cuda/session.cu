@@ -12,6 +12,7 @@
 #include "core/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
+#include "cuda/kernel_common.cuh"
 #include "cuda/model_ops.h"
 #include "cuda/session_state.h"
 #include "memory/memory_layer.h"
@@ -20,10 +21,6 @@
 namespace mome {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535)); }
 
 // Row t of k and v into sequence seq_ids[t]'s cache at position positions[t].
 __global__ void store_kv(const float* __restrict__ k, const float* __restrict__ v, const int32_t* __restrict__ seq_ids,
@@ -41,52 +38,21 @@ void matmul(const CudaSession& cs, const DeviceMatrix& w, const float* x, int64_
 
 
 // The memory layer's delta for the batch's normalised inputs u (device, [n x D]) into
-// `delta` (device): routes are made on the host exactly as a CPU session makes them (from
-// the downloaded inputs, through the bank's own router; per sequence they are cached in the
-// session), then grouped LoRA runs on the device over the experts' tables copied there.
+// `delta` (device): routes are made on the host by route_batch, exactly as a CPU session
+// makes them (from the downloaded inputs), then grouped LoRA runs on the device over the
+// experts' tables copied there.
 void memory_delta(mome_session& s, CudaSession& cs, int slot, const mome_batch& b, const float* u, int64_t n, float* delta) {
     const mome_bank& bank = *s.bank;
     const mome_bank_params& p = bank.params;
-    const int64_t D = s.config.n_embd, k = p.top_k;
+    const int64_t D = s.config.n_embd;
     std::vector<float> host_u(static_cast<size_t>(n * D));
     MOME_CUDA(cudaMemcpyAsync(host_u.data(), u, host_u.size() * sizeof(float), cudaMemcpyDeviceToHost, cs.stream));
     MOME_CUDA(cudaStreamSynchronize(cs.stream));
-    std::vector<int32_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::vector<int64_t> offsets{0};
-    std::vector<int32_t> indices;
-    std::vector<float> weights;
-    if (p.routing == MOME_ROUTING_MODE_TOKEN) {
-        std::vector<float> q(static_cast<size_t>(n * p.key_dim));
-        project_queries(bank, slot, host_u.data(), n, q.data(), *s.pool, false);
-        indices.resize(static_cast<size_t>(n * k));
-        weights.resize(indices.size());
-        route_bank(bank, slot, q.data(), n, indices.data(), weights.data(), s.n_threads);
-        for (int64_t t = 1; t <= n; ++t) offsets.push_back(t);
-    } else {
-        std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) { return b.seq_ids[x] < b.seq_ids[y]; });
-        for (int64_t i = 0; i < n;) {
-            const int32_t seq = b.seq_ids[order[static_cast<size_t>(i)]];
-            int64_t j = i;
-            std::vector<float> mean(static_cast<size_t>(D), 0.0f);
-            for (; j < n && b.seq_ids[order[static_cast<size_t>(j)]] == seq; ++j)
-                for (int64_t e = 0; e < D; ++e) mean[static_cast<size_t>(e)] += host_u[static_cast<size_t>(order[static_cast<size_t>(j)] * D + e)];
-            mome_session::Route& route = s.routes[static_cast<size_t>(seq)][static_cast<size_t>(slot)];
-            if (!route.valid) {
-                for (float& m : mean) m /= static_cast<float>(j - i);
-                std::vector<float> q(static_cast<size_t>(p.key_dim));
-                project_queries(bank, slot, mean.data(), 1, q.data(), *s.pool, false);
-                route.indices.resize(static_cast<size_t>(k));
-                route.weights.resize(static_cast<size_t>(k));
-                route_bank(bank, slot, q.data(), 1, route.indices.data(), route.weights.data(), s.n_threads);
-                route.valid = true;
-            }
-            indices.insert(indices.end(), route.indices.begin(), route.indices.end());
-            weights.insert(weights.end(), route.weights.begin(), route.weights.end());
-            offsets.push_back(j);
-            i = j;
-        }
-    }
+    const BatchRoutes routes = route_batch(s, slot, b, host_u.data(), n);
+    const std::vector<int32_t>& order = routes.order;
+    const std::vector<int64_t>& offsets = routes.offsets;
+    const std::vector<int32_t>& indices = routes.indices;
+    const std::vector<float>& weights = routes.weights;
     const int64_t n_segments = static_cast<int64_t>(offsets.size()) - 1;
     const uint64_t bytes = offsets.size() * 8 + order.size() * 4 + indices.size() * 4 + weights.size() * 4;
     const StreamScratch meta(bytes, cs.stream);

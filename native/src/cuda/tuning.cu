@@ -129,22 +129,9 @@ FactGradients cuda_fact_gradients(mome_session& session, const mome_bank& bank, 
     }
 
     // The route, on the host, as the CPU step makes it.
-    if (fact.route_indices) {
-        g.indices.assign(fact.route_indices, fact.route_indices + k);
-        g.weights.assign(fact.route_weights, fact.route_weights + k);
-        for (int32_t e : g.indices)
-            if (e < 0 || e >= p.n_experts) fail(MOME_STATUS_OUT_OF_RANGE, format("cached route: expert %d is outside the bank", e));
-    } else {
-        std::vector<float> mean(static_cast<size_t>(D), 0.0f);
-        for (int64_t t = 0; t < answer_start; ++t)
-            for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += host_u0[static_cast<size_t>(t * D + i)];
-        for (float& m : mean) m /= static_cast<float>(answer_start);
-        std::vector<float> query(static_cast<size_t>(p.key_dim));
-        project_queries(bank, 0, mean.data(), 1, query.data(), *session.pool, false);
-        g.indices.resize(static_cast<size_t>(k));
-        g.weights.resize(static_cast<size_t>(k));
-        route_bank(bank, 0, query.data(), 1, g.indices.data(), g.weights.data(), session.n_threads);
-    }
+    route_fact(bank, fact, host_u0.data(), *session.pool, session.n_threads, g, nullptr, nullptr);
+    for (int32_t e : g.indices)
+        if (e < 0 || e >= p.n_experts) fail(MOME_STATUS_OUT_OF_RANGE, format("cached route: expert %d is outside the bank", e));
     // The routed experts as F32 tables in route order, and the memory layer's delta.
     const int64_t per_expert = r * D;
     std::vector<float> a_local(static_cast<size_t>(k * per_expert)), b_local(a_local.size());

@@ -60,48 +60,30 @@ void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n
     if (status != MOME_STATUS_OK) fail(status, std::string("memory layer routing: ") + mome_last_error());
 }
 
-void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n, float* delta) {
+BatchRoutes route_batch(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n) {
     const mome_bank& bank = *s.bank;
     const mome_bank_params& p = bank.params;
     const int64_t d = s.config.n_embd, k = p.top_k;
-    std::fill(delta, delta + n * d, 0.0f);
-    const LoraTables tables = tables_of(bank, slot);
-    LoraBatch lb;
-    lb.top_k = p.top_k;
-    lb.scale = p.alpha / static_cast<float>(p.rank);
+    BatchRoutes r;
+    r.order.resize(static_cast<size_t>(n));
+    std::iota(r.order.begin(), r.order.end(), 0);
+    r.offsets.push_back(0);
     std::vector<float> q;
-
     if (p.routing == MOME_ROUTING_MODE_TOKEN) {
         project_queries(s, slot, u, n, q);
-        std::vector<int32_t> indices(static_cast<size_t>(n * k));
-        std::vector<float> weights(static_cast<size_t>(n * k));
-        route_bank(bank, slot, q.data(), n, indices.data(), weights.data(), s.n_threads);
-        std::vector<int64_t> offsets(static_cast<size_t>(n + 1));
-        std::iota(offsets.begin(), offsets.end(), 0);
-        lb.u = u, lb.n_tokens = n, lb.segment_offsets = offsets.data(), lb.n_segments = n;
-        lb.indices = indices.data(), lb.weights = weights.data();
-        check_lora_batch(tables, lb);
-        if (s.use_reference) lora_apply_ref(tables, lb, delta);
-        else lora_apply(tables, lb, delta, *s.pool);
-        return;
+        r.indices.resize(static_cast<size_t>(n * k));
+        r.weights.resize(static_cast<size_t>(n * k));
+        route_bank(bank, slot, q.data(), n, r.indices.data(), r.weights.data(), s.n_threads);
+        for (int64_t t = 1; t <= n; ++t) r.offsets.push_back(t);
+        return r;
     }
-
-    // Per sequence: group the batch's tokens by sequence (stable), route new sequences from
-    // the mean of their tokens' inputs, then apply each sequence's experts to its tokens.
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return batch.seq_ids[a] < batch.seq_ids[b]; });
-    std::vector<float> grouped(static_cast<size_t>(n * d)), grouped_delta(static_cast<size_t>(n * d), 0.0f);
-    std::vector<int64_t> offsets{0};
-    std::vector<int32_t> indices;
-    std::vector<float> weights;
+    std::stable_sort(r.order.begin(), r.order.end(), [&](int32_t a, int32_t b) { return batch.seq_ids[a] < batch.seq_ids[b]; });
     for (int64_t i = 0; i < n;) {
-        const int32_t seq = batch.seq_ids[order[static_cast<size_t>(i)]];
+        const int32_t seq = batch.seq_ids[r.order[static_cast<size_t>(i)]];
         int64_t j = i;
         std::vector<float> mean(static_cast<size_t>(d), 0.0f);
-        for (; j < n && batch.seq_ids[order[static_cast<size_t>(j)]] == seq; ++j) {
-            const float* row = u + order[static_cast<size_t>(j)] * d;
-            std::copy(row, row + d, grouped.data() + j * d);
+        for (; j < n && batch.seq_ids[r.order[static_cast<size_t>(j)]] == seq; ++j) {
+            const float* row = u + r.order[static_cast<size_t>(j)] * d;
             for (int64_t e = 0; e < d; ++e) mean[static_cast<size_t>(e)] += row[e];
         }
         mome_session::Route& route = s.routes[static_cast<size_t>(seq)][static_cast<size_t>(slot)];
@@ -113,19 +95,33 @@ void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, cons
             route_bank(bank, slot, q.data(), 1, route.indices.data(), route.weights.data(), s.n_threads);
             route.valid = true;
         }
-        indices.insert(indices.end(), route.indices.begin(), route.indices.end());
-        weights.insert(weights.end(), route.weights.begin(), route.weights.end());
-        offsets.push_back(j);
+        r.indices.insert(r.indices.end(), route.indices.begin(), route.indices.end());
+        r.weights.insert(r.weights.end(), route.weights.begin(), route.weights.end());
+        r.offsets.push_back(j);
         i = j;
     }
-    lb.u = grouped.data(), lb.n_tokens = n, lb.segment_offsets = offsets.data();
-    lb.n_segments = static_cast<int64_t>(offsets.size()) - 1;
-    lb.indices = indices.data(), lb.weights = weights.data();
+    return r;
+}
+
+void memory_layer_delta(mome_session& s, int slot, const mome_batch& batch, const float* u, int64_t n, float* delta) {
+    const mome_bank& bank = *s.bank;
+    const mome_bank_params& p = bank.params;
+    const int64_t d = s.config.n_embd;
+    const BatchRoutes r = route_batch(s, slot, batch, u, n);
+    std::vector<float> grouped(static_cast<size_t>(n * d)), grouped_delta(static_cast<size_t>(n * d), 0.0f);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(u + r.order[static_cast<size_t>(i)] * d, d, grouped.data() + i * d);
+    const LoraTables tables = tables_of(bank, slot);
+    LoraBatch lb;
+    lb.top_k = p.top_k;
+    lb.scale = p.alpha / static_cast<float>(p.rank);
+    lb.u = grouped.data(), lb.n_tokens = n, lb.segment_offsets = r.offsets.data();
+    lb.n_segments = static_cast<int64_t>(r.offsets.size()) - 1;
+    lb.indices = r.indices.data(), lb.weights = r.weights.data();
     check_lora_batch(tables, lb);
     if (s.use_reference) lora_apply_ref(tables, lb, grouped_delta.data());
     else lora_apply(tables, lb, grouped_delta.data(), *s.pool);
-    for (int64_t i = 0; i < n; ++i)
-        std::copy_n(grouped_delta.data() + i * d, d, delta + order[static_cast<size_t>(i)] * d);
+    std::fill(delta, delta + n * d, 0.0f);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(grouped_delta.data() + i * d, d, delta + r.order[static_cast<size_t>(i)] * d);
 }
 
 }  // namespace mome

@@ -189,6 +189,32 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
     return mean;
 }
 
+void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactGradients& g,
+                std::vector<float>* query, std::vector<float>* centred) {
+    const mome_bank_params& p = bank.params;
+    const int64_t D = bank.model->config.n_embd, k = p.top_k;
+    if (fact.route_indices) {
+        g.indices.assign(fact.route_indices, fact.route_indices + k);
+        g.weights.assign(fact.route_weights, fact.route_weights + k);
+        return;
+    }
+    std::vector<float> mean(static_cast<size_t>(D), 0.0f);
+    for (int64_t t = 0; t < fact.answer_start; ++t)
+        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[t * D + i];
+    for (float& m : mean) m /= static_cast<float>(fact.answer_start);
+    std::vector<float> q(static_cast<size_t>(p.key_dim));
+    project_queries(bank, 0, mean.data(), 1, q.data(), pool, false);
+    g.indices.resize(static_cast<size_t>(k));
+    g.weights.resize(static_cast<size_t>(k));
+    route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+    if (centred) {
+        centred->resize(static_cast<size_t>(D));
+        read_floats(bank.layers[0].centre, 0, D, centred->data());
+        for (int64_t i = 0; i < D; ++i) (*centred)[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - (*centred)[static_cast<size_t>(i)];
+    }
+    if (query) *query = std::move(q);
+}
+
 FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
                              int n_threads) {
     const int32_t* tokens = fact.tokens;
@@ -238,23 +264,7 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     }
 
     // The memory layer: route from the question's mean input, as a session asking it would.
-    std::vector<float> mean(static_cast<size_t>(D), 0.0f);
-    for (int64_t t = 0; t < answer_start; ++t)
-        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[static_cast<size_t>(t * D + i)];
-    for (float& m : mean) m /= static_cast<float>(answer_start);
-    if (cached) {
-        g.indices.assign(fact.route_indices, fact.route_indices + k);
-        g.weights.assign(fact.route_weights, fact.route_weights + k);
-    } else {
-        query.resize(static_cast<size_t>(p.key_dim));
-        project_queries(bank, 0, mean.data(), 1, query.data(), pool, false);
-        centred.resize(static_cast<size_t>(D));
-        read_floats(bank.layers[0].centre, 0, D, centred.data());
-        for (int64_t i = 0; i < D; ++i) centred[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - centred[static_cast<size_t>(i)];
-        g.indices.resize(static_cast<size_t>(k));
-        g.weights.resize(static_cast<size_t>(k));
-        route_bank(bank, 0, query.data(), 1, g.indices.data(), g.weights.data(), n_threads);
-    }
+    route_fact(bank, fact, u0.data(), pool, n_threads, g, &query, &centred);
     {
         const int64_t offsets[] = {0, n};
         LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};

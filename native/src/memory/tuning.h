@@ -41,6 +41,12 @@ struct FactGradients {
 // starts from, before centring and W_q.
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
 
+// A fact's route: its cached one, or from the mean of the memory layer's input u0 over the
+// question's tokens, as a session asking the question would. `query` and `centred` (may be
+// null) receive W_q's input and output, for the router's gradients.
+void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactGradients& g,
+                std::vector<float>* query, std::vector<float>* centred);
+
 FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
                              int n_threads);
 
