@@ -26,15 +26,15 @@ timeout 180 "$BIN/tests/native/backend_ops/mome_backend_ops" test > "$OUT/backen
 BACKEND_RC=$?
 tail -n 40 "$OUT/backend_ops.log"
 
-step "backend_ops perf (router, whole-model decode on the small preset)"
-timeout 120 "$BIN/tests/native/backend_ops/mome_backend_ops" perf > "$OUT/backend_ops_perf.log" 2>&1 || true
+step "backend_ops perf (router; whole-model prefill and decode: small preset, Llama-3-8B shape made on the device)"
+timeout 200 "$BIN/tests/native/backend_ops/mome_backend_ops" perf > "$OUT/backend_ops_perf.log" 2>&1 || true
 grep -E "^perf" "$OUT/backend_ops_perf.log" | tail -n 20
 
 step "PyTorch baselines"
 timeout 150 python3 bench/gpu/baselines.py --out "$OUT" > "$OUT/baselines.log" 2>&1 || tail -n 20 "$OUT/baselines.log"
 
-step "transformers baseline (small preset shape)"
-timeout 120 python3 bench/gpu/baselines_model.py --out "$OUT" > "$OUT/baselines_model.log" 2>&1 || tail -n 20 "$OUT/baselines_model.log"
+step "transformers baselines (small preset and Llama-3-8B shapes)"
+timeout 200 python3 bench/gpu/baselines_model.py --out "$OUT" > "$OUT/baselines_model.log" 2>&1 || tail -n 20 "$OUT/baselines_model.log"
 
 step "router lab"
 for d in 128 256; do

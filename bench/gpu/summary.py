@@ -48,17 +48,24 @@ def main(argv):
         rows.append(("grouped LoRA bf16", f"{r['sequences']} seqs d={r['d']} r={r['r']} k={r['k']}", r["ms"], t,
                      t / r["ms"] if t else None, f"{gbps:.0f} GB/s = {gbps / copy:.0%} of copy", f"rel err {r['rel_error']:.1e}"))
     model_path = os.path.join(a.out, "baselines_model.json")
-    hf = {r["batch"]: r for r in (json.load(open(model_path)) if os.path.exists(model_path) else {}).get("transformers_eager_small", [])}
+    hf = (json.load(open(model_path)) if os.path.exists(model_path) else {}).get("transformers_eager", {})
     perf_path = os.path.join(a.out, "backend_ops_perf.log")
+    pattern = re.compile(r"perf (session small|llama3-8b shape) BF16 batch=(\d+): prefill (\d+) tokens/s.*decode (\d+) tokens/s"
+                         r"(?: \(([\d.]+) ms a step; weights ([\d.]+) GB\))?")
     for line in open(perf_path) if os.path.exists(perf_path) else []:
-        m = re.match(r"perf session small BF16 batch=(\d+): prefill (\d+) tokens/s .*decode (\d+) tokens/s", line)
+        m = pattern.match(line)
         if not m:
             continue
-        b, prefill, decode = int(m.group(1)), float(m.group(2)), float(m.group(3))
-        t = hf.get(b)
+        shape = "small" if m.group(1) == "session small" else "llama3-8b"
+        b, prefill, decode = int(m.group(2)), float(m.group(3)), float(m.group(4))
+        t = next((r for r in hf.get(shape, []) if r["batch"] == b), None)
+        floor = ""
+        if m.group(5) and b == 1:
+            floor_ms = float(m.group(6)) * 1e9 / (copy * 1e9) * 1e3
+            floor = f", weight floor {floor_ms:.2f} ms = {floor_ms / float(m.group(5)):.0%} reached"
         for what, mine, theirs in (("decode", decode, t and t["decode_tokens_per_s"]), ("prefill", prefill, t and t["prefill_tokens_per_s"])):
-            rows.append((f"session {what} (small, BF16)", f"batch {b}", 1000.0 / mine, 1000.0 / theirs if theirs else None,
-                         theirs and mine / theirs, f"{mine:.0f} tokens/s (ms per 1000 tokens)", "transformers eager"))
+            rows.append((f"{shape} {what} (BF16)", f"batch {b}", 1000.0 / mine, 1000.0 / theirs if theirs else None,
+                         theirs and mine / theirs, f"{mine:.0f} tokens/s{floor if what == 'decode' else ''}", "ms per 1000 tokens; vs transformers eager"))
     print(f"\ndevice {base.get('device', '?')}: copy {copy:.0f} GB/s (read + write), bf16 GEMM {gemm:.0f} TFLOP/s")
     print("| op | size | Mome ms | PyTorch ms | speed-up | vs ceiling | check |")
     print("|---|---|---|---|---|---|---|")

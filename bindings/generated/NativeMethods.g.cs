@@ -181,6 +181,16 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_session_create(IntPtr /* const mome_model* */ model, MomeSessionParams @params, IntPtr* /* mome_session** */ @out);
 
     /// <summary>
+    /// A CUDA session (params.backend must be MOME_BACKEND_CUDA) over a synthetic model whose
+    /// weights are generated directly on the device from `model-&gt;seed` (uniform with standard
+    /// deviation init_std; norms 1), without any file: for benchmarks at shapes whose files would
+    /// be large, such as Llama-3-8B. The values differ from mome_synthetic_write's; there is no
+    /// tokenizer and no bank.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_session_create_synthetic")]
+    internal static partial MomeStatus mome_session_create_synthetic(MomeSyntheticParams* /* const mome_synthetic_params* */ model, MomeSessionParams @params, IntPtr* /* mome_session** */ @out);
+
+    /// <summary>
     /// Frees the session and its caches. Null is ignored.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_free")]

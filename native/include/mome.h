@@ -412,6 +412,15 @@ MOME_API mome_session_params mome_session_default_params(void);
 MOME_API mome_status mome_session_create(const mome_model* model, mome_session_params params,
                                          mome_session** out);
 
+/* A CUDA session (params.backend must be MOME_BACKEND_CUDA) over a synthetic model whose
+ * weights are generated directly on the device from `model->seed` (uniform with standard
+ * deviation init_std; norms 1), without any file: for benchmarks at shapes whose files would
+ * be large, such as Llama-3-8B. The values differ from mome_synthetic_write's; there is no
+ * tokenizer and no bank. */
+MOME_API mome_status mome_session_create_synthetic(const mome_synthetic_params* model,
+                                                   mome_session_params params,
+                                                   mome_session** out);
+
 /* Frees the session and its caches. Null is ignored. */
 MOME_API void mome_session_free(mome_session* session);
 

@@ -43,3 +43,39 @@ TEST(SyntheticPreset, PresetsAreValidAndUnknownNamesAreRefused) {
     for (const char* name : {"tiny", "mini", "small"}) EXPECT_NO_THROW(check_synthetic_params(synthetic_preset(name)));
     EXPECT_THROW(synthetic_preset("huge"), std::exception);
 }
+
+// synthetic_config (models made without a file) reads as the written file does.
+TEST(SyntheticConfig, MatchesTheConfigOfTheWrittenFile) {
+    for (int variant = 0; variant < 3; ++variant) {
+        mome_synthetic_params p = mome::synthetic_preset("tiny");
+        if (variant == 1) p.rope_scaling = MOME_ROPE_SCALING_LINEAR, p.rope_scaling_factor = 4.0f, p.n_head = 6, p.head_dim = 24;
+        if (variant == 2) p.rope_scaling = MOME_ROPE_SCALING_LLAMA3, p.rope_scaling_factor = 8.0f, p.rope_freq_base = 500000.0f, p.tied_output = 1;
+        const std::string path = std::string(::testing::TempDir()) + "mome_synthetic_config_" + std::to_string(variant) + ".gguf";
+        ASSERT_EQ(mome_synthetic_write(&p, path.c_str()), MOME_STATUS_OK) << mome_last_error();
+        mome_model* model = nullptr;
+        ASSERT_EQ(mome_model_open(path.c_str(), mome_model_default_params(), &model), MOME_STATUS_OK) << mome_last_error();
+        mome_llama_config file{};
+        ASSERT_EQ(mome_model_get_config(model, &file), MOME_STATUS_OK);
+        const mome_llama_config made = mome::synthetic_config(p);
+        EXPECT_EQ(made.n_vocab, file.n_vocab);
+        EXPECT_EQ(made.n_ctx_train, file.n_ctx_train);
+        EXPECT_EQ(made.n_embd, file.n_embd);
+        EXPECT_EQ(made.n_layer, file.n_layer);
+        EXPECT_EQ(made.n_head, file.n_head);
+        EXPECT_EQ(made.n_head_kv, file.n_head_kv);
+        EXPECT_EQ(made.head_dim, file.head_dim);
+        EXPECT_EQ(made.head_dim_v, file.head_dim_v);
+        EXPECT_EQ(made.n_ff, file.n_ff);
+        EXPECT_EQ(made.n_rot, file.n_rot);
+        EXPECT_EQ(made.rope_freq_base, file.rope_freq_base);
+        EXPECT_EQ(made.rope_freq_scale, file.rope_freq_scale);
+        EXPECT_EQ(made.rms_norm_eps, file.rms_norm_eps);
+        EXPECT_EQ(made.tied_output, file.tied_output);
+        EXPECT_EQ(made.has_rope_freqs, file.has_rope_freqs);
+        EXPECT_EQ(made.weight_type, file.weight_type);
+        EXPECT_EQ(made.bos_token_id, file.bos_token_id);
+        EXPECT_EQ(made.eos_token_id, file.eos_token_id);
+        mome_model_free(model);
+        std::remove(path.c_str());
+    }
+}

@@ -32,6 +32,13 @@ mome_status mome_session_create(const mome_model* model, mome_session_params par
     });
 }
 
+mome_status mome_session_create_synthetic(const mome_synthetic_params* model, mome_session_params params, mome_session** out) {
+    return guarded([&] {
+        require_arg(model != nullptr && out != nullptr, "model or out is null");
+        *out = create_synthetic_session(*model, params).release();
+    });
+}
+
 void mome_session_free(mome_session* session) { delete session; }
 
 mome_status mome_session_decode(mome_session* session, const mome_batch* batch, float* logits, uint64_t logits_capacity) {

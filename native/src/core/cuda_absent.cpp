@@ -29,6 +29,7 @@ void cuda_lora_apply(int, const mome_lora_desc&, const float*, int64_t, const in
 }
 CudaSession* cuda_session_create(const mome_session&, int) { no_cuda(); }
 void destroy_cuda_session(CudaSession*) {}
+CudaSession* cuda_session_create_synthetic(const mome_session&, int, const mome_synthetic_params&, const std::vector<float>&) { no_cuda(); }
 void cuda_session_run(mome_session&, const mome_batch&, float*, int64_t, int64_t) { no_cuda(); }
 FactGradients cuda_fact_gradients(mome_session&, const mome_bank&, const FactInput&) { no_cuda(); }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "mome.h"
 
@@ -31,6 +32,10 @@ void cuda_lora_apply(int device, const mome_lora_desc& e, const float* u, int64_
 struct CudaSession;
 CudaSession* cuda_session_create(const mome_session& s, int device);
 void destroy_cuda_session(CudaSession* session);
+// The same over weights generated on the device from model.seed (s has no host weights);
+// `rope_factors`: the Llama 3 factors when the model has them.
+CudaSession* cuda_session_create_synthetic(const mome_session& s, int device, const mome_synthetic_params& model,
+                                           const std::vector<float>& rope_factors);
 // The forward pass of a validated batch (as run_batch on the CPU), logits copied to the host.
 void cuda_session_run(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out);
 

@@ -75,19 +75,62 @@ void memory_delta(mome_session& s, CudaSession& cs, int slot, const mome_batch& 
     cuda_scatter_rows(grouped_delta, d_order, n, D, delta, cs.stream);
 }
 
+
+// Uniform values in [-a, a) from a counter hash of (seed, index): the same on every device.
+template <typename T>
+__global__ void fill_uniform(T* p, uint64_t n, uint64_t seed, float a) {
+    for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < n; i += uint64_t(gridDim.x) * blockDim.x) {
+        uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+        x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
+        p[i] = from_float<T>(a * (static_cast<float>(x >> 40) / static_cast<float>(1ull << 23) - 1.0f));
+    }
+}
+
+__global__ void fill_value(float* p, uint64_t n, float value) {
+    for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < n; i += uint64_t(gridDim.x) * blockDim.x) p[i] = value;
+}
+
+// A [rows x cols] matrix of `type` with standard deviation `std`, generated on the device.
+DeviceMatrix random_matrix(CudaSession& cs, mome_tensor_type type, int64_t rows, int64_t cols, uint64_t seed, float std) {
+    const uint64_t n = static_cast<uint64_t>(rows) * cols;
+    void* p = cs.allocate(n * (type == MOME_TENSOR_TYPE_F32 ? 4 : 2));
+    const float a = std * 1.7320508f;  // uniform on [-a, a) has standard deviation a / sqrt(3)
+    const unsigned blocks = blocks_for(static_cast<int64_t>(n));
+    if (type == MOME_TENSOR_TYPE_BF16) fill_uniform<<<blocks, kThreads, 0, cs.stream>>>(static_cast<__nv_bfloat16*>(p), n, seed, a);
+    else if (type == MOME_TENSOR_TYPE_F16) fill_uniform<<<blocks, kThreads, 0, cs.stream>>>(static_cast<__half*>(p), n, seed, a);
+    else fill_uniform<<<blocks, kThreads, 0, cs.stream>>>(static_cast<float*>(p), n, seed, a);
+    MOME_CUDA_LAUNCHED("fill_uniform");
+    return DeviceMatrix{p, type, rows, cols};
+}
+
+float* ones(CudaSession& cs, int64_t n) {
+    auto* p = static_cast<float*>(cs.allocate(static_cast<uint64_t>(n) * sizeof(float)));
+    fill_value<<<blocks_for(n), kThreads, 0, cs.stream>>>(p, static_cast<uint64_t>(n), 1.0f);
+    MOME_CUDA_LAUNCHED("fill_value");
+    return p;
+}
+
+// The KV cache of every layer, and checks shared by both ways of making a session.
+void allocate_caches(CudaSession& cs, const mome_session& s) {
+    const mome_llama_config& c = s.config;
+    if (c.head_dim_v != c.head_dim) fail(MOME_STATUS_UNSUPPORTED, "CUDA sessions need equal key and value head sizes");
+    if (s.n_ctx > cuda_attention_max_positions())
+        fail(MOME_STATUS_UNSUPPORTED, format("a CUDA session holds at most %lld positions per sequence for now, not %d",
+                                             static_cast<long long>(cuda_attention_max_positions()), s.n_ctx));
+    const uint64_t cache = static_cast<uint64_t>(s.n_seq) * s.n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        cs.k_cache.push_back(static_cast<float*>(cs.allocate(cache)));
+        cs.v_cache.push_back(static_cast<float*>(cs.allocate(cache)));
+    }
+}
+
 }  // namespace
 
 CudaSession* cuda_session_create(const mome_session& s, int device) {
-    const mome_llama_config& c = s.config;
-    if (c.head_dim_v != c.head_dim)
-        fail(MOME_STATUS_UNSUPPORTED, "CUDA sessions need equal key and value head sizes");
     DeviceScope scope(device);
     auto cs = std::make_unique<CudaSession>();
     cs->device = device;
     try {
-        if (s.n_ctx > cuda_attention_max_positions())
-            fail(MOME_STATUS_UNSUPPORTED, format("a CUDA session holds at most %lld positions per sequence for now, not %d",
-                                                 static_cast<long long>(cuda_attention_max_positions()), s.n_ctx));
         MOME_CUDA(cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking));
         const LlamaWeights& w = s.weights;
         cs->token_embd = cs->upload(w.token_embd);
@@ -107,11 +150,38 @@ CudaSession* cuda_session_create(const mome_session& s, int device) {
                 cs->bank_a.push_back(cs->upload(m.a.data, m.a.size));
                 cs->bank_b.push_back(cs->upload(m.b.data, m.b.size));
             }
-        const uint64_t cache = static_cast<uint64_t>(s.n_seq) * s.n_ctx * c.n_head_kv * c.head_dim * sizeof(float);
+        allocate_caches(*cs, s);
+    } catch (...) {
+        destroy_cuda_session(cs.release());
+        throw;
+    }
+    return cs.release();
+}
+
+CudaSession* cuda_session_create_synthetic(const mome_session& s, int device, const mome_synthetic_params& p,
+                                           const std::vector<float>& rope_factors) {
+    const mome_llama_config& c = s.config;
+    DeviceScope scope(device);
+    auto cs = std::make_unique<CudaSession>();
+    cs->device = device;
+    try {
+        MOME_CUDA(cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking));
+        const int64_t D = c.n_embd, q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+        uint64_t seed = p.seed * 0x100000001B3ull;
+        auto next = [&](int64_t rows, int64_t cols) { return random_matrix(*cs, p.weight_type, rows, cols, ++seed, p.init_std); };
+        cs->token_embd = next(c.n_vocab, D);
+        cs->output = p.tied_output ? cs->token_embd : next(c.n_vocab, D);
+        cs->output_norm = ones(*cs, D);
+        if (!rope_factors.empty()) cs->rope_freqs = cs->upload(rope_factors.data(), rope_factors.size());
         for (int64_t l = 0; l < c.n_layer; ++l) {
-            cs->k_cache.push_back(static_cast<float*>(cs->allocate(cache)));
-            cs->v_cache.push_back(static_cast<float*>(cs->allocate(cache)));
+            DeviceLayer d;
+            d.attn_norm = ones(*cs, D), d.ffn_norm = ones(*cs, D);
+            d.wq = next(q_dim, D), d.wk = next(kv_dim, D), d.wv = next(kv_dim, D), d.wo = next(D, q_dim);
+            d.gate = next(c.n_ff, D), d.up = next(c.n_ff, D), d.down = next(D, c.n_ff);
+            cs->layers.push_back(d);
         }
+        allocate_caches(*cs, s);
+        MOME_CUDA(cudaStreamSynchronize(cs->stream));
     } catch (...) {
         destroy_cuda_session(cs.release());
         throw;

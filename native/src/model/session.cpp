@@ -8,6 +8,7 @@
 #include "cpu/ops.h"
 #include "memory/memory_layer.h"
 #include "model/llama_config.h"
+#include "model/synthetic.h"
 
 namespace mome {
 
@@ -106,6 +107,31 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
         s->k_cache[static_cast<size_t>(l)].assign(static_cast<size_t>(s->n_seq * n_ctx * d.kv_dim), 0.0f);
         s->v_cache[static_cast<size_t>(l)].assign(static_cast<size_t>(s->n_seq * n_ctx * d.v_dim), 0.0f);
     }
+    return s;
+}
+
+std::unique_ptr<mome_session> create_synthetic_session(const mome_synthetic_params& model, const mome_session_params& params) {
+    if (params.backend != MOME_BACKEND_CUDA)
+        fail(MOME_STATUS_UNSUPPORTED, "a synthetic model generated on the device needs the CUDA backend (params.backend)");
+    if (params.bank) fail(MOME_STATUS_UNSUPPORTED, "a synthetic device session runs no memory bank");
+    const mome_llama_config c = synthetic_config(model);
+    const int64_t n_ctx = params.n_ctx == 0 ? c.n_ctx_train : params.n_ctx;
+    if (n_ctx < 1 || n_ctx > (int64_t(1) << 24))
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("n_ctx = %lld is outside 1..%lld", static_cast<long long>(n_ctx), 1ll << 24));
+    if (params.n_seq_max < 1 || params.n_seq_max > 4096)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
+    if (params.device_index < 0 || params.device_index > 1023)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
+    auto s = std::make_unique<mome_session>();
+    s->config = c;
+    s->n_ctx = static_cast<int32_t>(n_ctx);
+    s->n_seq = params.n_seq_max;
+    const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
+    s->pool = std::make_unique<ThreadPool>(threads);
+    s->n_threads = threads;
+    s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
+    const std::vector<float> factors = c.has_rope_freqs ? llama3_rope_factors(model, c.n_rot) : std::vector<float>{};
+    s->cuda.reset(cuda_session_create_synthetic(*s, params.device_index, model, factors));
     return s;
 }
 

@@ -12,7 +12,7 @@
 #include "model/model.h"
 
 struct mome_session {
-    const mome_model* model = nullptr;
+    const mome_model* model = nullptr;  // null for a synthetic device session
     mome_llama_config config{};
     mome::LlamaWeights weights;
     int32_t n_ctx = 0;
@@ -42,6 +42,9 @@ struct mome_session {
 namespace mome {
 
 std::unique_ptr<mome_session> create_session(const mome_model& model, const mome_session_params& params);
+
+// A CUDA session over a synthetic model generated on the device (no file, no host weights).
+std::unique_ptr<mome_session> create_synthetic_session(const mome_synthetic_params& model, const mome_session_params& params);
 
 // Validates the whole batch, then runs it (see mome_session_decode).
 void decode(mome_session& s, const mome_batch& batch, float* logits, uint64_t logits_capacity);

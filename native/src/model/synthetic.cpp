@@ -118,6 +118,8 @@ void store(uint8_t* dst, int64_t i, mome_tensor_type type, float x) {
     }
 }
 
+}  // namespace
+
 // Llama 3.1 frequency factors, computed as Meta's reference code and llama.cpp's converter do.
 std::vector<float> llama3_rope_factors(const mome_synthetic_params& p, int64_t n_rot) {
     std::vector<float> factors;
@@ -139,7 +141,6 @@ std::vector<float> llama3_rope_factors(const mome_synthetic_params& p, int64_t n
     return factors;
 }
 
-}  // namespace
 
 SyntheticVocab synthetic_vocab(int64_t n_vocab) {
     VocabBuilder b(n_vocab);
@@ -228,6 +229,20 @@ void check_synthetic_params(const mome_synthetic_params& p) {
         (p.rope_original_context <= 0 || !(p.rope_high_freq_factor > p.rope_low_freq_factor) || !(p.rope_low_freq_factor > 0)))
         fail(MOME_STATUS_INVALID_ARGUMENT,
              "synthetic model: llama3 scaling needs rope_original_context > 0 and 0 < low_freq_factor < high_freq_factor");
+}
+
+mome_llama_config synthetic_config(const mome_synthetic_params& p) {
+    check_synthetic_params(p);
+    mome_llama_config c{};
+    c.n_vocab = p.n_vocab, c.n_ctx_train = p.n_ctx_train, c.n_embd = p.n_embd, c.n_layer = p.n_layer;
+    c.n_head = p.n_head, c.n_head_kv = p.n_head_kv, c.head_dim = p.head_dim, c.head_dim_v = p.head_dim, c.n_ff = p.n_ff;
+    c.n_rot = p.head_dim, c.rope_freq_base = p.rope_freq_base;
+    c.rope_freq_scale = p.rope_scaling == MOME_ROPE_SCALING_LINEAR ? 1.0f / p.rope_scaling_factor : 1.0f;
+    c.rms_norm_eps = p.rms_norm_eps, c.rope_scaling = p.rope_scaling, c.rope_scaling_factor = p.rope_scaling_factor;
+    c.rope_original_context = p.rope_original_context, c.tied_output = p.tied_output;
+    c.has_rope_freqs = p.rope_scaling == MOME_ROPE_SCALING_LLAMA3, c.weight_type = p.weight_type;
+    c.bos_token_id = 1, c.eos_token_id = 2;
+    return c;
 }
 
 void write_synthetic_model(const mome_synthetic_params& p, const std::string& path) {

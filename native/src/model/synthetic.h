@@ -27,4 +27,11 @@ SyntheticVocab synthetic_vocab(int64_t n_vocab);
 
 void write_synthetic_model(const mome_synthetic_params& p, const std::string& path);
 
+// The hyper-parameters a model written from `p` reads back as (checked against the file in
+// tests/native/synthetic_test.cpp), for models made without a file.
+mome_llama_config synthetic_config(const mome_synthetic_params& p);
+
+// Llama 3.1 rope frequency factors (n_rot / 2 of them), as Meta's code and llama.cpp compute them.
+std::vector<float> llama3_rope_factors(const mome_synthetic_params& p, int64_t n_rot);
+
 }  // namespace mome

@@ -492,6 +492,32 @@ void test_backward_ops(int device, std::mt19937& rng) {
     }
 }
 
+// Device-generated synthetic models: the same seed gives the same logits, another seed others.
+void test_synthetic_sessions(int device) {
+    mome_synthetic_params sp;
+    ok(mome_synthetic_preset("tiny", &sp), "preset");
+    sp.weight_type = MOME_TENSOR_TYPE_BF16, sp.init_std = 0.3f;
+    std::vector<std::vector<float>> logits;
+    for (uint64_t seed : {5, 5, 6}) {
+        sp.seed = seed;
+        mome_session_params p = mome_session_default_params();
+        p.n_ctx = 32, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session* s = nullptr;
+        ok(mome_session_create_synthetic(&sp, p, &s), "synthetic session");
+        const std::vector<int32_t> tokens = {1, 70, 80, 90}, positions = {0, 1, 2, 3}, seqs = {0, 0, 0, 0};
+        const mome_batch b{4, tokens.data(), positions.data(), seqs.data(), nullptr};
+        logits.emplace_back(static_cast<size_t>(sp.n_vocab), NAN);
+        ok(mome_session_decode(s, &b, logits.back().data(), logits.back().size()), "decode");
+        mome_session_free(s);
+    }
+    bool finite = true;
+    for (float v : logits[0]) finite = finite && std::isfinite(v);
+    CHECK(finite, "synthetic session: logits not finite");
+    CHECK(logits[0] == logits[1], "synthetic session: the same seed gave different logits");
+    CHECK(logits[0] != logits[2], "synthetic session: another seed gave the same logits");
+    std::printf("  synthetic device sessions: deterministic by seed\n");
+}
+
 // Whole models: a CUDA session's logits against a CPU session's, on synthetic models (F32:
 // the same function up to summation order; BF16: both round activations to BF16 before each
 // projection), over a batch of two interleaved sequences and then token-by-token decode.
@@ -652,6 +678,7 @@ int run_tests(int device) {
         test_session(device, MOME_TENSOR_TYPE_F32, true, true);
         test_session(device, MOME_TENSOR_TYPE_BF16, false, false);
         test_session(device, MOME_TENSOR_TYPE_F16, true, false);
+        test_synthetic_sessions(device);
         test_tuning_step(device, MOME_TENSOR_TYPE_F32);  // (BF16 activations could route near-ties differently)
         test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_SEQUENCE, true);
         test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_TOKEN, true);
@@ -742,6 +769,51 @@ int run_perf(int device) {
     }
     mome_model_free(model);
     std::remove(path.c_str());
+
+    // Llama-3-8B shape, weights generated on the device (no 16 GB file): prefill of a
+    // 2048-token prompt, decode at batch 1, 16 and 64, and the weight-bandwidth floor.
+    mome_synthetic_params big = sp;
+    big.n_vocab = 128256, big.n_ctx_train = 8192, big.n_embd = 4096, big.n_layer = 32, big.n_head = 32, big.n_head_kv = 8;
+    big.head_dim = 128, big.n_ff = 14336, big.rope_freq_base = 500000.0f, big.rope_scaling = MOME_ROPE_SCALING_LLAMA3;
+    big.rope_scaling_factor = 8.0f, big.rope_low_freq_factor = 1.0f, big.rope_high_freq_factor = 4.0f, big.rope_original_context = 8192;
+    big.weight_type = MOME_TENSOR_TYPE_BF16, big.init_std = 0.02f, big.tied_output = 0, big.seed = 1;
+    const double weight_bytes = 2.0 * (2.0 * big.n_vocab * big.n_embd +
+                                       big.n_layer * (2.0 * big.n_embd * big.n_embd + 2.0 * big.n_embd * 1024 + 3.0 * big.n_embd * big.n_ff));
+    for (const auto& [batch, prompt] : std::vector<std::pair<int32_t, int32_t>>{{1, 2048}, {16, 128}, {64, 128}}) {
+        mome_session_params p = mome_session_default_params();
+        p.n_ctx = prompt + 40, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session* s = nullptr;
+        if (mome_session_create_synthetic(&big, p, &s) != MOME_STATUS_OK) {
+            std::printf("perf llama3-8b shape batch=%d: session failed: %s\n", batch, mome_last_error());
+            continue;
+        }
+        std::vector<int32_t> tokens, positions, seqs;
+        for (int32_t q = 0; q < batch; ++q)
+            for (int32_t t = 0; t < prompt; ++t) tokens.push_back((t * 7919 + q) % 128000), positions.push_back(t), seqs.push_back(q);
+        std::vector<float> logits(static_cast<size_t>(batch) * big.n_vocab);
+        const mome_batch first{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
+        const auto t0 = std::chrono::steady_clock::now();
+        ok(mome_session_decode(s, &first, logits.data(), logits.size()), "prefill");
+        const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::vector<uint8_t> want(static_cast<size_t>(batch), 1);
+        const int steps = 32;
+        double decode_s = 0;
+        for (int step = 0; step < steps; ++step) {
+            tokens.assign(static_cast<size_t>(batch), 11 + step);
+            positions.assign(static_cast<size_t>(batch), prompt + step);
+            seqs.resize(static_cast<size_t>(batch));
+            std::iota(seqs.begin(), seqs.end(), 0);
+            const mome_batch next{batch, tokens.data(), positions.data(), seqs.data(), want.data()};
+            const auto t1 = std::chrono::steady_clock::now();
+            ok(mome_session_decode(s, &next, logits.data(), logits.size()), "decode");
+            if (step >= 2) decode_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();  // 2 warm-up steps
+        }
+        const double per_step = decode_s / (steps - 2);
+        std::printf("perf llama3-8b shape BF16 batch=%d: prefill %.0f tokens/s (%d per sequence), decode %.0f tokens/s (%.2f ms a step; "
+                    "weights %.1f GB)\n",
+                    batch, batch * prompt / prefill_s, prompt, batch / per_step, per_step * 1e3, weight_bytes / 1e9);
+        mome_session_free(s);
+    }
 #endif
     return 0;
 }
