@@ -1,5 +1,7 @@
 #include "cpu/ops_backward.h"
 
+#include "cpu/thread_pool.h"
+
 #include "cpu/matmul_variants.h"
 
 #include <cmath>
@@ -19,14 +21,19 @@ void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps
         dx[i] = static_cast<float>(s * weight[i] * dy[i] - x[i] * s * s * s * dot / static_cast<double>(d));
 }
 
-void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX) {
+void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     // dX[t] += dY[t][r] * W[r] for every row: one SIMD axpy per row, W read in its own type.
+    // Tokens are independent rows of dX: with a pool they spread over its threads.
     const AxpyRowFn axpy = axpy_row_best();
-    for (int64_t t = 0; t < n_tokens; ++t)
+    auto token = [&](int64_t t) {
         for (int64_t r = 0; r < W.rows; ++r) {
             const float g = dY[t * W.rows + r];
             if (g != 0) axpy(W, r, g, dX + t * W.cols);
         }
+    };
+    if (pool && n_tokens > 1) pool->run(n_tokens, token);
+    else
+        for (int64_t t = 0; t < n_tokens; ++t) token(t);
 }
 
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {

@@ -11,11 +11,13 @@
 
 namespace mome {
 
+class ThreadPool;
+
 // y = x / sqrt(mean(x^2) + eps) * weight  =>  dx (overwritten) from dy.
 void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps, const float* dy, float* dx);
 
-// Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k].
-void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX);
+// Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k]; tokens over `pool`'s threads when given.
+void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool = nullptr);
 
 // out = silu(gate) * up  =>  dgate, dup (overwritten).
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup);

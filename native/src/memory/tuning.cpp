@@ -57,9 +57,10 @@ struct Forward {
         }
         a.attn.assign(static_cast<size_t>(n * c.n_head * c.head_dim_v), 0.0f);
         (void)v_dim;
-        for (int64_t t = 0; t < n; ++t)
+        pool.run(n, [&](int64_t t) {
             attention_ref(a.q.data() + t * q_dim, a.k.data(), a.v.data(), t + 1, c.n_head, c.n_head_kv, c.head_dim,
                           a.attn.data() + t * c.n_head * c.head_dim_v);
+        });
         std::vector<float> h = x, o = project(L.wo, a.attn);
         for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
         return h;
@@ -79,8 +80,8 @@ struct Forward {
     }
 };
 
-void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n, std::vector<float>& dX) {
-    matmul_backward_input(W, dY.data(), n, dX.data());
+void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n, std::vector<float>& dX, ThreadPool& pool) {
+    matmul_backward_input(W, dY.data(), n, dX.data(), &pool);
 }
 
 void check_tokens(const mome_llama_config& c, const int32_t* tokens, int64_t n) {
@@ -306,7 +307,7 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
 
     // Back through the output projection and the final norm.
     std::vector<float> dnormed(static_cast<size_t>(n_out * D), 0.0f);
-    matmul_backward_input(w.output, dlogits.data(), n_out, dnormed.data());
+    matmul_backward_input(w.output, dlogits.data(), n_out, dnormed.data(), &pool);
     std::vector<float> dx(static_cast<size_t>(n * D), 0.0f);
     for (int64_t i = 0; i < n_out; ++i)
         rms_norm_backward(x.data() + (first + i) * D, w.output_norm.data(), D, c.rms_norm_eps, dnormed.data() + i * D,
@@ -320,11 +321,11 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         const LayerActivations& a = acts[static_cast<size_t>(l)];
         // MLP: x_next = h + down(swiglu(gate u, up u)).
         std::vector<float> dact(static_cast<size_t>(n * c.n_ff), 0.0f), dgate(dact.size()), dup(dact.size());
-        add_backward_input(L.down, dx, n, dact);
+        add_backward_input(L.down, dx, n, dact, pool);
         swiglu_backward(a.gate.data(), a.up.data(), dact.data(), n * c.n_ff, dgate.data(), dup.data());
         std::vector<float> du(static_cast<size_t>(n * D), 0.0f);
-        add_backward_input(L.gate, dgate, n, du);
-        add_backward_input(L.up, dup, n, du);
+        add_backward_input(L.gate, dgate, n, du, pool);
+        add_backward_input(L.up, dup, n, du, pool);
         std::vector<float> dh = dx, tmp(static_cast<size_t>(D));
         for (int64_t t = 0; t < n; ++t) {
             rms_norm_backward(a.h.data() + t * D, L.ffn_norm.data(), D, c.rms_norm_eps, du.data() + t * D, tmp.data());
@@ -332,7 +333,7 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         }
         // Attention: h = x + wo(attn(rope(wq xn), rope(wk xn), wv xn)).
         std::vector<float> dattn(static_cast<size_t>(n * attn_dim), 0.0f);
-        add_backward_input(L.wo, dh, n, dattn);
+        add_backward_input(L.wo, dh, n, dattn, pool);
         std::vector<float> dq(static_cast<size_t>(n * q_dim), 0.0f), dk(static_cast<size_t>(n * kv_dim), 0.0f),
             dv(static_cast<size_t>(n * v_dim), 0.0f);
         for (int64_t t = 0; t < n; ++t)
@@ -343,9 +344,9 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
             rope_norm_backward(dk.data() + t * kv_dim, c.n_head_kv, c.head_dim, f.pos[static_cast<size_t>(t)], f.rope);
         }
         std::vector<float> dxn(static_cast<size_t>(n * D), 0.0f);
-        add_backward_input(L.wq, dq, n, dxn);
-        add_backward_input(L.wk, dk, n, dxn);
-        add_backward_input(L.wv, dv, n, dxn);
+        add_backward_input(L.wq, dq, n, dxn, pool);
+        add_backward_input(L.wk, dk, n, dxn, pool);
+        add_backward_input(L.wv, dv, n, dxn, pool);
         dx = dh;
         for (int64_t t = 0; t < n; ++t) {
             rms_norm_backward(a.x.data() + t * D, L.attn_norm.data(), D, c.rms_norm_eps, dxn.data() + t * D, tmp.data());
@@ -369,7 +370,14 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     const LoraBatch b{u0.data(), n, offsets, 1, local.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
     g.da.assign(a_local.size(), 0.0f);
     g.db.assign(b_local.size(), 0.0f);
-    lora_backward(tables, b, dx.data(), g.da.data(), g.db.data(), nullptr);
+    // Each routed expert's gradient only reads the shared inputs: one expert per chunk.
+    pool.run(k, [&](int64_t j) {
+        LoraBatch one = b;
+        one.indices = local.data() + j;
+        one.weights = g.weights.data() + j;
+        one.top_k = 1;
+        lora_backward(tables, one, dx.data(), g.da.data(), g.db.data(), nullptr);
+    });
     if (router_gradients) router_backward(bank, u0, n, dx, a_local, b_local, query, centred, g);
     return g;
 }
