@@ -239,4 +239,15 @@ public sealed class TuningCheckpointTests
         Assert.That(e.Message, Does.Contain("CUDA"));
         Assert.That(bank.GetExpert(0, 3), Is.EqualTo(before), "nothing was trained");
     }
+
+    [Test]
+    public void BanksTuningCannotServeAreRefusedBeforeAnyChange()
+    {
+        using var model = TinyModel();
+        using var perToken = MemoryBank.Create(model, SmallBank with { Routing = RoutingMode.Token });
+        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(perToken))!.Message, Does.Contain("per token"));
+        using var twoLayers = MemoryBank.Create(model, SmallBank with { Layers = [0, 1] });
+        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(twoLayers))!.Message, Does.Contain("one memory layer"));
+        Assert.That(perToken.GetCentre(0).All(v => v == 0), Is.True, "the routing centre was not touched");
+    }
 }

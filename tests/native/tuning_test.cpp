@@ -281,3 +281,19 @@ TEST(Sessions, CudaRequestsAreRefusedClearly) {
     EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(s, nullptr);
 }
+
+// A bank that routes per token would be tuned with routes a session never takes: refused.
+TEST(Tuning, PerTokenRoutingBanksAreRefused) {
+    Fixture f;
+    make_fixture(f, MOME_ROUTER_KIND_FLAT);
+    mome_bank_params bp = mome_bank_default_params();
+    bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = 64, bp.key_dim = 8, bp.top_k = 4, bp.routing = MOME_ROUTING_MODE_TOKEN;
+    mome_bank* token_bank = nullptr;
+    ASSERT_EQ(mome_bank_create(f.model, bp, &token_bank), MOME_STATUS_OK) << mome_last_error();
+    Backward b;
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr, nullptr, nullptr, nullptr};
+    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
+    EXPECT_EQ(mome_bank_fact_backward(token_bank, &fact, &out, 1), MOME_STATUS_UNSUPPORTED);
+    EXPECT_NE(std::string(mome_last_error()).find("per token"), std::string::npos) << mome_last_error();
+    mome_bank_free(token_bank);
+}

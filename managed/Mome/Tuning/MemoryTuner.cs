@@ -92,6 +92,8 @@ public sealed class MemoryTuner
         _options = options ?? new TuningOptions();
         if (bank.Options.Layers.Count != 1)
             throw new ArgumentException($"tuning needs a bank with one memory layer; this one has {bank.Options.Layers.Count}", nameof(bank));
+        if (bank.Options.Routing != RoutingMode.Sequence)
+            throw new ArgumentException("tuning needs a bank that routes per sequence (question); this one routes per token", nameof(bank));
         if (_options.Resume && _options.CheckpointPath is null)
             throw new ArgumentException("resuming needs the checkpoint path the bank was loaded from", nameof(options));
         _tokenizer = MomeTokenizer.FromModel(bank.Model);

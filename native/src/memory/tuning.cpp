@@ -228,6 +228,8 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
     if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
+    if (p.routing != MOME_ROUTING_MODE_SEQUENCE)
+        fail(MOME_STATUS_UNSUPPORTED, "tuning supports banks that route per sequence (question); this one routes per token");
     check_tokens(c, tokens, n);
     if (n < 2 || answer_start < 1 || answer_start >= n)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
