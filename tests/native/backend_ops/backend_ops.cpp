@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,18 @@ int g_failures = 0;
         }                                                 \
     } while (0)
 
+// A failed call ends the case it is in (run_case reports it) and the run goes on.
 void ok(mome_status s, const char* what) {
-    if (s != MOME_STATUS_OK) {
-        std::printf("  FAIL %s: status %d: %s\n", what, s, mome_last_error());
-        std::exit(1);
+    if (s != MOME_STATUS_OK) throw std::runtime_error(std::string(what) + ": status " + std::to_string(s) + ": " + mome_last_error());
+}
+
+template <typename F>
+void run_case(const char* name, F body) {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        std::printf("  FAIL %s: %s\n", name, e.what());
+        ++g_failures;
     }
 }
 
@@ -663,31 +672,26 @@ int run_tests(int device) {
             for (const RouterCase& shape : {RouterCase{kind, type, 1024, 8, 1, 1}, RouterCase{kind, type, 4096, 100, 3, 8},
                                             RouterCase{kind, type, 65536, 128, 70, 32}, RouterCase{kind, type, 16384, 256, 130, 32},
                                             RouterCase{kind, type, 1 << 20, 128, 16, 32}})
-                test_router(device, shape, rng);
-    test_bad_router_input(device, rng);
+                run_case("router", [&] { test_router(device, shape, rng); });
+    run_case("router bad input", [&] { test_bad_router_input(device, rng); });
     for (auto type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
-        test_lora(device, LoraCase{type, 64, 100, 1, 1, {1, 3, 0, 5}}, rng);
-        test_lora(device, LoraCase{type, 4096, 4096, 4, 32, std::vector<int64_t>(64, 1)}, rng);  // per token (decode)
-        test_lora(device, LoraCase{type, 1024, 4096, 8, 32, {17, 1, 40, 2}}, rng);               // per sequence (prefill)
+        run_case("lora", [&] { test_lora(device, LoraCase{type, 64, 100, 1, 1, {1, 3, 0, 5}}, rng); });
+        run_case("lora per token", [&] { test_lora(device, LoraCase{type, 4096, 4096, 4, 32, std::vector<int64_t>(64, 1)}, rng); });
+        run_case("lora per sequence", [&] { test_lora(device, LoraCase{type, 1024, 4096, 8, 32, {17, 1, 40, 2}}, rng); });
     }
 #ifdef MOME_BACKEND_OPS_CUDA
-    try {
-        test_model_ops(device, rng);
-        test_backward_ops(device, rng);
-        test_session(device, MOME_TENSOR_TYPE_F32, false, false);
-        test_session(device, MOME_TENSOR_TYPE_F32, true, true);
-        test_session(device, MOME_TENSOR_TYPE_BF16, false, false);
-        test_session(device, MOME_TENSOR_TYPE_F16, true, false);
-        test_synthetic_sessions(device);
-        test_tuning_step(device, MOME_TENSOR_TYPE_F32);  // (BF16 activations could route near-ties differently)
-        test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_SEQUENCE, true);
-        test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_TOKEN, true);
-        // (With BF16 weights the two backends' routing inputs differ by BF16 rounding, so a
-        // near-tie could route differently: banks are compared on F32 models.)
-    } catch (const std::exception& e) {  // a CUDA error in the kernels' host code
-        std::printf("  FAIL model ops: %s\n", e.what());
-        ++g_failures;
-    }
+    run_case("model ops", [&] { test_model_ops(device, rng); });
+    run_case("backward ops", [&] { test_backward_ops(device, rng); });
+    run_case("synthetic sessions", [&] { test_synthetic_sessions(device); });
+    run_case("tuning step", [&] { test_tuning_step(device, MOME_TENSOR_TYPE_F32); });  // (BF16 could route near-ties differently)
+    run_case("session F32", [&] { test_session(device, MOME_TENSOR_TYPE_F32, false, false); });
+    run_case("session F32 llama3 tied", [&] { test_session(device, MOME_TENSOR_TYPE_F32, true, true); });
+    run_case("session BF16", [&] { test_session(device, MOME_TENSOR_TYPE_BF16, false, false); });
+    run_case("session F16 llama3", [&] { test_session(device, MOME_TENSOR_TYPE_F16, true, false); });
+    // With BF16 weights the two backends' routing inputs differ by BF16 rounding, so a
+    // near-tie could route differently: banks are compared on F32 models.
+    run_case("session bank per sequence", [&] { test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_SEQUENCE, true); });
+    run_case("session bank per token", [&] { test_session(device, MOME_TENSOR_TYPE_F32, false, false, MOME_ROUTING_MODE_TOKEN, true); });
 #endif
     std::printf(g_failures ? "backend_ops: %d FAILED\n" : "backend_ops: all passed\n", g_failures);
     return g_failures ? 1 : 0;
@@ -827,16 +831,22 @@ int main(int argc, char** argv) {
         return 2;
     }
     int32_t count = 0;
-    ok(mome_device_count(&count), "mome_device_count");
+    if (mome_device_count(&count) != MOME_STATUS_OK) {
+        std::printf("backend_ops: cannot count devices: %s\n", mome_last_error());
+        return 1;
+    }
     int cuda_device = -1;
     for (int32_t i = 0; i < count && cuda_device < 0; ++i) {
         mome_device_info info{};
-        ok(mome_device_get_info(i, &info), "mome_device_get_info");
+        if (mome_device_get_info(i, &info) != MOME_STATUS_OK) continue;
         if (info.backend == MOME_BACKEND_CUDA) cuda_device = info.index;
     }
     if (cuda_device < 0) {
         std::printf("backend_ops: skipped: no CUDA device (or a library built without CUDA)\n");
         return kSkip;
     }
-    return mode == "test" ? run_tests(cuda_device) : run_perf(cuda_device);
+    if (mode == "test") return run_tests(cuda_device);
+    int rc = 0;
+    run_case("perf", [&] { rc = run_perf(cuda_device); });
+    return g_failures ? 1 : rc;
 }
