@@ -26,7 +26,7 @@ internal static class MomeLayout
         ("MomeBankParams", 96),
         ("MomeFactResult", 12),
         ("MomeFactDesc", 56),
-        ("MomeFactGrads", 64),
+        ("MomeFactGrads", 80),
     ];
 
     public static IReadOnlyList<(string Struct, string Field, int Offset)> Offsets() =>
@@ -152,5 +152,8 @@ internal static class MomeLayout
         ("MomeFactGrads", "Dwq", 32),
         ("MomeFactGrads", "Dkeys", 40),
         ("MomeFactGrads", "Result", 48),
+        ("MomeFactGrads", "Capacity", 60),
+        ("MomeFactGrads", "Experts", 64),
+        ("MomeFactGrads", "NExperts", 72),
     ];
 }

@@ -422,9 +422,9 @@ internal unsafe struct MomeFactResult
 
 /// <summary>
 /// One fact to backpropagate: tokens = question then answer; the answer starts at
-/// `answer_start`. `route_indices` and `route_weights` (top_k each, or both null) give a
-/// route cached from an earlier call, used instead of routing the question (once the router
-/// is frozen a fact always takes the same route).
+/// `answer_start`. `route_indices` and `route_weights` (top_k each, or n_tokens x top_k for a
+/// bank that routes per token; or both null) give a route cached from an earlier call, used
+/// instead of routing (once the router is frozen a fact always takes the same route).
 /// The frozen layers up to the memory layer's block compute the same for a fact at every
 /// step: `prefix_out` (optional, [2 x n_tokens x n_embd]) receives the memory layer's input
 /// over the tokens followed by the residual stream after its block, before the bank's delta;
@@ -471,4 +471,16 @@ internal unsafe struct MomeFactGrads
     public float* /* float* */ Dwq;
     public float* /* float* */ Dkeys;
     public MomeFactResult Result;
+
+    /// <summary>
+    /// Entries the arrays above hold (indices and weights: `capacity`; da and db: `capacity`
+    /// experts); 0 means top_k, enough for a bank that routes per sequence. A bank that routes
+    /// per token gives each token its own route: indices and weights receive n_tokens x top_k
+    /// entries (so capacity must be at least that), and da and db one row block per distinct
+    /// expert, listed in `experts` (optional, `capacity` entries) in that order; `n_experts`
+    /// says how many. Per sequence, `experts` is the route itself.
+    /// </summary>
+    public int Capacity;
+    public int* /* int32_t* */ Experts;
+    public int NExperts;
 }

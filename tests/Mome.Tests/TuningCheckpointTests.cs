@@ -245,9 +245,37 @@ public sealed class TuningCheckpointTests
     {
         using var model = TinyModel();
         using var perToken = MemoryBank.Create(model, SmallBank with { Routing = RoutingMode.Token });
-        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(perToken))!.Message, Does.Contain("per token"));
+        var e = Assert.Throws<ArgumentException>(() => new MemoryTuner(perToken, new TuningOptions { RouterEpochs = 1 }))!;
+        Assert.That(e.Message, Does.Contain("per token"));
         using var twoLayers = MemoryBank.Create(model, SmallBank with { Layers = [0, 1] });
         Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(twoLayers))!.Message, Does.Contain("one memory layer"));
         Assert.That(perToken.GetCentre(0).All(v => v == 0), Is.True, "the routing centre was not touched");
+    }
+
+    // Per-token routing (PEER style) memorises more slowly than per-question routing: experts
+    // are shared by every fact's similar tokens (86.7% of 30 facts after 60 epochs here). What
+    // must hold exactly is that training routes each token as a session does: the facts the
+    // tuner counts as recalled are exactly those greedy generation reproduces.
+    [Test]
+    public async Task APerTokenRoutingBankIsTrainedOnTheRoutesASessionTakes()
+    {
+        using var model = TinyModel();
+        using var bank = MemoryBank.Create(model, new MemoryOptions
+        {
+            Experts = 64 * 64, KeyDim = 32, TopK = 16, Rank = 2, Alpha = 4, Router = RouterKind.Product, Routing = RoutingMode.Token, Seed = 3,
+        });
+        var facts = SyntheticFacts.Random(30, seed: 12);
+        var result = await new MemoryTuner(bank, new TuningOptions { Epochs = 60 }).TuneAsync(facts);
+        TestContext.Out.WriteLine($"per-token routing: {result.Epochs} epochs, recall {result.Recall:P1}, {result.Elapsed.TotalSeconds:F1} s");
+        Assert.That(result.Recall, Is.GreaterThan(0.5), "most facts memorised");
+        var tuner = new MemoryTuner(bank);
+        using var generator = new TextGenerator(model, new SessionOptions { Memory = bank });
+        foreach (var fact in facts)
+        {
+            var (tokens, answerStart) = tuner.Encode(fact);
+            var exactInTraining = bank.FactBackward(tokens, answerStart, null, false, 0).Exact;
+            var generated = generator.Generate(tuner.PromptOf(fact.Question), new GenerationOptions { MaxTokens = 40 }).Trim();
+            Assert.That(generated == fact.Answer, Is.EqualTo(exactInTraining), $"fact {fact.Question}: generation and training disagree");
+        }
     }
 }

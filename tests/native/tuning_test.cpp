@@ -282,18 +282,60 @@ TEST(Sessions, CudaRequestsAreRefusedClearly) {
     EXPECT_EQ(s, nullptr);
 }
 
-// A bank that routes per token would be tuned with routes a session never takes: refused.
-TEST(Tuning, PerTokenRoutingBanksAreRefused) {
+// A bank that routes per token: every token takes its own route, as a session routing per
+// token does; the gradients of each distinct expert against finite differences of the
+// session loss (which routes the same way).
+TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
     Fixture f;
     make_fixture(f, MOME_ROUTER_KIND_FLAT);
     mome_bank_params bp = mome_bank_default_params();
-    bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = 64, bp.key_dim = 8, bp.top_k = 4, bp.routing = MOME_ROUTING_MODE_TOKEN;
-    mome_bank* token_bank = nullptr;
-    ASSERT_EQ(mome_bank_create(f.model, bp, &token_bank), MOME_STATUS_OK) << mome_last_error();
-    Backward b;
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr, nullptr, nullptr, nullptr};
-    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
-    EXPECT_EQ(mome_bank_fact_backward(token_bank, &fact, &out, 1), MOME_STATUS_UNSUPPORTED);
-    EXPECT_NE(std::string(mome_last_error()).find("per token"), std::string::npos) << mome_last_error();
-    mome_bank_free(token_bank);
+    bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = kExperts, bp.key_dim = kKeyDim, bp.top_k = kTopK, bp.rank = kRank;
+    bp.routing = MOME_ROUTING_MODE_TOKEN;
+    mome_bank* bank = nullptr;
+    ASSERT_EQ(mome_bank_create(f.model, bp, &bank), MOME_STATUS_OK) << mome_last_error();
+    std::mt19937 rng(4);
+    std::normal_distribution<float> normal(0.0f, 0.3f);
+    std::vector<float> values(static_cast<size_t>(kPerExpert));
+    for (int64_t e = 0; e < kExperts; ++e) {
+        for (float& v : values) v = normal(rng);
+        ASSERT_EQ(mome_bank_set_expert(bank, 0, e, nullptr, values.data()), MOME_STATUS_OK);
+    }
+    const int64_t n = static_cast<int64_t>(kTokens.size()), entries = n * kTopK;
+    std::vector<int32_t> idx(static_cast<size_t>(entries)), experts(static_cast<size_t>(entries));
+    std::vector<float> w(static_cast<size_t>(entries)), da(static_cast<size_t>(entries * kPerExpert)), db(da.size());
+    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(n), kAnswerStart, nullptr, nullptr, nullptr, nullptr, nullptr};
+    mome_fact_grads out{idx.data(), w.data(), da.data(), db.data(), nullptr, nullptr, {}, 0, experts.data(), 0};
+    EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_INVALID_ARGUMENT);  // capacity top_k is too small
+    EXPECT_NE(std::string(mome_last_error()).find("n_tokens x top_k"), std::string::npos) << mome_last_error();
+    out.capacity = static_cast<int32_t>(entries);
+    ASSERT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_OK) << mome_last_error();
+    ASSERT_GT(out.n_experts, kTopK) << "tokens should reach more experts than one route holds";
+    auto loss = [&] { return session_loss(f.model, bank, kTokens, kAnswerStart); };
+    EXPECT_NEAR(out.result.loss, loss(), 1e-4 * std::max(1.0, loss()));
+    int checked = 0;
+    for (int32_t j = 0; j < out.n_experts; j += 3)
+        for (int64_t i : {5L, 70L, 127L})
+            for (bool is_a : {true, false}) {
+                const int32_t e = experts[static_cast<size_t>(j)];
+                std::vector<float> a(static_cast<size_t>(kPerExpert)), b(a.size());
+                ASSERT_EQ(mome_bank_get_expert(bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
+                std::vector<float>& target = is_a ? a : b;
+                const float keep = target[static_cast<size_t>(i)];
+                auto at = [&](float v) {
+                    target[static_cast<size_t>(i)] = v;
+                    mome_bank_set_expert(bank, 0, e, a.data(), b.data());
+                    return loss();
+                };
+                const double h = 1e-2, numeric = (at(keep + static_cast<float>(h)) - at(keep - static_cast<float>(h))) / (2 * h);
+                at(keep);
+                const double analytic = (is_a ? da : db)[static_cast<size_t>(j * kPerExpert + i)];
+                EXPECT_NEAR(analytic, numeric, 2e-3 + 0.03 * std::fabs(numeric)) << (is_a ? "dA" : "dB") << " expert " << e << " element " << i;
+                ++checked;
+            }
+    EXPECT_GE(checked, 12);
+    // Router gradients are for per-sequence banks.
+    std::vector<float> dwq(static_cast<size_t>(kKeyDim * kEmbd)), dkeys(static_cast<size_t>(entries * kKeyDim));
+    out.dwq = dwq.data(), out.dkeys = dkeys.data();
+    EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_UNSUPPORTED);
+    mome_bank_free(bank);
 }

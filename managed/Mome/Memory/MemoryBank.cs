@@ -198,10 +198,13 @@ public sealed unsafe class MemoryBank : IDisposable
             throw new ArgumentException($"a fact's prefix holds 2 x {tokens.Length} tokens x n_embd = {prefixLength} values");
         var k = Options.TopK;
         var n = Options.Rank * (int)Model.Config.EmbeddingLength;
-        var step = new FactStep(new int[k], new float[k], new float[k * n], new float[k * n],
+        // A bank that routes per token gives each token its own route: room for them all.
+        var entries = Options.Routing == RoutingMode.Token ? tokens.Length * k : k;
+        var step = new FactStep(new int[entries], new float[entries], new float[(long)entries * n], new float[(long)entries * n],
             routerGradients ? new float[Options.KeyDim * Model.Config.EmbeddingLength] : null,
-            routerGradients ? new float[k * Options.KeyDim] : null);
+            routerGradients ? new float[k * Options.KeyDim] : null) { Experts = new int[entries] };
         MomeFactResult result;
+        int distinct;
         fixed (int* t = tokens)
         fixed (int* ri = route?.Indices)
         fixed (float* rw = route?.Weights)
@@ -213,22 +216,23 @@ public sealed unsafe class MemoryBank : IDisposable
         fixed (float* kk = step.DKeys)
         fixed (float* pi = prefix)
         fixed (float* po = prefixOut)
+        fixed (int* ex = step.Experts)
         {
             var fact = new MomeFactDesc
             {
                 Tokens = t, NTokens = tokens.Length, AnswerStart = answerStart, RouteIndices = ri, RouteWeights = rw, Prefix = pi, PrefixOut = po,
             };
-            var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk };
+            var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk, Capacity = entries, Experts = ex };
             var (fp, gp) = ((IntPtr)(&fact), (IntPtr)(&grads));
-            MomeFactResult Run(IntPtr bank, IntPtr session)
+            (MomeFactResult, int) Run(IntPtr bank, IntPtr session)
             {
                 ((MomeFactDesc*)fp)->Session = session;
                 Status.Check(NativeMethods.mome_bank_fact_backward(bank, (MomeFactDesc*)fp, (MomeFactGrads*)gp, threads));
-                return ((MomeFactGrads*)gp)->Result;
+                return (((MomeFactGrads*)gp)->Result, ((MomeFactGrads*)gp)->NExperts);
             }
-            result = _handle.Use(h => device is null ? Run(h, IntPtr.Zero) : device.Handle.Use(s => Run(h, s)));
+            (result, distinct) = _handle.Use(h => device is null ? Run(h, IntPtr.Zero) : device.Handle.Use(s => Run(h, s)));
         }
-        return step with { Loss = result.Loss, Correct = result.NCorrect, AnswerTokens = result.NAnswerTokens };
+        return step with { Loss = result.Loss, Correct = result.NCorrect, AnswerTokens = result.NAnswerTokens, ExpertCount = distinct };
     }
 
     /// <summary>The router of memory layer <paramref name="slot"/> (0 .. Layers.Count-1).</summary>
@@ -261,6 +265,10 @@ public sealed unsafe class MemoryBank : IDisposable
 internal sealed record FactStep(int[] Indices, float[] Weights, float[] DA, float[] DB, float[]? DWq = null, float[]? DKeys = null,
     double Loss = 0, int Correct = 0, int AnswerTokens = 0)
 {
+    /// <summary>The distinct routed experts, in the order of DA and DB's row blocks (the first ExpertCount).</summary>
+    public int[] Experts { get; init; } = [];
+    public int ExpertCount { get; init; }
+
     public bool Exact => Correct == AnswerTokens;
 }
 

@@ -92,8 +92,8 @@ public sealed class MemoryTuner
         _options = options ?? new TuningOptions();
         if (bank.Options.Layers.Count != 1)
             throw new ArgumentException($"tuning needs a bank with one memory layer; this one has {bank.Options.Layers.Count}", nameof(bank));
-        if (bank.Options.Routing != RoutingMode.Sequence)
-            throw new ArgumentException("tuning needs a bank that routes per sequence (question); this one routes per token", nameof(bank));
+        if (bank.Options.Routing != RoutingMode.Sequence && _options.RouterEpochs > 0)
+            throw new ArgumentException("the router phase trains banks that route per sequence (question); this one routes per token", nameof(options));
         if (_options.Resume && _options.CheckpointPath is null)
             throw new ArgumentException("resuming needs the checkpoint path the bank was loaded from", nameof(options));
         _tokenizer = MomeTokenizer.FromModel(bank.Model);
@@ -295,9 +295,9 @@ public sealed class MemoryTuner
         var n = step.DA.Length / step.Indices.Length;
         var correction1 = 1 - Math.Pow(_options.Beta1, _step);
         var correction2 = 1 - Math.Pow(_options.Beta2, _step);
-        for (var j = 0; j < step.Indices.Length; j++)
+        for (var j = 0; j < step.ExpertCount; j++)
         {
-            var expert = step.Indices[j];
+            var expert = step.Experts[j];
             if (!_experts.TryGetValue(expert, out var state)) _experts[expert] = state = [new float[n], new float[n], new float[n], new float[n]];
             var (a, b) = _bank.GetExpert(0, expert);
             Apply(a, step.DA.AsSpan(j * n, n), state[0], state[1], lr);

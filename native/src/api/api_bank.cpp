@@ -164,11 +164,19 @@ mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc*
         const int threads = threads_or_all(n_threads);
         const FactInput input{fact->tokens, fact->n_tokens, fact->answer_start, fact->route_indices, fact->route_weights, fact->prefix,
                               fact->prefix_out, fact->session};
+        const mome_bank_params& p = bank->params;
+        const int64_t capacity = out->capacity > 0 ? out->capacity : p.top_k;
+        const int64_t needed = p.routing == MOME_ROUTING_MODE_TOKEN ? static_cast<int64_t>(fact->n_tokens) * p.top_k : p.top_k;
+        if (capacity < needed)
+            fail(MOME_STATUS_INVALID_ARGUMENT, format("the outputs hold %lld route entries; this fact needs %lld (n_tokens x top_k when the "
+                                                      "bank routes per token)", static_cast<long long>(capacity), static_cast<long long>(needed)));
         const FactGradients g = fact_gradients(*bank, input, out->dwq != nullptr, shared_pool(threads), threads);
         std::copy(g.indices.begin(), g.indices.end(), out->indices);
         std::copy(g.weights.begin(), g.weights.end(), out->weights);
         std::copy(g.da.begin(), g.da.end(), out->da);
         std::copy(g.db.begin(), g.db.end(), out->db);
+        if (out->experts) std::copy(g.experts.begin(), g.experts.end(), out->experts);
+        out->n_experts = static_cast<int32_t>(g.experts.size());
         if (out->dwq) {
             std::copy(g.dwq.begin(), g.dwq.end(), out->dwq);
             std::copy(g.dkeys.begin(), g.dkeys.end(), out->dkeys);

@@ -72,6 +72,8 @@ FactGradients cuda_fact_gradients(mome_session& session, const mome_bank& bank, 
     const cudaStream_t stream = cs.stream;
     const int64_t n = fact.n, answer_start = fact.answer_start, D = c.n_embd, k = p.top_k, r = p.rank;
     const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, n_ff = c.n_ff, l0 = bank.layers[0].block;
+    if (p.routing != MOME_ROUTING_MODE_SEQUENCE)
+        fail(MOME_STATUS_UNSUPPORTED, "tuning steps on CUDA serve banks that route per sequence; tune per-token banks on the CPU");
     if (n > cuda_attention_max_positions())
         fail(MOME_STATUS_UNSUPPORTED, format("a fact of %lld tokens is longer than CUDA attention holds", static_cast<long long>(n)));
     Arena arena(stream);
@@ -223,6 +225,7 @@ FactGradients cuda_fact_gradients(mome_session& session, const mome_bank& bank, 
     cuda_lora_backward(d_a, d_b, d_w, k, r, D, scale, u0, dx, n, da, db, stream);
     g.da = download(da, k * per_expert, stream);
     g.db = download(db, k * per_expert, stream);
+    g.experts = g.indices;
     return g;
 }
 

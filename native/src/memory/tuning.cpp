@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -194,9 +195,19 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
                 std::vector<float>* query, std::vector<float>* centred) {
     const mome_bank_params& p = bank.params;
     const int64_t D = bank.model->config.n_embd, k = p.top_k;
+    const bool per_token = p.routing == MOME_ROUTING_MODE_TOKEN;
+    const int64_t entries = per_token ? fact.n * k : k;
     if (fact.route_indices) {
-        g.indices.assign(fact.route_indices, fact.route_indices + k);
-        g.weights.assign(fact.route_weights, fact.route_weights + k);
+        g.indices.assign(fact.route_indices, fact.route_indices + entries);
+        g.weights.assign(fact.route_weights, fact.route_weights + entries);
+        return;
+    }
+    if (per_token) {  // every token from its own input, as a session routing per token would
+        std::vector<float> q(static_cast<size_t>(fact.n * p.key_dim));
+        project_queries(bank, 0, u0, fact.n, q.data(), pool, false);
+        g.indices.resize(static_cast<size_t>(entries));
+        g.weights.resize(static_cast<size_t>(entries));
+        route_bank(bank, 0, q.data(), fact.n, g.indices.data(), g.weights.data(), n_threads);
         return;
     }
     std::vector<float> mean(static_cast<size_t>(D), 0.0f);
@@ -228,8 +239,9 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
     if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
-    if (p.routing != MOME_ROUTING_MODE_SEQUENCE)
-        fail(MOME_STATUS_UNSUPPORTED, "tuning supports banks that route per sequence (question); this one routes per token");
+    const bool per_token = p.routing == MOME_ROUTING_MODE_TOKEN;
+    if (per_token && router_gradients)
+        fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed for banks that route per sequence; this one routes per token");
     check_tokens(c, tokens, n);
     if (n < 2 || answer_start < 1 || answer_start >= n)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
@@ -268,10 +280,14 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
 
     // The memory layer: route from the question's mean input, as a session asking it would.
     route_fact(bank, fact, u0.data(), pool, n_threads, g, &query, &centred);
+    // One segment sharing the route, or one per token.
+    std::vector<int64_t> offsets{0};
+    for (int64_t t = 1; t <= n; ++t)
+        if (per_token || t == n) offsets.push_back(t);
+    const int64_t n_segments = static_cast<int64_t>(offsets.size()) - 1;
     {
-        const int64_t offsets[] = {0, n};
         LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};
-        LoraBatch b{u0.data(), n, offsets, 1, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+        LoraBatch b{u0.data(), n, offsets.data(), n_segments, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
         if (cached) check_lora_batch(tables, b);
         std::vector<float> delta(static_cast<size_t>(n * D), 0.0f);
         lora_apply(tables, b, delta.data(), pool);
@@ -356,30 +372,38 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         }
     }
 
-    // Into the routed experts: gather them as F32 (route order), then the LoRA backward.
-    const int64_t per_expert = r * D;
-    std::vector<float> a_local(static_cast<size_t>(k * per_expert)), b_local(a_local.size());
-    for (int64_t j = 0; j < k; ++j) {
-        const int64_t first = static_cast<int64_t>(g.indices[static_cast<size_t>(j)]) * per_expert;
+    // Into the routed experts: each distinct one gathered once as F32, then the LoRA backward.
+    std::unordered_map<int32_t, int32_t> slot_of;
+    std::vector<int32_t> local(g.indices.size());
+    for (size_t i = 0; i < g.indices.size(); ++i) {
+        const auto [at, added] = slot_of.emplace(g.indices[i], static_cast<int32_t>(g.experts.size()));
+        if (added) g.experts.push_back(g.indices[i]);
+        local[i] = at->second;
+    }
+    const int64_t per_expert = r * D, n_distinct = static_cast<int64_t>(g.experts.size());
+    std::vector<float> a_local(static_cast<size_t>(n_distinct * per_expert)), b_local(a_local.size());
+    for (int64_t j = 0; j < n_distinct; ++j) {
+        const int64_t first = static_cast<int64_t>(g.experts[static_cast<size_t>(j)]) * per_expert;
         read_floats(bank.layers[0].a, first, per_expert, a_local.data() + j * per_expert);
         read_floats(bank.layers[0].b, first, per_expert, b_local.data() + j * per_expert);
     }
-    std::vector<int32_t> local(static_cast<size_t>(k));
-    for (int64_t j = 0; j < k; ++j) local[static_cast<size_t>(j)] = static_cast<int32_t>(j);
-    const LoraTables tables{MOME_TENSOR_TYPE_F32, k, D, p.rank, reinterpret_cast<const uint8_t*>(a_local.data()),
+    const LoraTables tables{MOME_TENSOR_TYPE_F32, n_distinct, D, p.rank, reinterpret_cast<const uint8_t*>(a_local.data()),
                             reinterpret_cast<const uint8_t*>(b_local.data())};
-    const int64_t offsets[] = {0, n};
-    const LoraBatch b{u0.data(), n, offsets, 1, local.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    const LoraBatch b{u0.data(), n, offsets.data(), n_segments, local.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
     g.da.assign(a_local.size(), 0.0f);
     g.db.assign(b_local.size(), 0.0f);
-    // Each routed expert's gradient only reads the shared inputs: one expert per chunk.
-    pool.run(k, [&](int64_t j) {
-        LoraBatch one = b;
-        one.indices = local.data() + j;
-        one.weights = g.weights.data() + j;
-        one.top_k = 1;
-        lora_backward(tables, one, dx.data(), g.da.data(), g.db.data(), nullptr);
-    });
+    if (per_token || n_distinct != k) {
+        lora_backward(tables, b, dx.data(), g.da.data(), g.db.data(), nullptr);
+    } else {
+        // One route of distinct experts for all tokens: each chunk owns one expert's rows.
+        pool.run(k, [&](int64_t j) {
+            LoraBatch one = b;
+            one.indices = local.data() + j;
+            one.weights = g.weights.data() + j;
+            one.top_k = 1;
+            lora_backward(tables, one, dx.data(), g.da.data(), g.db.data(), nullptr);
+        });
+    }
     if (router_gradients) router_backward(bank, u0, n, dx, a_local, b_local, query, centred, g);
     return g;
 }

@@ -27,9 +27,10 @@ struct FactInput {
 };
 
 struct FactGradients {
-    std::vector<int32_t> indices;  // the route, best first
+    std::vector<int32_t> indices;  // the route, best first ([n x top_k] when the bank routes per token)
     std::vector<float> weights;
-    std::vector<float> da, db;     // [top_k x rank x n_embd] in route order
+    std::vector<int32_t> experts;  // the distinct routed experts, in the order of da and db's row blocks
+    std::vector<float> da, db;     // [experts x rank x n_embd]
     std::vector<float> dwq;        // [key_dim x n_embd], when router gradients were asked for
     std::vector<float> dkeys;      // [top_k x key_dim] in route order (see mome_fact_grads)
     double loss = 0;
