@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "cuda/backward_ops.h"
-#include "cuda/cublas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
 #include "cuda/kernel_common.cuh"
@@ -165,25 +164,9 @@ void cuda_rms_norm_backward(const float* x, const float* weight, const float* dy
 
 void cuda_matmul_backward_input(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* dy, int64_t n, float* dx,
                                 cudaStream_t stream) {
-    cublasHandle_t h = cublas_handle();
-    check_cublas(cublasSetStream(h, stream), "cublasSetStream");
-    const float one = 1.0f;
     // Row-major dX [n x cols] += dY [n x rows] W is column-major dX^T [cols x n] += W' [cols x rows] dY^T [rows x n],
-    // where W' is W read column-major (leading dimension cols).
-    if (type == MOME_TENSOR_TYPE_F32) {
-        check_cublas(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols), static_cast<int>(n), static_cast<int>(rows), &one,
-                                 static_cast<const float*>(w), static_cast<int>(cols), dy, static_cast<int>(rows), &one, dx,
-                                 static_cast<int>(cols)),
-                     "cublasSgemm");
-        return;
-    }
-    const StreamScratch rounded(2 * static_cast<uint64_t>(n) * rows, stream);
-    const cudaDataType dt = type == MOME_TENSOR_TYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    cuda_round(dy, n * rows, type, rounded.as<void>(), stream);
-    check_cublas(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols), static_cast<int>(n), static_cast<int>(rows), &one, w, dt,
-                              static_cast<int>(cols), rounded.as<void>(), dt, static_cast<int>(rows), &one, dx, CUDA_R_32F,
-                              static_cast<int>(cols), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx");
+    // where W' is W read column-major (leading dimension cols), not transposed.
+    cuda_gemm(w, type, false, cols, n, rows, cols, dy, true, dx, stream);
 }
 
 void cuda_swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup, cudaStream_t stream) {

@@ -235,26 +235,29 @@ void cuda_round(const float* x, int64_t n, mome_tensor_type type, void* out, cud
     MOME_CUDA_LAUNCHED("round_to");
 }
 
-void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, cudaStream_t stream) {
+void cuda_gemm(const void* w, mome_tensor_type type, bool transpose_w, int64_t m, int64_t n, int64_t k, int64_t ldw, const float* b,
+               bool accumulate, float* c, cudaStream_t stream) {
     cublasHandle_t h = cublas_handle();
     check_cublas(cublasSetStream(h, stream), "cublasSetStream");
-    const float one = 1.0f, zero = 0.0f;
-    // Row-major Y [n x rows] = X [n x cols] W^T is column-major Y^T [rows x n] = W [rows x cols] . X^T,
-    // with W seen column-major as [cols x rows] (op T) and X^T as [cols x n].
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    const cublasOperation_t op = transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k), lw = static_cast<int>(ldw);
     if (type == MOME_TENSOR_TYPE_F32) {
-        check_cublas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(cols), &one,
-                                 static_cast<const float*>(w), static_cast<int>(cols), x, static_cast<int>(cols), &zero, y,
-                                 static_cast<int>(rows)),
-                     "cublasSgemm");
+        check_cublas(cublasSgemm(h, op, CUBLAS_OP_N, im, in, ik, &one, static_cast<const float*>(w), lw, b, ik, &beta, c, im), "cublasSgemm");
         return;
     }
-    const StreamScratch rounded(2 * static_cast<uint64_t>(n) * cols, stream);
+    const StreamScratch rounded(2 * static_cast<uint64_t>(n) * k, stream);
     const cudaDataType dt = type == MOME_TENSOR_TYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    cuda_round(x, n * cols, type, rounded.as<void>(), stream);
-    check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(cols), &one, w, dt,
-                              static_cast<int>(cols), rounded.as<void>(), dt, static_cast<int>(cols), &zero, y, CUDA_R_32F,
-                              static_cast<int>(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    cuda_round(b, n * k, type, rounded.as<void>(), stream);
+    check_cublas(cublasGemmEx(h, op, CUBLAS_OP_N, im, in, ik, &one, w, dt, lw, rounded.as<void>(), dt, ik, &beta, c, CUDA_R_32F, im,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
+}
+
+void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, cudaStream_t stream) {
+    // Row-major Y [n x rows] = X [n x cols] W^T is column-major Y^T [rows x n] = W [rows x cols] . X^T,
+    // with W seen column-major as [cols x rows] (so transposed) and X^T as [cols x n].
+    cuda_gemm(w, type, true, rows, n, cols, cols, x, false, y, stream);
 }
 
 }  // namespace mome

@@ -64,6 +64,12 @@ int64_t cuda_attention_max_positions();
 // x [n] F32 rounded to F16 or BF16 (`type`) into out [n] of that type.
 void cuda_round(const float* x, int64_t n, mome_tensor_type type, void* out, cudaStream_t stream);
 
+// The cuBLAS product both directions of a projection use, column-major: C [m x n] = op(W) B
+// (+ C when `accumulate`), W in its stored type with leading dimension ldw (op: transposed
+// or not), B [k x n] F32 rounded to W's type first for F16/BF16, F32 accumulation.
+void cuda_gemm(const void* w, mome_tensor_type type, bool transpose_w, int64_t m, int64_t n, int64_t k, int64_t ldw, const float* b,
+               bool accumulate, float* c, cudaStream_t stream);
+
 // Y [n x rows] = X [n x cols] W^T with W [rows x cols] in F32, F16 or BF16 (X rounded to W's
 // type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y,

@@ -52,10 +52,8 @@ void for_each_token(mome_session& s, int64_t n, const std::function<void(int64_t
 
 void run_batch(mome_session& s, const mome_batch& b, float* logits, int64_t n, int64_t n_out);
 
-std::unique_ptr<mome_session> create_session(const mome_model& model, const mome_session_params& params) {
-    if (!model.is_llama)
-        fail(MOME_STATUS_UNSUPPORTED, format("%s: not a Llama model", model.file->path().c_str()));
-    const mome_llama_config& c = model.config;
+// The parts every session shares, after checking the parameters that size them.
+std::unique_ptr<mome_session> session_shell(const mome_llama_config& c, const mome_session_params& params) {
     const int64_t n_ctx = params.n_ctx == 0 ? c.n_ctx_train : params.n_ctx;
     if (n_ctx < 1 || n_ctx > (int64_t(1) << 24))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_ctx = %lld is outside 1..%lld", static_cast<long long>(n_ctx), 1ll << 24));
@@ -65,9 +63,27 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", params.n_threads));
     if (params.backend != MOME_BACKEND_CPU && params.backend != MOME_BACKEND_CUDA)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", static_cast<int>(params.backend)));
-    const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
-    if (on_cuda && (params.device_index < 0 || params.device_index > 1023))
+    if (params.backend == MOME_BACKEND_CUDA && (params.device_index < 0 || params.device_index > 1023))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
+    auto s = std::make_unique<mome_session>();
+    s->config = c;
+    s->n_ctx = static_cast<int32_t>(n_ctx);
+    s->n_seq = params.n_seq_max;
+    s->use_reference = params.use_reference != 0;
+    const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
+    s->pool = std::make_unique<ThreadPool>(threads);
+    s->n_threads = threads;
+    s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
+    return s;
+}
+
+std::unique_ptr<mome_session> create_session(const mome_model& model, const mome_session_params& params) {
+    if (!model.is_llama)
+        fail(MOME_STATUS_UNSUPPORTED, format("%s: not a Llama model", model.file->path().c_str()));
+    const mome_llama_config& c = model.config;
+    auto s = session_shell(c, params);
+    const int64_t n_ctx = s->n_ctx;
+    const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
     // A metadata-only open skipped the tensor checks; the forward pass needs them.
     check_llama_tensors(*model.file, c);
     const Dims d = dims_of(c);
@@ -79,16 +95,8 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
                                                params.n_seq_max, static_cast<long long>(n_ctx), bytes / 1073741824.0,
                                                kMaxCacheBytes / 1073741824.0));
 
-    auto s = std::make_unique<mome_session>();
     s->model = &model;
-    s->config = c;
     s->weights = load_llama_weights(*model.file, c);
-    s->n_ctx = static_cast<int32_t>(n_ctx);
-    s->n_seq = params.n_seq_max;
-    s->use_reference = params.use_reference != 0;
-    const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
-    s->pool = std::make_unique<ThreadPool>(threads);
-    s->n_threads = threads;
     if (params.bank) {
         if (params.bank->model != &model)
             fail(MOME_STATUS_INVALID_ARGUMENT, "the memory bank belongs to another model handle than the session's");
@@ -96,7 +104,6 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
         s->routes.assign(static_cast<size_t>(params.n_seq_max),
                          std::vector<mome_session::Route>(static_cast<size_t>(params.bank->params.n_layers)));
     }
-    s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
     if (on_cuda) {
         s->cuda.reset(cuda_session_create(*s, params.device_index));
         return s;
@@ -115,21 +122,7 @@ std::unique_ptr<mome_session> create_synthetic_session(const mome_synthetic_para
         fail(MOME_STATUS_UNSUPPORTED, "a synthetic model generated on the device needs the CUDA backend (params.backend)");
     if (params.bank) fail(MOME_STATUS_UNSUPPORTED, "a synthetic device session runs no memory bank");
     const mome_llama_config c = synthetic_config(model);
-    const int64_t n_ctx = params.n_ctx == 0 ? c.n_ctx_train : params.n_ctx;
-    if (n_ctx < 1 || n_ctx > (int64_t(1) << 24))
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("n_ctx = %lld is outside 1..%lld", static_cast<long long>(n_ctx), 1ll << 24));
-    if (params.n_seq_max < 1 || params.n_seq_max > 4096)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
-    if (params.device_index < 0 || params.device_index > 1023)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
-    auto s = std::make_unique<mome_session>();
-    s->config = c;
-    s->n_ctx = static_cast<int32_t>(n_ctx);
-    s->n_seq = params.n_seq_max;
-    const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
-    s->pool = std::make_unique<ThreadPool>(threads);
-    s->n_threads = threads;
-    s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
+    auto s = session_shell(c, params);
     const std::vector<float> factors = c.has_rope_freqs ? llama3_rope_factors(model, c.n_rot) : std::vector<float>{};
     s->cuda.reset(cuda_session_create_synthetic(*s, params.device_index, model, factors));
     return s;
