@@ -15,6 +15,16 @@ public sealed record RouterResult(int Batch, int Threads, double MomeF32Qps, dou
 /// </summary>
 public static class RouterComparison
 {
+    /// <summary>The FAISS peer, built beside libmome only when libfaiss-dev was installed at configure time.</summary>
+    public static string FaissPeerPath => Path.Combine(AppContext.BaseDirectory, "mome_faiss_bench");
+
+    public static bool FaissPeerPresent => File.Exists(FaissPeerPath);
+
+    /// <summary>What a user without FAISS reads: why the column is empty and how to fill it.</summary>
+    public const string FaissAbsentMessage =
+        "FAISS is absent: the native build found no libfaiss-dev, so the FAISS IndexFlatIP peer was not built. " +
+        "To compare with it: sudo apt-get install libfaiss-dev libopenblas-dev, then rm -rf build/native and build again.";
+
     /// <summary>Splitmix64 of (seed, index), top 24 bits mapped to [-1, 1): the same values
     /// native/peer/faiss_bench.cpp generates.</summary>
     public static float SeededValue(ulong seed, ulong index)
@@ -51,7 +61,7 @@ public static class RouterComparison
         var flatF32 = new RouterSpec(RouterKind.Flat, TensorType.F32, experts, keyDim, f32Bytes, topK);
         var flatBf16 = new RouterSpec(RouterKind.Flat, TensorType.BF16, experts, keyDim, bf16Bytes, topK);
         var product = new RouterSpec(RouterKind.Product, TensorType.F32, nSub * nSub, keyDim, productKeys, topK);
-        var peer = Path.Combine(AppContext.BaseDirectory, "mome_faiss_bench");
+        var peer = FaissPeerPath;
         var results = new List<RouterResult>();
         foreach (var batch in batches)
         {

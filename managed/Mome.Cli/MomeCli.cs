@@ -51,7 +51,7 @@ public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Con
             await Error.WriteLineAsync("mome: cancelled");
             return 130;
         }
-        catch (Exception e) when (e is MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        catch (Exception e) when (e is CliFailure or MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
         {
             await Error.WriteLineAsync($"mome: {e.Message}");
             return 1;
@@ -66,10 +66,13 @@ public sealed record CliIo(TextWriter Output, TextWriter Error, IAnsiConsole Con
             body();
             return 0;
         }
-        catch (Exception e) when (e is MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
+        catch (Exception e) when (e is CliFailure or MomeException or IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or ArgumentException)
         {
             Error.WriteLine($"mome: {e.Message}");
             return 1;
         }
     }
 }
+
+/// <summary>A command that ran but did not achieve what it promises (exit code 1, one line).</summary>
+public sealed class CliFailure(string message) : Exception(message);

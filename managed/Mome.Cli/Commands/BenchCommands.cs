@@ -85,6 +85,7 @@ public static class BenchCommands
         };
         command.SetAction(parse => io.Guard(() =>
         {
+            if (!RouterComparison.FaissPeerPresent) io.Error.WriteLine(RouterComparison.FaissAbsentMessage);
             var copy = LoraComparison.MeasureCopyGBps();
             var results = RouterComparison.Run(parse.GetValue(experts), parse.GetValue(keyDim), parse.GetValue(topK),
                 Ints(parse.GetValue(batches)!), Ints(parse.GetValue(threads)!), parse.GetValue(repeats), copy, m => io.Error.WriteLine(m));
@@ -94,6 +95,7 @@ public static class BenchCommands
                 {
                     ["experts"] = parse.GetValue(experts), ["key_dim"] = parse.GetValue(keyDim), ["top_k"] = parse.GetValue(topK),
                     ["copy_gbps"] = Math.Round(copy, 2),
+                    ["faiss"] = RouterComparison.FaissPeerPresent ? "present" : RouterComparison.FaissAbsentMessage,
                     ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
                     {
                         ["batch"] = r.Batch, ["threads"] = r.Threads, ["mome_qps"] = Math.Round(r.MomeF32Qps, 2),
@@ -164,6 +166,7 @@ public static class BenchCommands
                 var root = WithMachine(new JsonObject
                 {
                     ["copy_gbps"] = Math.Round(copy, 2),
+                    ["faiss"] = RouterComparison.FaissPeerPresent ? "present" : RouterComparison.FaissAbsentMessage,
                     ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
                     {
                         ["weight_type"] = r.WeightType, ["sequences"] = r.Sequences, ["tokens_per_sequence"] = r.TokensPerSequence,

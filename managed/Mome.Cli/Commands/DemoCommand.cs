@@ -37,6 +37,8 @@ public static class DemoCommand
             foreach (var fact in facts.Take(3))
                 table.AddRow(Markup.Escape(fact.Question), Markup.Escape(fact.Answer), Markup.Escape(TuningCommands.Ask(bank, fact.Question)));
             io.Console.Write(table);
+            if (after.ExactRecall < 1)
+                throw new CliFailure($"the demo recalled only {after.ExactRecall:P1} of its facts after {result.Epochs} epochs (it should reach 100%)");
             io.Console.MarkupLineInterpolated($"bank saved to [green]{bankPath}[/]; ask it with:\n  mome ask --model {modelPath} --memory {bankPath} \"{facts[0].Question}\"");
         }));
         return command;
