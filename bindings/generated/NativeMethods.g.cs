@@ -410,4 +410,34 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_centre")]
     internal static partial MomeStatus mome_bank_set_centre(IntPtr /* mome_bank* */ bank, int layer_slot, float* /* const float* */ centre);
+
+    /// <summary>
+    /// Adds the signatures of one fact (tokens = question then answer, the answer starting at
+    /// `answer_start` &gt;= 1), as the bank routes it now (centre and W_q as they are); signatures
+    /// bit-identical to held ones are skipped. On failure nothing changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_gate_add_fact")]
+    internal static partial MomeStatus mome_bank_gate_add_fact(IntPtr /* mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, int answer_start, int n_threads);
+
+    /// <summary>
+    /// The evidence of a text as a session would route it: per sequence one value (the mean input
+    /// over all its tokens, as a question's first batch), per token one for each token. `out`
+    /// holds `capacity` floats; `n_out` receives how many were written. -1 means no signature at
+    /// all. Nothing changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_gate_evidence")]
+    internal static partial MomeStatus mome_bank_gate_evidence(IntPtr /* const mome_bank* */ bank, int* /* const int32_t* */ tokens, int n_tokens, float* /* float* */ @out, int capacity, int* /* int32_t* */ n_out, int n_threads);
+
+    /// <summary>
+    /// The gate of memory layer `layer_slot`: its threshold and number of signatures.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_gate")]
+    internal static partial MomeStatus mome_bank_get_gate(IntPtr /* const mome_bank* */ bank, int layer_slot, float* /* float* */ threshold, long* /* int64_t* */ n_signatures);
+
+    /// <summary>
+    /// Sets the threshold of memory layer `layer_slot`'s gate: in [-1, 1] the gate is on (a route
+    /// applies when its evidence &gt;= threshold); -2 turns it off. Other values are refused.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_gate_threshold")]
+    internal static partial MomeStatus mome_bank_set_gate_threshold(IntPtr /* mome_bank* */ bank, int layer_slot, float threshold);
 }

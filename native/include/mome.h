@@ -761,6 +761,42 @@ MOME_API mome_status mome_bank_question_mean(const mome_bank* bank, const int32_
 MOME_API mome_status mome_bank_get_centre(const mome_bank* bank, int32_t layer_slot, float* out);
 MOME_API mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, const float* centre);
 
+/* ---------------------------------------------------------------------------------------
+ * The locality gate (one-layer banks, slot 0): the experts add their delta only where a
+ * route carries evidence of a memorised fact, and exactly nothing elsewhere. The gate holds
+ * signatures (unit routing queries of memorised facts) and a threshold; the evidence of a
+ * route is its query's largest cosine with a signature, and a route below the threshold
+ * gets zero weights. A new bank's gate is off (threshold -2: every route applies, as before
+ * there was a gate); memory tuning adds its facts' signatures and calibrates the threshold.
+ * Per sequence a fact has one signature (its question's mean input); per token, one for each
+ * position whose next token is trained (the question's last token to the answer's
+ * second-to-last). Sessions and mome_bank_fact_backward apply the gate the same way.
+ * ------------------------------------------------------------------------------------- */
+
+/* Adds the signatures of one fact (tokens = question then answer, the answer starting at
+ * `answer_start` >= 1), as the bank routes it now (centre and W_q as they are); signatures
+ * bit-identical to held ones are skipped. On failure nothing changes. */
+MOME_API mome_status mome_bank_gate_add_fact(mome_bank* bank, const int32_t* tokens,
+                                             int32_t n_tokens, int32_t answer_start,
+                                             int32_t n_threads);
+
+/* The evidence of a text as a session would route it: per sequence one value (the mean input
+ * over all its tokens, as a question's first batch), per token one for each token. `out`
+ * holds `capacity` floats; `n_out` receives how many were written. -1 means no signature at
+ * all. Nothing changes. */
+MOME_API mome_status mome_bank_gate_evidence(const mome_bank* bank, const int32_t* tokens,
+                                             int32_t n_tokens, float* out, int32_t capacity,
+                                             int32_t* n_out, int32_t n_threads);
+
+/* The gate of memory layer `layer_slot`: its threshold and number of signatures. */
+MOME_API mome_status mome_bank_get_gate(const mome_bank* bank, int32_t layer_slot,
+                                        float* threshold, int64_t* n_signatures);
+
+/* Sets the threshold of memory layer `layer_slot`'s gate: in [-1, 1] the gate is on (a route
+ * applies when its evidence >= threshold); -2 turns it off. Other values are refused. */
+MOME_API mome_status mome_bank_set_gate_threshold(mome_bank* bank, int32_t layer_slot,
+                                                  float threshold);
+
 #ifdef __cplusplus
 }
 #endif

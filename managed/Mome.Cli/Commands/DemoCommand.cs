@@ -32,7 +32,9 @@ public static class DemoCommand
             var result = await TuningCommands.Tune(io, bank, facts, new TuningOptions { Epochs = 60, CheckpointPath = bankPath }, cancellationToken);
             var after = MemoryEvaluator.Evaluate(bank, facts);
             io.Console.MarkupLineInterpolated(
-                $"after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F0} s): exact recall [green]{after.ExactRecall:P1}[/], token accuracy {after.TokenAccuracy:P1}, interference KL on unrelated prompts {after.InterferenceKl:F4}");
+                $"after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F0} s): exact recall [green]{after.ExactRecall:P1}[/], token accuracy {after.TokenAccuracy:P1}");
+            io.Console.MarkupLineInterpolated(
+                $"unrelated prompts: KL {after.InterferenceKl:G3} nats, greedy token unchanged at {after.LocalityTop1:P1} of {after.UnrelatedPositions} positions (locality gate threshold {bank.GetGate().Threshold:F3})");
             var table = new Table().AddColumns("question", "expected", "answer (greedy, with the bank)");
             foreach (var fact in facts.Take(3))
                 table.AddRow(Markup.Escape(fact.Question), Markup.Escape(fact.Answer), Markup.Escape(TuningCommands.Ask(bank, fact.Question)));

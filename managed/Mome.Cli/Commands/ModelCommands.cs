@@ -24,9 +24,10 @@ public static class ModelCommands
         var weightType = new Option<string>("--weight-type") { Description = "Type of the projection weights: f32, f16 or bf16.", DefaultValueFactory = _ => "f32" };
         weightType.AcceptOnlyFromAmong("f32", "f16", "bf16");
         var tied = new Option<bool>("--tied") { Description = "Tie the output projection to the token embedding." };
+        var initStd = new Option<float?>("--init-std") { Description = "Standard deviation of the random weights (default 0.02; the demo uses 0.25, which makes hidden states depend more on context)." };
         var command = new Command("create", "Write a synthetic Llama model (seeded random weights, a real byte-fallback vocabulary).")
         {
-            preset, output, seed, weightType, tied,
+            preset, output, seed, weightType, tied, initStd,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -35,6 +36,8 @@ public static class ModelCommands
                 WeightType = parse.GetValue(weightType) switch { "f16" => TensorType.F16, "bf16" => TensorType.BF16, _ => TensorType.F32 },
                 TiedOutput = parse.GetValue(tied),
             };
+            if (parse.GetValue(initStd) is { } std)
+                config = std > 0 && float.IsFinite(std) ? config with { InitStd = std } : throw new ArgumentException($"--init-std must be a positive number, not {std}");
             var path = parse.GetValue(output)!.FullName;
             io.Console.Status().Start($"Writing {path}", _ => MomeModel.CreateSynthetic(config, path, parse.GetValue(seed)));
             using var model = MomeModel.Open(path);

@@ -47,9 +47,14 @@ public static class TuningCommands
         var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var cuda = new Option<int?>("--cuda") { Description = "Run each step's forward and backward on this CUDA device (libmome_cuda)." };
+        var negatives = new Option<FileInfo?>("--negatives") { Description = "Text the bank must not affect, one prompt per line (\\n is a newline): calibrates the locality gate with the generated negatives." };
+        var gate = new Option<string>("--gate") { Description = "The locality gate: auto (calibrated from negatives), off, or a threshold in [-1, 1].", DefaultValueFactory = _ => "auto" };
+        var gateMargin = new Option<float>("--gate-margin") { Description = "Where a calibrated threshold sits between the closest negative (0) and a memorised question (1).", DefaultValueFactory = _ => defaults.GateMargin };
+        var whitening = new Option<double>("--whitening-ridge") { Description = "Ridge of the routing whitening of a new bank, relative to the questions' variance (0: none).", DefaultValueFactory = _ => defaults.WhiteningRidge };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
             model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads, cuda,
+            negatives, gate, gateMargin, whitening,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
         {
@@ -68,13 +73,27 @@ public static class TuningCommands
                 RouterEpochs = parse.GetValue(routerEpochs), RouterLearningRate = parse.GetValue(routerLr), Threads = parse.GetValue(threads),
                 CheckpointPath = path, CheckpointInterval = TimeSpan.FromSeconds(parse.GetValue(every)), Resume = resuming,
                 CudaDevice = parse.GetValue(cuda),
+                Negatives = parse.GetValue(negatives) is { } n ? PromptsFile.Load(n.FullName) : [],
+                GateThreshold = GateOption(parse.GetValue(gate)!), GateMargin = parse.GetValue(gateMargin),
+                WhiteningRidge = parse.GetValue(whitening),
             };
             var result = await Tune(io, bank, factList, options, cancellationToken);
             io.Console.MarkupLineInterpolated(
                 $"Recall [green]{result.Recall:P1}[/] after {result.Epochs} epochs ({result.Elapsed.TotalSeconds:F1} s); bank saved to [green]{path}[/].");
+            if (result.Gate is { } g)
+                io.Console.MarkupLineInterpolated(
+                    $"Locality gate: threshold {g.Threshold:F4}; the closest negative of {g.NearMisses} near-miss questions, {g.GenericNegatives} generic texts, {g.GivenNegatives} given and {g.ModelSamples} model samples had evidence {g.ClosestNegative:F4}.");
         }));
         return command;
     }
+
+    private static float? GateOption(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "auto" => null,
+        "off" => MemoryGate.Off,
+        var v when float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) && t >= -1 && t <= 1 => t,
+        _ => throw new ArgumentException($"--gate must be auto, off or a threshold in [-1, 1], not '{value}'"),
+    };
 
     // Fails before any work when the bank cannot be written where asked.
     private static void ProbeWritable(string path)
@@ -154,30 +173,53 @@ public static class TuningCommands
         var model = new Option<FileInfo>("--model") { Required = true };
         var memory = new Option<FileInfo>("--memory") { Required = true };
         var facts = new Option<FileInfo>("--facts") { Required = true };
-        var unrelated = new Option<FileInfo?>("--unrelated") { Description = "Prompts unrelated to the facts, one per line." };
+        var unrelated = new Option<FileInfo?>("--unrelated") { Description = "Prompts unrelated to the facts, one per line (\\n inside a line is a newline)." };
+        var unseen = new Option<FileInfo?>("--unseen") { Description = "Questions of the facts' kind that were never memorised (JSONL facts)." };
+        var paraphrases = new Option<FileInfo?>("--paraphrases") { Description = "Reworded questions with the memorised answers (JSONL facts)." };
         var json = new Option<bool>("--json");
-        var command = new Command("eval", "Exact recall, token accuracy and interference (KL on unrelated prompts).") { model, memory, facts, unrelated, json };
+        var command = new Command("eval", "Reliability (exact recall), locality (KL and top-1 on unrelated prompts, false recall on unseen questions) and generality (paraphrases).")
+        {
+            model, memory, facts, unrelated, unseen, paraphrases, json,
+        };
         command.SetAction(parse => io.Guard(() =>
         {
             var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
-            var prompts = parse.GetValue(unrelated) is { } file
-                ? File.ReadAllLines(file.FullName).Where(l => l.Trim().Length > 0).ToList()
-                : null;
+            var prompts = parse.GetValue(unrelated) is { } file ? PromptsFile.Load(file.FullName) : null;
+            var unseenList = parse.GetValue(unseen) is { } u ? FactsFile.Load(u.FullName) : null;
+            var paraphraseList = parse.GetValue(paraphrases) is { } p ? FactsFile.Load(p.FullName) : null;
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
-            var r = MemoryEvaluator.Evaluate(bank, factList, prompts);
+            var r = MemoryEvaluator.Evaluate(bank, factList, prompts, unseen: unseenList, paraphrases: paraphraseList);
             if (parse.GetValue(json))
             {
-                io.Output.WriteLine(new JsonObject
-                {
-                    ["exact_recall"] = r.ExactRecall, ["token_accuracy"] = r.TokenAccuracy, ["interference_kl"] = r.InterferenceKl,
-                    ["facts"] = r.Facts, ["unrelated_prompts"] = r.UnrelatedPrompts,
-                }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                io.Output.WriteLine(EvaluationJson(r, bank.GetGate()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return;
             }
             io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"exact recall {r.ExactRecall:P1}, token accuracy {r.TokenAccuracy:P1}, interference KL {r.InterferenceKl:F4} ({r.Facts} facts, {r.UnrelatedPrompts} unrelated prompts)"));
+                $"exact recall {r.ExactRecall:P1}, token accuracy {r.TokenAccuracy:P1} ({r.Facts} facts)"));
+            io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"locality: interference KL {r.InterferenceKl:G3} (max {r.InterferenceKlMax:G3}), top-1 unchanged {r.LocalityTop1:P2} over {r.UnrelatedPositions} positions of {r.UnrelatedPrompts} unrelated prompts"));
+            if (r.UnseenQuestions > 0)
+                io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"unseen questions: false recall {r.UnseenFalseRecall:P1}, KL {r.UnseenKl:G3} ({r.UnseenQuestions} questions)"));
+            if (r.Paraphrases > 0)
+                io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generality: {r.Generality:P1} of {r.Paraphrases} paraphrases"));
         }));
         return command;
+    }
+
+    /// <summary>The named JSON fields of an evaluation (null where there was no input).</summary>
+    public static JsonObject EvaluationJson(EvaluationResult r, MemoryGate gate)
+    {
+        static JsonNode? Number(double v) => double.IsNaN(v) ? null : JsonValue.Create(v);
+        return new JsonObject
+        {
+            ["exact_recall"] = r.ExactRecall, ["token_accuracy"] = r.TokenAccuracy,
+            ["interference_kl"] = r.InterferenceKl, ["interference_kl_max"] = r.InterferenceKlMax, ["locality_top1"] = Number(r.LocalityTop1),
+            ["unseen_false_recall"] = Number(r.UnseenFalseRecall), ["unseen_kl"] = Number(r.UnseenKl), ["generality"] = Number(r.Generality),
+            ["facts"] = r.Facts, ["unrelated_prompts"] = r.UnrelatedPrompts, ["unrelated_positions"] = r.UnrelatedPositions,
+            ["unseen_questions"] = r.UnseenQuestions, ["paraphrases"] = r.Paraphrases,
+            ["gate_threshold"] = gate.IsOn ? gate.Threshold : null, ["gate_signatures"] = gate.Signatures,
+        };
     }
 }

@@ -8,7 +8,7 @@ namespace Mome;
 /// was made for. Run it inside the model with <c>new MomeSession(model, new SessionOptions
 /// { Memory = bank })</c>.
 /// </summary>
-public sealed unsafe class MemoryBank : IDisposable
+public sealed unsafe partial class MemoryBank : IDisposable
 {
     private readonly SafeBankHandle _handle;
 

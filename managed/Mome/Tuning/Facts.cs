@@ -117,3 +117,17 @@ public static class FactsFile
         }
     }
 }
+
+/// <summary>Prompt lists (unrelated prompts, negatives): one prompt per line, blank lines
+/// skipped; the two characters <c>\n</c> inside a line stand for a newline.</summary>
+public static class PromptsFile
+{
+    public static IReadOnlyList<string> Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"prompts file {path} does not exist", path);
+        return File.ReadAllLines(path).Where(l => l.Trim().Length > 0).Select(l => l.Replace("\\n", "\n", StringComparison.Ordinal)).ToList();
+    }
+
+    public static void Save(string path, IEnumerable<string> prompts) =>
+        File.WriteAllLines(path, prompts.Select(p => p.Replace("\n", "\\n", StringComparison.Ordinal)));
+}

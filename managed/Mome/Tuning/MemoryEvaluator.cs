@@ -2,56 +2,86 @@ using System.Numerics.Tensors;
 
 namespace Mome;
 
-/// <summary>How well a bank recalls facts, and how much it disturbs unrelated text.</summary>
-public sealed record EvaluationResult(double ExactRecall, double TokenAccuracy, double InterferenceKl, int Facts, int UnrelatedPrompts);
+/// <summary>
+/// A bank measured on the three axes of memory editing. Reliability: <see cref="ExactRecall"/>
+/// (every answer token, and the end of the answer, is the greedy choice) and
+/// <see cref="TokenAccuracy"/>. Locality: <see cref="InterferenceKl"/> (mean KL(base || with
+/// bank) over every position of every unrelated prompt), <see cref="InterferenceKlMax"/>,
+/// <see cref="LocalityTop1"/> (the fraction of those positions whose greedy token is unchanged);
+/// for questions of the facts' kind that were never memorised, <see cref="UnseenFalseRecall"/>
+/// (the fraction whose greedy answer is some memorised answer) and <see cref="UnseenKl"/> (over
+/// every position of their prompts). Generality: <see cref="Generality"/>, exact recall of
+/// reworded questions. Fields without inputs are NaN.
+/// </summary>
+public sealed record EvaluationResult(double ExactRecall, double TokenAccuracy, double InterferenceKl, int Facts, int UnrelatedPrompts)
+{
+    public double InterferenceKlMax { get; init; }
+    public double LocalityTop1 { get; init; } = double.NaN;
+    public int UnrelatedPositions { get; init; }
+    public double UnseenFalseRecall { get; init; } = double.NaN;
+    public double UnseenKl { get; init; } = double.NaN;
+    public int UnseenQuestions { get; init; }
+    public double Generality { get; init; } = double.NaN;
+    public int Paraphrases { get; init; }
+}
 
-/// <summary>Measures memorisation: exact recall (every answer token, and the end of the
-/// answer, is the greedy choice), per-token accuracy, and the mean KL divergence between the
-/// base model's and the tuned model's next-token distributions on unrelated prompts.</summary>
+/// <summary>Measures memorisation and what it costs elsewhere (see <see cref="EvaluationResult"/>).</summary>
 public static class MemoryEvaluator
 {
-    /// <summary>Prompts unrelated to any fact, used when the caller gives none.</summary>
+    /// <summary>Prompts unrelated to any fact, used when the caller gives none: generic text, and
+    /// unrelated questions in the default prompt template.</summary>
     public static IReadOnlyList<string> DefaultUnrelatedPrompts { get; } =
     [
         "The weather today is", "Once upon a time there was", "The best way to learn a language is", "In 1969 the first",
         "My favourite food is", "The river flows into the", "He opened the door and saw", "Water boils at",
         "The meeting was moved to", "She wrote a letter to her", "The train leaves at", "Music can make people",
+        "Q: What is the tallest mountain on Earth?\nA:", "Q: How do you say hello in Spanish?\nA:",
+        "Q: What is the square root of sixteen?\nA:", "Q: Who discovered penicillin?\nA:",
     ];
 
     public static EvaluationResult Evaluate(MemoryBank bank, IReadOnlyList<Fact> facts, IReadOnlyList<string>? unrelated = null,
-        TuningOptions? options = null)
+        TuningOptions? options = null, IReadOnlyList<Fact>? unseen = null, IReadOnlyList<Fact>? paraphrases = null)
     {
         ArgumentNullException.ThrowIfNull(bank);
         ArgumentNullException.ThrowIfNull(facts);
         var tuner = new MemoryTuner(bank, options);
-        int exact = 0, correct = 0, total = 0;
-        foreach (var fact in facts)
-        {
-            var (tokens, answerStart) = tuner.Encode(fact);
-            var step = bank.FactBackward(tokens, answerStart, null, false, options?.Threads ?? 0);
-            correct += step.Correct;
-            total += step.AnswerTokens;
-            if (step.Exact) exact++;
-        }
+        var threads = options?.Threads ?? 0;
+        var (exact, correct, total) = Recall(bank, tuner, facts, threads);
+        var result = new EvaluationResult(Ratio(exact, facts.Count), Ratio(correct, total), 0, facts.Count, 0);
+
         unrelated ??= DefaultUnrelatedPrompts;
-        var kl = 0.0;
-        using (var plain = new MomeSession(bank.Model, new SessionOptions { Threads = options?.Threads ?? 0 }))
-        using (var tuned = new MomeSession(bank.Model, new SessionOptions { Threads = options?.Threads ?? 0, Memory = bank }))
+        using var plain = new MomeSession(bank.Model, new SessionOptions { Threads = threads });
+        using var tuned = new MomeSession(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
+        var locality = Compare(plain, tuned, unrelated.Select(p => tuner.Tokenizer.Encode(p)));
+        result = result with
         {
-            foreach (var prompt in unrelated)
+            InterferenceKl = locality.MeanKl, InterferenceKlMax = locality.MaxKl, LocalityTop1 = locality.Top1Unchanged,
+            UnrelatedPrompts = unrelated.Count, UnrelatedPositions = locality.Positions,
+        };
+
+        if (unseen is { Count: > 0 })
+        {
+            var answers = facts.Select(f => f.Answer.Trim()).ToHashSet(StringComparer.Ordinal);
+            var longest = facts.Count == 0 ? 16 : facts.Max(f => tuner.Tokenizer.Encode(f.Answer, addSpecial: false).Length) + 2;
+            using var generator = new TextGenerator(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
+            var falseRecalls = unseen.Count(q => answers.Contains(
+                generator.Generate(tuner.PromptOf(q.Question), new GenerationOptions { MaxTokens = longest }).Trim()));
+            var unseenLocality = Compare(plain, tuned, unseen.Select(q => tuner.Tokenizer.Encode(tuner.PromptOf(q.Question))));
+            result = result with
             {
-                var tokens = tuner.Tokenizer.Encode(prompt);
-                plain.Clear();
-                tuned.Clear();
-                kl += Kl(plain.Evaluate(tokens), tuned.Evaluate(tokens));
-            }
+                UnseenFalseRecall = Ratio(falseRecalls, unseen.Count), UnseenKl = unseenLocality.MeanKl, UnseenQuestions = unseen.Count,
+            };
         }
-        return new EvaluationResult(facts.Count == 0 ? 0 : (double)exact / facts.Count, total == 0 ? 0 : (double)correct / total,
-            unrelated.Count == 0 ? 0 : kl / unrelated.Count, facts.Count, unrelated.Count);
+        if (paraphrases is { Count: > 0 })
+        {
+            var (recalled, _, _) = Recall(bank, tuner, paraphrases, threads);
+            result = result with { Generality = Ratio(recalled, paraphrases.Count), Paraphrases = paraphrases.Count };
+        }
+        return result;
     }
 
     /// <summary>KL(base || tuned) of the softmax distributions of two logit vectors.</summary>
-    public static double Kl(float[] baseLogits, float[] tunedLogits)
+    public static double Kl(ReadOnlySpan<float> baseLogits, ReadOnlySpan<float> tunedLogits)
     {
         var p = new float[baseLogits.Length];
         var q = new float[tunedLogits.Length];
@@ -60,6 +90,51 @@ public static class MemoryEvaluator
         var kl = 0.0;
         for (var i = 0; i < p.Length; i++)
             if (p[i] > 0) kl += p[i] * (Math.Log(p[i]) - Math.Log(Math.Max(q[i], 1e-30f)));
-        return kl;
+        return Math.Max(kl, 0);
+    }
+
+    private static double Ratio(int part, int whole) => whole == 0 ? 0 : (double)part / whole;
+
+    private static (int Exact, int Correct, int Total) Recall(MemoryBank bank, MemoryTuner tuner, IReadOnlyList<Fact> facts, int threads)
+    {
+        int exact = 0, correct = 0, total = 0;
+        foreach (var fact in facts)
+        {
+            var (tokens, answerStart) = tuner.Encode(fact);
+            var step = bank.FactBackward(tokens, answerStart, null, false, threads);
+            correct += step.Correct;
+            total += step.AnswerTokens;
+            if (step.Exact) exact++;
+        }
+        return (exact, correct, total);
+    }
+
+    private sealed record Locality(double MeanKl, double MaxKl, double Top1Unchanged, int Positions);
+
+    // Every position of every text, with and without the bank.
+    private static Locality Compare(MomeSession plain, MomeSession tuned, IEnumerable<int[]> texts)
+    {
+        double sum = 0, max = 0;
+        int positions = 0, unchanged = 0;
+        var vocab = plain.VocabSize;
+        foreach (var tokens in texts)
+        {
+            if (tokens.Length == 0) continue;
+            plain.Clear();
+            tuned.Clear();
+            var a = plain.Evaluate(tokens, allLogits: true);
+            var b = tuned.Evaluate(tokens, allLogits: true);
+            for (var t = 0; t < tokens.Length; t++)
+            {
+                var pa = a.AsSpan(t * vocab, vocab);
+                var pb = b.AsSpan(t * vocab, vocab);
+                var kl = Kl(pa, pb);
+                sum += kl;
+                max = Math.Max(max, kl);
+                if (TensorPrimitives.IndexOfMax(pa) == TensorPrimitives.IndexOfMax(pb)) unchanged++;
+                positions++;
+            }
+        }
+        return new Locality(positions == 0 ? 0 : sum / positions, max, positions == 0 ? double.NaN : (double)unchanged / positions, positions);
     }
 }

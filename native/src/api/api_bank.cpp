@@ -16,13 +16,6 @@
 
 using namespace mome;
 
-namespace {
-int threads_or_all(int32_t n_threads) {
-    if (n_threads < 0 || n_threads > 1024) fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", n_threads));
-    return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-}  // namespace
-
 extern "C" {
 
 mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u, int64_t n_tokens, const int64_t* segment_offsets,

@@ -9,4 +9,7 @@ namespace mome {
 
 ThreadPool& shared_pool(int n_threads);  // n_threads >= 1
 
+// An ABI call's n_threads: 1..1024 as given, 0 for every hardware thread; else refused.
+int threads_or_all(int n_threads);
+
 }  // namespace mome

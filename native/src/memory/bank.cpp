@@ -193,6 +193,7 @@ std::unique_ptr<mome_bank> create_bank(const mome_model& model, const mome_bank_
         fill_normal(layer.a, seed ^ 3, 1.0f / std::sqrt(static_cast<float>(c.n_embd)));
         layer.b = table(p.weight_type, expert_shape(p, c));
         fill_normal(layer.b, seed ^ 4, 0.0f);  // B = 0: a fresh bank changes nothing
+        layer.gate = table(MOME_TENSOR_TYPE_F32, {0, p.key_dim});  // no signatures, gate off
         bank->layers.push_back(std::move(layer));
     }
     return bank;

@@ -30,6 +30,11 @@ struct MemoryLayer {
     TableBytes keys;    // flat: [n_experts x key_dim]; product: [2 x n_sub x key_dim/2]
     TableBytes a;       // [n_experts x rank x n_embd]
     TableBytes b;       // [n_experts x rank x n_embd]: each B_e transposed
+    // The locality gate (memory/gate.h): unit signatures [n_signatures x key_dim], F32, and
+    // the evidence a route needs; at or below -1 the gate is off and every route applies.
+    TableBytes gate;
+    float gate_threshold = kGateOff;
+    static constexpr float kGateOff = -2.0f;
 };
 
 // Checks parameters against the model and resolves the default layer.

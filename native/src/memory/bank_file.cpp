@@ -1,5 +1,6 @@
 #include "memory/bank_file.h"
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 
@@ -13,7 +14,9 @@ namespace mome {
 namespace {
 
 constexpr const char* kFormat = "mome-bank";
-constexpr int kVersion = 1;
+// Version 2 added each layer's locality gate (signatures and threshold); version 1 files
+// load with the gate off.
+constexpr int kVersion = 2;
 constexpr uint64_t kMaxHeaderBytes = uint64_t(64) << 20;
 
 const char* dtype_name(mome_tensor_type t) {
@@ -41,6 +44,7 @@ void for_each_table(const mome_bank& bank, const std::function<void(const std::s
         f(p + "keys", bank.layers[i].keys);
         f(p + "a", bank.layers[i].a);
         f(p + "b", bank.layers[i].b);
+        f(p + "gate", bank.layers[i].gate);
     }
 }
 
@@ -69,6 +73,8 @@ void save_bank(const mome_bank& bank, const std::string& path) {
     add("mome.seed", std::to_string(p.seed));
     add("mome.base_shape", base_shape(bank.model->config));
     add("mome.base_fingerprint", format("%08x", model_fingerprint(*bank.model)));
+    for (size_t i = 0; i < bank.layers.size(); ++i)
+        add("mome.gate_threshold." + std::to_string(i), format("%.9g", bank.layers[i].gate_threshold));
     for_each_table(bank, [&](const std::string& name, const TableBytes& t) {
         add("mome.crc32c." + name, format("%08x", crc32c(0, t.data, t.size)));
     });
@@ -133,7 +139,8 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
     };
     if (!meta || meta->kind != Json::Kind::Object || !meta->find("format") || text("format") != kFormat)
         bad("not a Mome bank file (its safetensors metadata has no format 'mome-bank')");
-    if (integer("mome.version") != kVersion)
+    const int64_t version = integer("mome.version");
+    if (version != 1 && version != kVersion)
         fail(MOME_STATUS_UNSUPPORTED, format("%s: bank file version %s is not supported (version %d is)", path.c_str(),
                                              text("mome.version").c_str(), kVersion));
 
@@ -179,6 +186,48 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
     bank->layers.resize(static_cast<size_t>(p.n_layers));
     const uint64_t data_start = 8 + header_size, data_size = size - data_start;
     size_t expected_tables = 0;
+    auto check_crc = [&](const std::string& name, const TableBytes& table) {
+        const std::string want = text("mome.crc32c." + name);
+        const std::string have = format("%08x", crc32c(0, table.data, table.size));
+        if (want != have)
+            bad(format("checksum mismatch in tensor '%s' (stored %s, computed %s): the file is corrupted", name.c_str(),
+                       want.c_str(), have.c_str()));
+    };
+    // A gate's signature count is the file's own; its bytes must lie inside the data.
+    auto load_gate = [&](int i, MemoryLayer& layer) {
+        const std::string name = "layers." + std::to_string(i) + ".gate";
+        const Json* info = header.find(name);
+        if (!info || info->kind != Json::Kind::Object) bad("tensor '" + name + "' is missing");
+        const Json* dt = info->find("dtype");
+        if (!dt || dt->kind != Json::Kind::String || dt->text != "F32") bad("tensor '" + name + "' must have dtype F32");
+        const Json* shape = info->find("shape");
+        const Json* offsets = info->find("data_offsets");
+        const double max_rows = static_cast<double>(data_size) / 4.0 / static_cast<double>(p.key_dim);
+        if (!shape || shape->kind != Json::Kind::Array || shape->items.size() != 2 || shape->items[0].kind != Json::Kind::Number ||
+            shape->items[1].kind != Json::Kind::Number || shape->items[1].number != static_cast<double>(p.key_dim) ||
+            !(shape->items[0].number >= 0) || shape->items[0].number > max_rows ||
+            shape->items[0].number != std::floor(shape->items[0].number))
+            bad(format("tensor '%s' must have shape [signatures, %lld] within the file", name.c_str(), static_cast<long long>(p.key_dim)));
+        const auto rows = static_cast<int64_t>(shape->items[0].number);
+        const uint64_t bytes = static_cast<uint64_t>(rows) * static_cast<uint64_t>(p.key_dim) * 4;
+        if (!offsets || offsets->kind != Json::Kind::Array || offsets->items.size() != 2 ||
+            offsets->items[0].kind != Json::Kind::Number || offsets->items[1].kind != Json::Kind::Number)
+            bad("tensor '" + name + "' has no valid data_offsets");
+        const double begin = offsets->items[0].number, end = offsets->items[1].number;
+        if (begin < 0 || begin != std::floor(begin) || end < begin || end > static_cast<double>(data_size) ||
+            end - begin != static_cast<double>(bytes))
+            bad(format("tensor '%s' data [%.0f, %.0f) does not fit its %llu bytes inside the file's %llu bytes of data", name.c_str(),
+                       begin, end, static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(data_size)));
+        layer.gate.type = MOME_TENSOR_TYPE_F32;
+        layer.gate.shape = {rows, p.key_dim};
+        layer.gate.data = mapping->data() + data_start + static_cast<uint64_t>(begin);
+        layer.gate.size = bytes;
+        check_crc(name, layer.gate);
+        const float threshold = real("mome.gate_threshold." + std::to_string(i));
+        if (!(threshold >= -2.0f && threshold <= 1.0f))
+            bad(format("metadata 'mome.gate_threshold.%d' = %g is outside [-2, 1]", i, threshold));
+        layer.gate_threshold = threshold;
+    };
     for (int i = 0; i < p.n_layers; ++i) {
         MemoryLayer& layer = bank->layers[static_cast<size_t>(i)];
         layer.block = p.layers[i];
@@ -216,11 +265,11 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
                            name.c_str(), begin, end, static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(data_size)));
             table.data = mapping->data() + data_start + static_cast<uint64_t>(begin);
             table.size = bytes;
-            const std::string want = text("mome.crc32c." + name);
-            const std::string have = format("%08x", crc32c(0, table.data, table.size));
-            if (want != have)
-                bad(format("checksum mismatch in tensor '%s' (stored %s, computed %s): the file is corrupted", name.c_str(),
-                           want.c_str(), have.c_str()));
+            check_crc(name, table);
+        }
+        if (version >= 2) {
+            ++expected_tables;
+            load_gate(i, layer);
         }
     }
     if (header.members.size() != expected_tables + 1) bad("the file holds tensors that are not part of a bank");

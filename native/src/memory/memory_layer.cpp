@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "cpu/ops.h"
+#include "memory/gate.h"
 #include "memory/lora.h"
 #include "model/session.h"
 
@@ -74,6 +75,7 @@ BatchRoutes route_batch(mome_session& s, int slot, const mome_batch& batch, cons
         r.indices.resize(static_cast<size_t>(n * k));
         r.weights.resize(static_cast<size_t>(n * k));
         route_bank(bank, slot, q.data(), n, r.indices.data(), r.weights.data(), s.n_threads);
+        apply_gate(bank, slot, q.data(), n, r.weights.data(), s.n_threads);
         for (int64_t t = 1; t <= n; ++t) r.offsets.push_back(t);
         return r;
     }
@@ -93,6 +95,7 @@ BatchRoutes route_batch(mome_session& s, int slot, const mome_batch& batch, cons
             route.indices.resize(static_cast<size_t>(k));
             route.weights.resize(static_cast<size_t>(k));
             route_bank(bank, slot, q.data(), 1, route.indices.data(), route.weights.data(), s.n_threads);
+            apply_gate(bank, slot, q.data(), 1, route.weights.data(), s.n_threads);
             route.valid = true;
         }
         r.indices.insert(r.indices.end(), route.indices.begin(), route.indices.end());

@@ -8,6 +8,7 @@
 #include "core/half.h"
 #include "cpu/ops.h"
 #include "cpu/ops_backward.h"
+#include "memory/gate.h"
 #include "memory/lora.h"
 #include "memory/memory_layer.h"
 #include "model/llama_weights.h"
@@ -171,7 +172,7 @@ void router_backward(const mome_bank& bank, const std::vector<float>& u, int64_t
 
 }  // namespace
 
-std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
+std::vector<float> memory_layer_inputs(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
     const mome_model& model = *bank.model;
     const mome_llama_config& c = model.config;
     check_tokens(c, tokens, n);
@@ -185,9 +186,15 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
         std::vector<float> h = f.attention(L, x, a);
         x = f.mlp(L, h, a);
     }
+    return std::move(a.u);
+}
+
+std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
+    const int64_t D = bank.model->config.n_embd;
+    const std::vector<float> u = memory_layer_inputs(bank, tokens, n, pool);
     std::vector<float> mean(static_cast<size_t>(D), 0.0f);
     for (int64_t t = 0; t < n; ++t)
-        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += a.u[static_cast<size_t>(t * D + i)] / static_cast<float>(n);
+        for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u[static_cast<size_t>(t * D + i)] / static_cast<float>(n);
     return mean;
 }
 
@@ -208,6 +215,7 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
         g.indices.resize(static_cast<size_t>(entries));
         g.weights.resize(static_cast<size_t>(entries));
         route_bank(bank, 0, q.data(), fact.n, g.indices.data(), g.weights.data(), n_threads);
+        apply_gate(bank, 0, q.data(), fact.n, g.weights.data(), n_threads);
         return;
     }
     std::vector<float> mean(static_cast<size_t>(D), 0.0f);
@@ -219,6 +227,7 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
     g.indices.resize(static_cast<size_t>(k));
     g.weights.resize(static_cast<size_t>(k));
     route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+    apply_gate(bank, 0, q.data(), 1, g.weights.data(), n_threads);
     if (centred) {
         centred->resize(static_cast<size_t>(D));
         read_floats(bank.layers[0].centre, 0, D, centred->data());

@@ -38,6 +38,10 @@ struct FactGradients {
     int32_t n_correct = 0;
 };
 
+// The memory layer's input (slot 0, the MLP's normalised input in its block) for every
+// token [n x n_embd], by the frozen layers below it.
+std::vector<float> memory_layer_inputs(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
+
 // The mean of the memory layer's input (slot 0) over a question's tokens: what routing
 // starts from, before centring and W_q.
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
