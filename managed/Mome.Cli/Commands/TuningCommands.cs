@@ -176,10 +176,11 @@ public static class TuningCommands
         var unrelated = new Option<FileInfo?>("--unrelated") { Description = "Prompts unrelated to the facts, one per line (\\n inside a line is a newline)." };
         var unseen = new Option<FileInfo?>("--unseen") { Description = "Questions of the facts' kind that were never memorised (JSONL facts)." };
         var paraphrases = new Option<FileInfo?>("--paraphrases") { Description = "Reworded questions with the memorised answers (JSONL facts)." };
+        var gate = new Option<string?>("--gate") { Description = "Evaluate with this gate threshold instead of the saved one (off, or a value in [-1, 1]); the file is not changed." };
         var json = new Option<bool>("--json");
         var command = new Command("eval", "Reliability (exact recall), locality (KL and top-1 on unrelated prompts, false recall on unseen questions) and generality (paraphrases).")
         {
-            model, memory, facts, unrelated, unseen, paraphrases, json,
+            model, memory, facts, unrelated, unseen, paraphrases, gate, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -189,6 +190,8 @@ public static class TuningCommands
             var paraphraseList = parse.GetValue(paraphrases) is { } p ? FactsFile.Load(p.FullName) : null;
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
+            if (parse.GetValue(gate) is { } g)
+                bank.SetGateThreshold(0, GateOption(g) ?? throw new ArgumentException("--gate of mome eval takes off or a threshold, not auto"));
             var r = MemoryEvaluator.Evaluate(bank, factList, prompts, unseen: unseenList, paraphrases: paraphraseList);
             if (parse.GetValue(json))
             {
