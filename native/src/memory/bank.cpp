@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/abi_enum.h"
 #include "core/crc32c.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -140,9 +141,10 @@ mome_bank_params resolve_bank_params(const mome_llama_config& c, mome_bank_param
     if (p.top_k > p.n_experts) bad(format("top_k = %d is more than the %lld experts", p.top_k, static_cast<long long>(p.n_experts)));
     if (!(p.temperature > 0) || !std::isfinite(p.temperature)) bad("temperature must be finite and > 0");
     if (!std::isfinite(p.alpha)) bad("alpha must be finite");
-    if (p.routing != MOME_ROUTING_MODE_SEQUENCE && p.routing != MOME_ROUTING_MODE_TOKEN) bad("routing must be SEQUENCE or TOKEN");
-    if (p.router != MOME_ROUTER_KIND_FLAT && p.router != MOME_ROUTER_KIND_PRODUCT) bad("router must be FLAT or PRODUCT");
-    if (!is_compute_type(p.weight_type)) bad("weight_type must be F32, F16 or BF16");
+    const int32_t routing = abi_enum(p.routing), router = abi_enum(p.router);
+    if (routing != MOME_ROUTING_MODE_SEQUENCE && routing != MOME_ROUTING_MODE_TOKEN) bad(format("routing %d is not SEQUENCE or TOKEN", routing));
+    if (router != MOME_ROUTER_KIND_FLAT && router != MOME_ROUTER_KIND_PRODUCT) bad(format("router %d is not FLAT or PRODUCT", router));
+    if (!is_compute_type(static_cast<uint32_t>(abi_enum(p.weight_type)))) bad("weight_type must be F32, F16 or BF16");
     if (p.router == MOME_ROUTER_KIND_PRODUCT) {
         const int64_t n_sub = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(p.n_experts))));
         if (n_sub * n_sub != p.n_experts) bad(format("the product router needs a square number of experts, not %lld", static_cast<long long>(p.n_experts)));
