@@ -1,5 +1,6 @@
 #include "memory/bank.h"
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -134,7 +135,8 @@ mome_bank_params resolve_bank_params(const mome_llama_config& c, mome_bank_param
             if (p.layers[j] == p.layers[i]) bad(format("layer %d is listed twice", p.layers[i]));
     }
     for (int i = p.n_layers; i < MOME_MAX_MEMORY_LAYERS; ++i) p.layers[i] = 0;
-    if (p.n_experts < 1 || p.n_experts > (int64_t(1) << 32)) bad(format("n_experts = %lld is outside 1..2^32", static_cast<long long>(p.n_experts)));
+    if (p.n_experts < 1 || p.n_experts > INT32_MAX)
+        bad(format("n_experts = %lld is outside 1..%d (expert indices are int32)", static_cast<long long>(p.n_experts), INT32_MAX));
     if (p.key_dim < 1 || p.key_dim > 65536) bad(format("key_dim = %lld is outside 1..65536", static_cast<long long>(p.key_dim)));
     if (p.rank < 1 || p.rank > 4096) bad(format("rank = %d is outside 1..4096", p.rank));
     if (p.top_k < 1 || p.top_k > 4096) bad(format("top_k = %d is outside 1..4096", p.top_k));

@@ -1,6 +1,7 @@
 #include "memory/router.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -196,8 +197,9 @@ void check_router_shape(const mome_router_desc& r, int64_t n_queries) {
         fail(MOME_STATUS_INVALID_ARGUMENT, format("router: unknown kind %d", kind));
     if (n_queries < 1 || n_queries > (int64_t(1) << 31))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_queries = %lld is outside 1..2^31", static_cast<long long>(n_queries)));
-    if (r.n_experts < 1 || r.n_experts > (int64_t(1) << 40))
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_experts = %lld is outside 1..2^40", static_cast<long long>(r.n_experts)));
+    if (r.n_experts < 1 || r.n_experts > INT32_MAX)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_experts = %lld is outside 1..%d (expert indices are int32)",
+                                                  static_cast<long long>(r.n_experts), INT32_MAX));
     if (r.key_dim < 1 || r.key_dim > 65536)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("router: key_dim = %lld is outside 1..65536", static_cast<long long>(r.key_dim)));
     if (r.top_k < 1 || r.top_k > r.n_experts || r.top_k > 65536)
