@@ -46,6 +46,22 @@ public:
         return v;
     }
 
+    // A key or tensor name: its length is checked before anything is copied.
+    std::string read_name(const char* what, uint64_t index) {
+        const uint64_t len = read<uint64_t>(what);
+        if (len > remaining())
+            error(format("%s %llu of %llu bytes runs past the end of the file", what, static_cast<unsigned long long>(index),
+                         static_cast<unsigned long long>(len)));
+        if (len == 0 || len > kMaxNameLength)
+            error(format("%s %llu is %llu bytes long (1 to %llu allowed)", what, static_cast<unsigned long long>(index),
+                         static_cast<unsigned long long>(len), static_cast<unsigned long long>(kMaxNameLength)));
+        std::string name(reinterpret_cast<const char*>(take(len, what)), len);
+        // The ABI hands names out as C strings: one with a NUL inside would read as another.
+        if (name.find('\0') != std::string::npos)
+            error(format("%s %llu contains a NUL byte", what, static_cast<unsigned long long>(index)));
+        return name;
+    }
+
     std::string read_string(const char* what) {
         const uint64_t len = read<uint64_t>(what);
         if (len > remaining())
@@ -169,8 +185,7 @@ void GgufFile::parse() {
     keys_.reserve(n_kv);
     values_.reserve(n_kv);
     for (uint64_t i = 0; i < n_kv; ++i) {
-        std::string key = c.read_string("metadata key");
-        if (key.empty() || key.size() > kMaxNameLength) c.error(format("metadata key %llu has an invalid length", static_cast<unsigned long long>(i)));
+        std::string key = c.read_name("metadata key", i);
         const uint32_t type = c.read<uint32_t>("metadata type");
         if (!valid_value_type(type)) c.error(format("metadata '%s' has unknown type %u", key.c_str(), type));
         if (key_index_.count(key)) c.error(format("metadata key '%s' appears twice", key.c_str()));
@@ -191,8 +206,7 @@ void GgufFile::parse() {
     tensors_.reserve(n_tensors);
     for (uint64_t i = 0; i < n_tensors; ++i) {
         GgufTensor t;
-        t.name = c.read_string("tensor name");
-        if (t.name.empty() || t.name.size() > kMaxNameLength) c.error(format("tensor %llu has an invalid name length", static_cast<unsigned long long>(i)));
+        t.name = c.read_name("tensor name", i);
         t.n_dims = c.read<uint32_t>("tensor dimension count");
         if (t.n_dims == 0 || t.n_dims > MOME_MAX_DIMS)
             c.error(format("tensor '%s' has %u dimensions (1 to %d allowed)", t.name.c_str(), t.n_dims, MOME_MAX_DIMS));
@@ -229,6 +243,10 @@ void GgufFile::parse() {
     const uint64_t pos = c.pos();
     data_offset_ = (pos + alignment_ - 1) / alignment_ * alignment_;
     const uint64_t size = map_.size();
+    if (!tensors_.empty() && data_offset_ > size)
+        fail(MOME_STATUS_FORMAT_ERROR,
+             format("%s: general.alignment %u puts the tensor data at byte %llu, past the end of the file (%llu bytes)", p.c_str(),
+                    alignment_, static_cast<unsigned long long>(data_offset_), static_cast<unsigned long long>(size)));
     for (const GgufTensor& t : tensors_) {
         const bool fits = data_offset_ <= size && t.offset <= size - data_offset_ &&
                           t.size_bytes <= size - data_offset_ - t.offset;
