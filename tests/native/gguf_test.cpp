@@ -208,3 +208,32 @@ TEST(GgufReader, OverlongNamesAreRefusedByLength) {
     EXPECT_NE(message.find("metadata key 0 is 70000 bytes long (1 to 65536 allowed)"), std::string::npos) << message;
     std::remove(path.c_str());
 }
+
+// Found by BadInputTests.RandomCorruptionNeverCrashes: a tensor name mutated into bytes that
+// are not UTF-8 was listed, but the managed side (which decodes names as UTF-8) could not
+// look it up again by the name it was given.
+TEST(GgufReader, NamesThatAreNotUtf8AreRefused) {
+    auto file_with_tensor = [](const std::string& name) {
+        Bytes f;
+        f.b = {'G', 'G', 'U', 'F'};
+        f.put<uint32_t>(3).put<uint64_t>(1).put<uint64_t>(0);
+        f.str(name).put<uint32_t>(1).put<uint64_t>(4).put<uint32_t>(MOME_TENSOR_TYPE_F32).put<uint64_t>(0);
+        while (f.b.size() % 32) f.b.push_back(0);
+        for (int i = 0; i < 4; ++i) f.put<float>(1.0f);
+        return f.b;
+    };
+    for (const std::string bad : {std::string("bl\xC3(k"), std::string("\xE2\x82"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
+                                  std::string("\xF4\x90\x80\x80"), std::string("\xFF")}) {
+        const std::string path = write_file("utf8.gguf", file_with_tensor(bad));
+        std::string message;
+        EXPECT_EQ(open_status(path, &message), MOME_STATUS_FORMAT_ERROR);
+        EXPECT_NE(message.find("tensor name 0 is not valid UTF-8"), std::string::npos) << message;
+        std::remove(path.c_str());
+    }
+    const std::string good = "h\xC3\xA9llo.\xE2\x82\xAC.\xF0\x9F\x98\x80";
+    const std::string path = write_file("utf8_ok.gguf", file_with_tensor(good));
+    auto file = GgufFile::open(path);
+    ASSERT_EQ(file->tensors().size(), 1u);
+    EXPECT_EQ(file->tensors()[0].name, good);
+    std::remove(path.c_str());
+}

@@ -15,6 +15,25 @@ constexpr uint64_t kMaxNameLength = 1u << 16;
 
 bool valid_value_type(uint32_t t) { return t <= MOME_VALUE_TYPE_FLOAT64; }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+        for (size_t k = 1; k < n; ++k) {
+            const auto cont = static_cast<unsigned char>(s[i + k]);
+            if ((cont >> 6) != 0x2) return false;
+            cp = (cp << 6) | (cont & 0x3F);
+        }
+        static const uint32_t min_of[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_of[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += n;
+    }
+    return true;
+}
+
 // Bounds-checked reads over the mapping; every failure names the file and the offset.
 class Cursor {
 public:
@@ -56,9 +75,11 @@ public:
             error(format("%s %llu is %llu bytes long (1 to %llu allowed)", what, static_cast<unsigned long long>(index),
                          static_cast<unsigned long long>(len), static_cast<unsigned long long>(kMaxNameLength)));
         std::string name(reinterpret_cast<const char*>(take(len, what)), len);
-        // The ABI hands names out as C strings: one with a NUL inside would read as another.
+        // The ABI hands names out as C strings, and the managed side looks them up as UTF-8
+        // text: a name with a NUL inside, or that is not UTF-8, would read as another name.
         if (name.find('\0') != std::string::npos)
             error(format("%s %llu contains a NUL byte", what, static_cast<unsigned long long>(index)));
+        if (!valid_utf8(name)) error(format("%s %llu is not valid UTF-8", what, static_cast<unsigned long long>(index)));
         return name;
     }
 
