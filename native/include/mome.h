@@ -11,6 +11,18 @@
  *  - Nothing is thrown, aborted or exited across this boundary.
  *  - Pointers returned by the engine (strings, metadata values) are owned by the object
  *    they came from and stay valid until that object is freed.
+ *
+ * Threads: a model, once open, is read-only, and any number of threads may use it at once
+ * (sessions over it, metadata, tensor reads). A bank may likewise be shared by many
+ * sessions and threads for everything that reads it (decoding, mome_bank_route,
+ * mome_bank_get_*, mome_bank_fact_backward, mome_bank_save); a call that changes it
+ * (mome_bank_set_*) must not overlap any other use of that bank. A session is used by one
+ * thread at a time. The standalone operators (mome_matmul, mome_route, mome_lora_apply)
+ * may be called from any number of threads on caller buffers that do not overlap their
+ * outputs. Errors are per thread: mome_last_error() reports the calling thread's last
+ * failure, whatever other threads do. Freeing an object while another thread uses it, or
+ * before the objects that borrow it (a model before its sessions and banks), is undefined.
+ * tests/native/concurrency_test.cpp checks this under -DMOME_SANITIZE=thread.
  */
 #ifndef MOME_H
 #define MOME_H

@@ -218,26 +218,116 @@ public sealed class BadInputTests
     public void RandomCorruptionNeverCrashes()
     {
         var original = GgufBuilder.TinyLlama().Build();
+        // Three regions, each mutated a third of the time: the header and metadata, the tensor
+        // infos (from the first tensor's name length), and the tensor data.
+        var infos = original.AsSpan().IndexOf("token_embd.weight"u8) - 8;
+        long dataStart;
+        using (var valid = MomeModel.Open(Write("valid.gguf", original))) dataStart = (long)valid.FileInfo.DataOffset;
+        Assert.That(infos, Is.GreaterThan(0).And.LessThan(dataStart));
+        (int From, int To)[] regions = [(0, infos), (infos, (int)dataStart), ((int)dataStart, original.Length)];
         var rng = new Random(1234);
-        var opened = 0;
-        for (var i = 0; i < 400; i++)
+        var opened = new int[3];
+        var decoded = 0;
+        for (var i = 0; i < 600; i++)
         {
+            var region = i % 3;
             var bytes = (byte[])original.Clone();
             for (var flips = rng.Next(1, 4); flips > 0; flips--)
-                bytes[rng.Next(Math.Min(bytes.Length, 700))] = (byte)rng.Next(256);
+                bytes[rng.Next(regions[region].From, regions[region].To)] = (byte)rng.Next(256);
             var path = Write("fuzz.gguf", bytes);
+            var metadataOnly = rng.Next(2) == 0;
+            MomeModel model;
             try
             {
-                using var model = MomeModel.Open(path, metadataOnly: rng.Next(2) == 0);
-                foreach (var (_, value) in model.Metadata) _ = value.ToString();
-                opened++;
+                model = MomeModel.Open(path, metadataOnly);
             }
             catch (MomeException e)
             {
-                Assert.That(e.Message, Does.Contain(path).Or.Contain("cannot be read as"), e.Message);
+                Assert.That(e.Message, Does.Contain(path), e.Message);
+                continue;
+            }
+            using (model)
+            {
+                opened[region]++;
+                foreach (var (_, value) in model.Metadata)
+                    try { _ = value.ToString(); }
+                    catch (MomeException e) { Assert.That(e.Message, Does.Contain("cannot be read as"), e.Message); }
+                foreach (var tensor in model.Tensors)
+                {
+                    Assert.That(tensor.FileOffset + tensor.SizeBytes, Is.LessThanOrEqualTo((ulong)bytes.Length), tensor.Name);
+                    try { Assert.That(model.ReadTensor(tensor.Name), Has.Length.EqualTo(tensor.ElementCount)); }
+                    catch (MomeException e) { Assert.That(e.Code, Is.EqualTo(MomeErrorCode.Unsupported), e.Message); }
+                }
+                if (metadataOnly) continue;
+                try
+                {
+                    using var session = new MomeSession(model, new SessionOptions { ContextLength = 4, Threads = 1 });
+                    Assert.That(session.Evaluate([1, 2]), Has.Length.EqualTo(model.Config.VocabSize));
+                    decoded++;
+                }
+                catch (MomeException e)
+                {
+                    Assert.That(e.Code, Is.EqualTo(MomeErrorCode.InvalidArgument), e.Message); // a mutated vocabulary size
+                }
             }
         }
-        Assert.That(opened, Is.GreaterThan(0), "some mutations only touch values and still open");
+        Assert.That(opened, Has.All.GreaterThan(0), "mutations in every region that only touch values still open");
+        Assert.That(decoded, Is.GreaterThan(0), "some corrupted models run a forward pass");
+    }
+
+    [Test]
+    public void VersionTwoReadsLikeVersionThree()
+    {
+        var v2Builder = GgufBuilder.TinyLlama();
+        v2Builder.Version = 2;
+        using var v3 = MomeModel.Open(Write("v3.gguf", GgufBuilder.TinyLlama().Build()));
+        using var v2 = MomeModel.Open(Write("v2.gguf", v2Builder.Build()));
+        Assert.That(v2.FileInfo.Version, Is.EqualTo(2u));
+        Assert.That(v2.Config, Is.EqualTo(v3.Config));
+        Assert.That(v2.Tensors.Select(t => (t.Name, t.FileOffset, t.SizeBytes)), Is.EqualTo(v3.Tensors.Select(t => (t.Name, t.FileOffset, t.SizeBytes))));
+        Assert.That(v2.Metadata.Keys, Is.EqualTo(v3.Metadata.Keys));
+    }
+
+    [TestCase(0u)]
+    [TestCase(3u)]
+    [TestCase(48u)]
+    [TestCase(0x80000001u)]
+    public void AlignmentThatIsNotAPowerOfTwo(uint alignment) =>
+        OpenFails(Write("align.gguf", new GgufBuilder().U32("general.alignment", alignment).F32Tensor("w", 4).Build()),
+            MomeErrorCode.FormatError, $"general.alignment {alignment} is not a power of two", metadataOnly: true);
+
+    [Test]
+    public void AlignmentOfAnotherType() =>
+        OpenFails(Write("align.gguf", new GgufBuilder().F32("general.alignment", 32).F32Tensor("w", 4).Build()),
+            MomeErrorCode.FormatError, "general.alignment must be a uint32", metadataOnly: true);
+
+    [Test]
+    public void HugeAlignmentPutsTheDataPastTheEnd() =>
+        OpenFails(Write("align.gguf", new GgufBuilder().U32("general.alignment", 1u << 31).F32Tensor("w", 4).Build()),
+            MomeErrorCode.FormatError, "general.alignment 2147483648 puts the tensor data at byte 2147483648, past the end", metadataOnly: true);
+
+    [Test]
+    public void TensorNameLongerThanTheLimit() =>
+        OpenFails(Write("name.gguf", new GgufBuilder().F32Tensor(new string('n', 70000), 4).Build()),
+            MomeErrorCode.FormatError, "tensor name 0 is 70000 bytes long (1 to 65536 allowed)", metadataOnly: true);
+
+    [Test]
+    public void EmptyTensorName() =>
+        OpenFails(Write("name.gguf", new GgufBuilder().F32Tensor("", 4).Build()),
+            MomeErrorCode.FormatError, "tensor name 0 is 0 bytes long", metadataOnly: true);
+
+    [Test]
+    public void MetadataKeyLongerThanTheLimit() =>
+        OpenFails(Write("key.gguf", new GgufBuilder().U32(new string('k', 70000), 1).Build()),
+            MomeErrorCode.FormatError, "metadata key 0 is 70000 bytes long", metadataOnly: true);
+
+    [Test]
+    public void TensorNameLengthPastTheEnd()
+    {
+        var bytes = new GgufBuilder().F32Tensor("w", 4).Build();
+        BitConverter.GetBytes(1UL << 62).CopyTo(bytes, 24); // the first tensor's name length
+        OpenFails(Write("name.gguf", bytes), MomeErrorCode.FormatError, "tensor name 0 of 4611686018427387904 bytes runs past the end",
+            metadataOnly: true);
     }
 
     [Test]

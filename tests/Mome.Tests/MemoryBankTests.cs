@@ -240,7 +240,8 @@ public sealed class MemoryBankTests
         Refused(Small with { KeyDim = 0 }, "key_dim");
         Refused(Small with { Layers = [2] }, "layer 2 is out of range");
         Refused(Small with { Layers = [1, 1] }, "listed twice");
-        Refused(Small with { Experts = 1L << 31, Rank = 64 }, "GiB");
+        Refused(Small with { Experts = 1L << 30, Rank = 256 }, "GiB");
+        Refused(Small with { Experts = 1L << 31 }, "n_experts = 2147483648 is outside 1..2147483647 (expert indices are int32)");
         Refused(Small with { Router = RouterKind.Product, Experts = 4000 }, "square");
         Refused(Small with { Temperature = 0 }, "temperature");
         Refused(Small with { Temperature = float.NaN }, "temperature");

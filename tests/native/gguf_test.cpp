@@ -169,3 +169,71 @@ TEST(GgufWriter, FailedWriteLeavesPreviousFileIntact) {
     EXPECT_EQ(value_as_u64(*file->find("version")), 1u);
     std::remove(path.c_str());
 }
+
+// Found by tests/fuzz (gguf): a key or tensor name with a NUL inside was accepted, but the ABI
+// hands names out as C strings, so "a\0b" read back as "a": another key's name, or none.
+TEST(GgufReader, NamesWithANulByteAreRefused) {
+    Bytes key;
+    key.b = {'G', 'G', 'U', 'F'};
+    key.put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(2);
+    key.str("a").put<uint32_t>(MOME_VALUE_TYPE_UINT8).put<uint8_t>(1);
+    key.str(std::string("a\0b", 3)).put<uint32_t>(MOME_VALUE_TYPE_UINT8).put<uint8_t>(2);
+    const std::string key_path = write_file("nul_key.gguf", key.b);
+    std::string message;
+    EXPECT_EQ(open_status(key_path, &message), MOME_STATUS_FORMAT_ERROR);
+    EXPECT_NE(message.find("metadata key 1 contains a NUL byte"), std::string::npos) << message;
+    std::remove(key_path.c_str());
+
+    Bytes tensor;
+    tensor.b = {'G', 'G', 'U', 'F'};
+    tensor.put<uint32_t>(3).put<uint64_t>(1).put<uint64_t>(0);
+    tensor.str(std::string("w\0x", 3)).put<uint32_t>(1).put<uint64_t>(4).put<uint32_t>(MOME_TENSOR_TYPE_F32).put<uint64_t>(0);
+    while (tensor.b.size() % 32) tensor.b.push_back(0);
+    for (int i = 0; i < 4; ++i) tensor.put<float>(1.0f);
+    const std::string tensor_path = write_file("nul_tensor.gguf", tensor.b);
+    EXPECT_EQ(open_status(tensor_path, &message), MOME_STATUS_FORMAT_ERROR);
+    EXPECT_NE(message.find("tensor name 0 contains a NUL byte"), std::string::npos) << message;
+    std::remove(tensor_path.c_str());
+}
+
+// A name longer than 64 KiB is refused from its length, before it is copied.
+TEST(GgufReader, OverlongNamesAreRefusedByLength) {
+    Bytes f;
+    f.b = {'G', 'G', 'U', 'F'};
+    f.put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(1);
+    f.str(std::string(70000, 'k')).put<uint32_t>(MOME_VALUE_TYPE_UINT8).put<uint8_t>(1);
+    const std::string path = write_file("long_key.gguf", f.b);
+    std::string message;
+    EXPECT_EQ(open_status(path, &message), MOME_STATUS_FORMAT_ERROR);
+    EXPECT_NE(message.find("metadata key 0 is 70000 bytes long (1 to 65536 allowed)"), std::string::npos) << message;
+    std::remove(path.c_str());
+}
+
+// Found by BadInputTests.RandomCorruptionNeverCrashes: a tensor name mutated into bytes that
+// are not UTF-8 was listed, but the managed side (which decodes names as UTF-8) could not
+// look it up again by the name it was given.
+TEST(GgufReader, NamesThatAreNotUtf8AreRefused) {
+    auto file_with_tensor = [](const std::string& name) {
+        Bytes f;
+        f.b = {'G', 'G', 'U', 'F'};
+        f.put<uint32_t>(3).put<uint64_t>(1).put<uint64_t>(0);
+        f.str(name).put<uint32_t>(1).put<uint64_t>(4).put<uint32_t>(MOME_TENSOR_TYPE_F32).put<uint64_t>(0);
+        while (f.b.size() % 32) f.b.push_back(0);
+        for (int i = 0; i < 4; ++i) f.put<float>(1.0f);
+        return f.b;
+    };
+    for (const std::string bad : {std::string("bl\xC3(k"), std::string("\xE2\x82"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
+                                  std::string("\xF4\x90\x80\x80"), std::string("\xFF")}) {
+        const std::string path = write_file("utf8.gguf", file_with_tensor(bad));
+        std::string message;
+        EXPECT_EQ(open_status(path, &message), MOME_STATUS_FORMAT_ERROR);
+        EXPECT_NE(message.find("tensor name 0 is not valid UTF-8"), std::string::npos) << message;
+        std::remove(path.c_str());
+    }
+    const std::string good = "h\xC3\xA9llo.\xE2\x82\xAC.\xF0\x9F\x98\x80";
+    const std::string path = write_file("utf8_ok.gguf", file_with_tensor(good));
+    auto file = GgufFile::open(path);
+    ASSERT_EQ(file->tensors().size(), 1u);
+    EXPECT_EQ(file->tensors()[0].name, good);
+    std::remove(path.c_str());
+}

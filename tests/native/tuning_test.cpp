@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "abi_c_caller.h"
 #include "mome.h"
 
 namespace {
@@ -277,7 +278,7 @@ TEST(Sessions, CudaRequestsAreRefusedClearly) {
     EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_UNSUPPORTED);
     EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
     sp.bank = nullptr;
-    sp.backend = static_cast<mome_backend>(7);
+    c_set_session_backend(&sp, 7);
     EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(s, nullptr);
 }

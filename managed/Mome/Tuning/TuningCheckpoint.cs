@@ -134,6 +134,7 @@ internal sealed class TuningCheckpoint
     private static Dictionary<long, float[][]> ReadSection(BinaryReader r, long end, int moments, int rowLength, long rows, string what,
         Func<string, InvalidDataException> bad)
     {
+        if (end - r.BaseStream.Position < 12) throw bad($"the file ends before its {what} section");
         var length = r.ReadUInt32();
         var count = r.ReadUInt64();
         if (count == 0) return [];

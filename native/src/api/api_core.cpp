@@ -1,6 +1,7 @@
 // ABI: version, errors, build information and devices.
 #include <cstring>
 
+#include "core/abi_enum.h"
 #include "core/devices.h"
 #include "core/error.h"
 #include "mome.h"
@@ -16,7 +17,7 @@ const char* mome_version(void) { return MOME_VERSION_STRING; }
 const char* mome_last_error(void) { return last_error(); }
 
 const char* mome_status_to_string(mome_status status) {
-    switch (status) {
+    switch (abi_enum(status)) {
         case MOME_STATUS_OK: return "ok";
         case MOME_STATUS_INVALID_ARGUMENT: return "invalid argument";
         case MOME_STATUS_IO_ERROR: return "I/O error";

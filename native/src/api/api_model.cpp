@@ -1,6 +1,7 @@
 // ABI: models (GGUF files), metadata values, tensors, synthetic models.
 #include <cstring>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "gguf/tensor_types.h"
@@ -13,7 +14,7 @@ using namespace mome;
 extern "C" {
 
 const char* mome_tensor_type_name(mome_tensor_type type) {
-    const TensorTypeTraits* t = tensor_type_traits(type);
+    const TensorTypeTraits* t = tensor_type_traits(static_cast<uint32_t>(abi_enum(type)));
     return t ? t->name : "unknown";
 }
 

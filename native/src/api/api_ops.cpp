@@ -3,6 +3,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "cpu/ops.h"
 #include "cpu/shared_pools.h"
@@ -16,8 +17,9 @@ mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_
                         int64_t n_tokens, float* y, int32_t n_threads, uint8_t use_reference) {
     return guarded([&] {
         require_arg(weight != nullptr && x != nullptr && y != nullptr, "weight, x or y is null");
-        if (!is_compute_type(weight_type))
-            fail(MOME_STATUS_UNSUPPORTED, format("weight type %s is not F32, F16 or BF16", tensor_type_name(weight_type).c_str()));
+        const uint32_t type = static_cast<uint32_t>(abi_enum(weight_type));
+        if (!is_compute_type(type))
+            fail(MOME_STATUS_UNSUPPORTED, format("weight type %s is not F32, F16 or BF16", tensor_type_name(type).c_str()));
         const int64_t limit = int64_t(1) << 31;
         if (rows < 1 || cols < 1 || n_tokens < 1 || rows > limit || cols > limit || n_tokens > limit)
             fail(MOME_STATUS_INVALID_ARGUMENT, format("matmul shape rows=%lld cols=%lld tokens=%lld: each must be in 1..2^31",

@@ -1,6 +1,7 @@
 // Fast Y = X * W^T: picks the widest kernel the CPU supports (once) and spreads blocks of
 // rows over the thread pool. Checked against matmul_ref in tests/native/ops_test.cpp.
 #include <algorithm>
+#include <cpuid.h>
 #include <cstdlib>
 #include <cstring>
 
@@ -23,15 +24,22 @@ struct Variant {
     ScoreKeysFn score_keys;
 };
 
+// F16C through CPUID leaf 1: clang's __builtin_cpu_supports (as of clang 14) does not know
+// "f16c", and the core must build with clang for the fuzz harnesses.
+bool cpu_has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+
 Variant pick_variant() {
     __builtin_cpu_init();
     // MOME_CPU_ISA=avx2|portable forces a narrower variant (to test or compare them).
     const char* forced = std::getenv("MOME_CPU_ISA");
     const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0;
     const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
-    if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512};
-    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2};
     return {"portable", matmul_rows_portable, axpy_row_portable, score_keys_portable};
 }

@@ -15,6 +15,25 @@ constexpr uint64_t kMaxNameLength = 1u << 16;
 
 bool valid_value_type(uint32_t t) { return t <= MOME_VALUE_TYPE_FLOAT64; }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(const std::string& s) {
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+        for (size_t k = 1; k < n; ++k) {
+            const auto cont = static_cast<unsigned char>(s[i + k]);
+            if ((cont >> 6) != 0x2) return false;
+            cp = (cp << 6) | (cont & 0x3F);
+        }
+        static const uint32_t min_of[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_of[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += n;
+    }
+    return true;
+}
+
 // Bounds-checked reads over the mapping; every failure names the file and the offset.
 class Cursor {
 public:
@@ -44,6 +63,24 @@ public:
         T v;
         std::memcpy(&v, take(sizeof(T), what), sizeof(T));
         return v;
+    }
+
+    // A key or tensor name: its length is checked before anything is copied.
+    std::string read_name(const char* what, uint64_t index) {
+        const uint64_t len = read<uint64_t>(what);
+        if (len > remaining())
+            error(format("%s %llu of %llu bytes runs past the end of the file", what, static_cast<unsigned long long>(index),
+                         static_cast<unsigned long long>(len)));
+        if (len == 0 || len > kMaxNameLength)
+            error(format("%s %llu is %llu bytes long (1 to %llu allowed)", what, static_cast<unsigned long long>(index),
+                         static_cast<unsigned long long>(len), static_cast<unsigned long long>(kMaxNameLength)));
+        std::string name(reinterpret_cast<const char*>(take(len, what)), len);
+        // The ABI hands names out as C strings, and the managed side looks them up as UTF-8
+        // text: a name with a NUL inside, or that is not UTF-8, would read as another name.
+        if (name.find('\0') != std::string::npos)
+            error(format("%s %llu contains a NUL byte", what, static_cast<unsigned long long>(index)));
+        if (!valid_utf8(name)) error(format("%s %llu is not valid UTF-8", what, static_cast<unsigned long long>(index)));
+        return name;
     }
 
     std::string read_string(const char* what) {
@@ -169,8 +206,7 @@ void GgufFile::parse() {
     keys_.reserve(n_kv);
     values_.reserve(n_kv);
     for (uint64_t i = 0; i < n_kv; ++i) {
-        std::string key = c.read_string("metadata key");
-        if (key.empty() || key.size() > kMaxNameLength) c.error(format("metadata key %llu has an invalid length", static_cast<unsigned long long>(i)));
+        std::string key = c.read_name("metadata key", i);
         const uint32_t type = c.read<uint32_t>("metadata type");
         if (!valid_value_type(type)) c.error(format("metadata '%s' has unknown type %u", key.c_str(), type));
         if (key_index_.count(key)) c.error(format("metadata key '%s' appears twice", key.c_str()));
@@ -191,8 +227,7 @@ void GgufFile::parse() {
     tensors_.reserve(n_tensors);
     for (uint64_t i = 0; i < n_tensors; ++i) {
         GgufTensor t;
-        t.name = c.read_string("tensor name");
-        if (t.name.empty() || t.name.size() > kMaxNameLength) c.error(format("tensor %llu has an invalid name length", static_cast<unsigned long long>(i)));
+        t.name = c.read_name("tensor name", i);
         t.n_dims = c.read<uint32_t>("tensor dimension count");
         if (t.n_dims == 0 || t.n_dims > MOME_MAX_DIMS)
             c.error(format("tensor '%s' has %u dimensions (1 to %d allowed)", t.name.c_str(), t.n_dims, MOME_MAX_DIMS));
@@ -229,6 +264,10 @@ void GgufFile::parse() {
     const uint64_t pos = c.pos();
     data_offset_ = (pos + alignment_ - 1) / alignment_ * alignment_;
     const uint64_t size = map_.size();
+    if (!tensors_.empty() && data_offset_ > size)
+        fail(MOME_STATUS_FORMAT_ERROR,
+             format("%s: general.alignment %u puts the tensor data at byte %llu, past the end of the file (%llu bytes)", p.c_str(),
+                    alignment_, static_cast<unsigned long long>(data_offset_), static_cast<unsigned long long>(size)));
     for (const GgufTensor& t : tensors_) {
         const bool fits = data_offset_ <= size && t.offset <= size - data_offset_ &&
                           t.size_bytes <= size - data_offset_ - t.offset;

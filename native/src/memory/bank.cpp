@@ -1,9 +1,11 @@
 #include "memory/bank.h"
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <thread>
 
+#include "core/abi_enum.h"
 #include "core/crc32c.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -133,16 +135,18 @@ mome_bank_params resolve_bank_params(const mome_llama_config& c, mome_bank_param
             if (p.layers[j] == p.layers[i]) bad(format("layer %d is listed twice", p.layers[i]));
     }
     for (int i = p.n_layers; i < MOME_MAX_MEMORY_LAYERS; ++i) p.layers[i] = 0;
-    if (p.n_experts < 1 || p.n_experts > (int64_t(1) << 32)) bad(format("n_experts = %lld is outside 1..2^32", static_cast<long long>(p.n_experts)));
+    if (p.n_experts < 1 || p.n_experts > INT32_MAX)
+        bad(format("n_experts = %lld is outside 1..%d (expert indices are int32)", static_cast<long long>(p.n_experts), INT32_MAX));
     if (p.key_dim < 1 || p.key_dim > 65536) bad(format("key_dim = %lld is outside 1..65536", static_cast<long long>(p.key_dim)));
     if (p.rank < 1 || p.rank > 4096) bad(format("rank = %d is outside 1..4096", p.rank));
     if (p.top_k < 1 || p.top_k > 4096) bad(format("top_k = %d is outside 1..4096", p.top_k));
     if (p.top_k > p.n_experts) bad(format("top_k = %d is more than the %lld experts", p.top_k, static_cast<long long>(p.n_experts)));
     if (!(p.temperature > 0) || !std::isfinite(p.temperature)) bad("temperature must be finite and > 0");
     if (!std::isfinite(p.alpha)) bad("alpha must be finite");
-    if (p.routing != MOME_ROUTING_MODE_SEQUENCE && p.routing != MOME_ROUTING_MODE_TOKEN) bad("routing must be SEQUENCE or TOKEN");
-    if (p.router != MOME_ROUTER_KIND_FLAT && p.router != MOME_ROUTER_KIND_PRODUCT) bad("router must be FLAT or PRODUCT");
-    if (!is_compute_type(p.weight_type)) bad("weight_type must be F32, F16 or BF16");
+    const int32_t routing = abi_enum(p.routing), router = abi_enum(p.router);
+    if (routing != MOME_ROUTING_MODE_SEQUENCE && routing != MOME_ROUTING_MODE_TOKEN) bad(format("routing %d is not SEQUENCE or TOKEN", routing));
+    if (router != MOME_ROUTER_KIND_FLAT && router != MOME_ROUTER_KIND_PRODUCT) bad(format("router %d is not FLAT or PRODUCT", router));
+    if (!is_compute_type(static_cast<uint32_t>(abi_enum(p.weight_type)))) bad("weight_type must be F32, F16 or BF16");
     if (p.router == MOME_ROUTER_KIND_PRODUCT) {
         const int64_t n_sub = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(p.n_experts))));
         if (n_sub * n_sub != p.n_experts) bad(format("the product router needs a square number of experts, not %lld", static_cast<long long>(p.n_experts)));

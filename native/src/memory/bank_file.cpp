@@ -1,7 +1,11 @@
 #include "memory/bank_file.h"
 
+#include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
+#include <cstdint>
 #include <functional>
 
 #include "core/atomic_file.h"
@@ -123,12 +127,40 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
         if (!v || v->kind != Json::Kind::String) bad("metadata '" + key + "' is missing");
         return v->text;
     };
-    auto integer = [&](const std::string& key) -> int64_t {
-        const std::string s = text(key);
-        char* end = nullptr;
-        const long long v = std::strtoll(s.c_str(), &end, 10);
-        if (s.empty() || *end != '\0') bad("metadata '" + key + "' = '" + s + "' is not an integer");
+    // Whole decimal numbers only, inside [lo, hi]: nothing is clamped, wrapped or truncated.
+    auto digits_only = [&](const std::string& what, const std::string& s, bool sign_allowed) {
+        const size_t first = sign_allowed && !s.empty() && s[0] == '-' ? 1 : 0;
+        bool ok = s.size() > first;
+        for (size_t i = first; ok && i < s.size(); ++i) ok = std::isdigit(static_cast<unsigned char>(s[i])) != 0;
+        if (!ok) bad(what + " = '" + s + "' is not a whole number");
+        errno = 0;
+    };
+    auto whole = [&](const std::string& what, const std::string& s, long long lo, long long hi) -> long long {
+        digits_only(what, s, true);
+        const long long v = std::strtoll(s.c_str(), nullptr, 10);
+        if (errno == ERANGE || v < lo || v > hi) bad(format("%s = %s is outside %lld..%lld", what.c_str(), s.c_str(), lo, hi));
         return v;
+    };
+    auto whole_unsigned = [&](const std::string& what, const std::string& s) -> uint64_t {
+        digits_only(what, s, false);
+        const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
+        if (errno == ERANGE) bad(what + " = " + s + " does not fit in 64 bits");
+        return v;
+    };
+    auto integer = [&](const std::string& key, long long lo, long long hi) -> long long {
+        return whole("metadata '" + key + "'", text(key), lo, hi);
+    };
+    // One of the words the writer uses for an enumeration.
+    auto choice = [&](const std::string& key, std::initializer_list<const char*> words) -> size_t {
+        const std::string s = text(key);
+        size_t i = 0;
+        std::string all;
+        for (const char* w : words) {
+            if (s == w) return i;
+            all += std::string(i++ ? ", " : "") + w;
+        }
+        bad("metadata '" + key + "' = '" + s + "' is not one of " + all);
+        return 0;
     };
     auto real = [&](const std::string& key) -> float {
         const std::string s = text(key);
@@ -139,9 +171,9 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
     };
     if (!meta || meta->kind != Json::Kind::Object || !meta->find("format") || text("format") != kFormat)
         bad("not a Mome bank file (its safetensors metadata has no format 'mome-bank')");
-    const int64_t version = integer("mome.version");
+    const uint64_t version = whole_unsigned("metadata 'mome.version'", text("mome.version"));
     if (version != 1 && version != kVersion)
-        fail(MOME_STATUS_UNSUPPORTED, format("%s: bank file version %s is not supported (version %d is)", path.c_str(),
+        fail(MOME_STATUS_UNSUPPORTED, format("%s: bank file version %s is not supported (versions 1 and %d are)", path.c_str(),
                                              text("mome.version").c_str(), kVersion));
 
     const mome_llama_config& c = model.config;
@@ -159,21 +191,23 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
     const std::string layers = text("mome.layers");
     for (size_t at = 0; at <= layers.size();) {
         const size_t comma = std::min(layers.find(',', at), layers.size());
-        if (p.n_layers >= MOME_MAX_MEMORY_LAYERS) bad("too many memory layers");
-        p.layers[p.n_layers++] = std::atoi(layers.substr(at, comma - at).c_str());
+        if (p.n_layers >= MOME_MAX_MEMORY_LAYERS) bad(format("too many memory layers (at most %d)", MOME_MAX_MEMORY_LAYERS));
+        p.layers[p.n_layers++] = static_cast<int32_t>(whole("metadata 'mome.layers' entry", layers.substr(at, comma - at), 0, INT32_MAX));
         at = comma + 1;
     }
-    p.n_experts = integer("mome.n_experts");
-    p.key_dim = integer("mome.key_dim");
-    p.rank = static_cast<int32_t>(integer("mome.rank"));
-    p.top_k = static_cast<int32_t>(integer("mome.top_k"));
+    // Ranges wide enough for resolve_bank_params to name the problem, narrow enough for the
+    // field each value lands in.
+    p.n_experts = integer("mome.n_experts", INT64_MIN, INT64_MAX);
+    p.key_dim = integer("mome.key_dim", INT64_MIN, INT64_MAX);
+    p.rank = static_cast<int32_t>(integer("mome.rank", INT32_MIN, INT32_MAX));
+    p.top_k = static_cast<int32_t>(integer("mome.top_k", INT32_MIN, INT32_MAX));
     p.temperature = real("mome.temperature");
     p.alpha = real("mome.alpha");
-    p.routing = text("mome.routing") == "token" ? MOME_ROUTING_MODE_TOKEN : MOME_ROUTING_MODE_SEQUENCE;
-    p.router = text("mome.router") == "product" ? MOME_ROUTER_KIND_PRODUCT : MOME_ROUTER_KIND_FLAT;
-    const std::string dtype = text("mome.weight_type");
-    p.weight_type = dtype == "F32" ? MOME_TENSOR_TYPE_F32 : dtype == "F16" ? MOME_TENSOR_TYPE_F16 : MOME_TENSOR_TYPE_BF16;
-    p.seed = static_cast<uint64_t>(integer("mome.seed"));
+    p.routing = choice("mome.routing", {"sequence", "token"}) == 1 ? MOME_ROUTING_MODE_TOKEN : MOME_ROUTING_MODE_SEQUENCE;
+    p.router = choice("mome.router", {"flat", "product"}) == 1 ? MOME_ROUTER_KIND_PRODUCT : MOME_ROUTER_KIND_FLAT;
+    const mome_tensor_type dtypes[] = {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16};
+    p.weight_type = dtypes[choice("mome.weight_type", {"F32", "F16", "BF16"})];
+    p.seed = whole_unsigned("metadata 'mome.seed'", text("mome.seed"));
     try {
         p = resolve_bank_params(c, p);
     } catch (const Error& e) {
@@ -258,6 +292,9 @@ std::unique_ptr<mome_bank> load_bank(const mome_model& model, const std::string&
                 offsets->items[0].kind != Json::Kind::Number || offsets->items[1].kind != Json::Kind::Number)
                 bad("tensor '" + name + "' has no valid data_offsets");
             const double begin = offsets->items[0].number, end = offsets->items[1].number;
+            if (begin != std::floor(begin) || end != std::floor(end))
+                bad(format("tensor '%s' has data_offsets [%s, %s] that are not whole numbers of bytes", name.c_str(),
+                           offsets->items[0].text.c_str(), offsets->items[1].text.c_str()));
             uint64_t bytes = element_size(table.type);
             for (int64_t d : table.shape) bytes *= static_cast<uint64_t>(d);
             if (begin < 0 || end < begin || end > static_cast<double>(data_size) || end - begin != static_cast<double>(bytes))

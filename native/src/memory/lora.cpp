@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "cpu/matmul_variants.h"
@@ -29,8 +30,9 @@ float load(mome_tensor_type type, const uint8_t* base, int64_t i) {
 
 LoraTables lora_tables_of(const mome_lora_desc& e) {
     require_arg(e.a != nullptr && e.b != nullptr, "the expert tables a or b are null");
-    if (!is_compute_type(e.weight_type))
-        fail(MOME_STATUS_UNSUPPORTED, format("expert weight type %s is not F32, F16 or BF16", tensor_type_name(e.weight_type).c_str()));
+    const uint32_t weight_type = static_cast<uint32_t>(abi_enum(e.weight_type));
+    if (!is_compute_type(weight_type))
+        fail(MOME_STATUS_UNSUPPORTED, format("expert weight type %s is not F32, F16 or BF16", tensor_type_name(weight_type).c_str()));
     if (e.n_experts < 1 || e.dim < 1 || e.rank < 1 || e.dim > (int64_t(1) << 24) || e.rank > 4096 || e.n_experts > (int64_t(1) << 40))
         fail(MOME_STATUS_INVALID_ARGUMENT, "expert tables: n_experts, dim and rank must be positive and sane");
     return LoraTables{e.weight_type, e.n_experts, e.dim, e.rank, static_cast<const uint8_t*>(e.a), static_cast<const uint8_t*>(e.b)};

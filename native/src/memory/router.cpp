@@ -1,12 +1,14 @@
 #include "memory/router.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "cpu/matmul_variants.h"
@@ -187,13 +189,17 @@ void route_product(const mome_router_desc& r, const float* queries, int64_t n_qu
 
 void check_router_shape(const mome_router_desc& r, int64_t n_queries) {
     require_arg(r.keys != nullptr, "router keys are null");
-    if (!is_compute_type(r.key_type))
-        fail(MOME_STATUS_UNSUPPORTED, format("router: key type %s is not F32, F16 or BF16", tensor_type_name(r.key_type).c_str()));
-    if (r.kind != MOME_ROUTER_KIND_FLAT && r.kind != MOME_ROUTER_KIND_PRODUCT) fail(MOME_STATUS_INVALID_ARGUMENT, "router: unknown kind");
+    const uint32_t key_type = static_cast<uint32_t>(abi_enum(r.key_type));
+    if (!is_compute_type(key_type))
+        fail(MOME_STATUS_UNSUPPORTED, format("router: key type %s is not F32, F16 or BF16", tensor_type_name(key_type).c_str()));
+    const int32_t kind = abi_enum(r.kind);
+    if (kind != MOME_ROUTER_KIND_FLAT && kind != MOME_ROUTER_KIND_PRODUCT)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: unknown kind %d", kind));
     if (n_queries < 1 || n_queries > (int64_t(1) << 31))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_queries = %lld is outside 1..2^31", static_cast<long long>(n_queries)));
-    if (r.n_experts < 1 || r.n_experts > (int64_t(1) << 40))
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_experts = %lld is outside 1..2^40", static_cast<long long>(r.n_experts)));
+    if (r.n_experts < 1 || r.n_experts > INT32_MAX)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("router: n_experts = %lld is outside 1..%d (expert indices are int32)",
+                                                  static_cast<long long>(r.n_experts), INT32_MAX));
     if (r.key_dim < 1 || r.key_dim > 65536)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("router: key_dim = %lld is outside 1..65536", static_cast<long long>(r.key_dim)));
     if (r.top_k < 1 || r.top_k > r.n_experts || r.top_k > 65536)

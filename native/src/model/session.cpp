@@ -4,6 +4,7 @@
 #include <cmath>
 #include <thread>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "cpu/ops.h"
 #include "memory/memory_layer.h"
@@ -61,8 +62,9 @@ std::unique_ptr<mome_session> session_shell(const mome_llama_config& c, const mo
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
     if (params.n_threads < 0 || params.n_threads > 1024)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", params.n_threads));
-    if (params.backend != MOME_BACKEND_CPU && params.backend != MOME_BACKEND_CUDA)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", static_cast<int>(params.backend)));
+    const int32_t backend = abi_enum(params.backend);
+    if (backend != MOME_BACKEND_CPU && backend != MOME_BACKEND_CUDA)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", backend));
     if (params.backend == MOME_BACKEND_CUDA && (params.device_index < 0 || params.device_index > 1023))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
     auto s = std::make_unique<mome_session>();
@@ -118,7 +120,7 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
 }
 
 std::unique_ptr<mome_session> create_synthetic_session(const mome_synthetic_params& model, const mome_session_params& params) {
-    if (params.backend != MOME_BACKEND_CUDA)
+    if (abi_enum(params.backend) != MOME_BACKEND_CUDA)
         fail(MOME_STATUS_UNSUPPORTED, "a synthetic model generated on the device needs the CUDA backend (params.backend)");
     if (params.bank) fail(MOME_STATUS_UNSUPPORTED, "a synthetic device session runs no memory bank");
     const mome_llama_config c = synthetic_config(model);

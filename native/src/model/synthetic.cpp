@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "core/abi_enum.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "gguf/gguf_writer.h"
@@ -217,11 +218,12 @@ void check_synthetic_params(const mome_synthetic_params& p) {
     if (p.head_dim % 2 != 0) fail(MOME_STATUS_INVALID_ARGUMENT, "synthetic model: head_dim must be even (RoPE rotates pairs)");
     if (!(p.rope_freq_base > 0) || !(p.rms_norm_eps > 0) || !(p.init_std >= 0) || !std::isfinite(p.init_std))
         fail(MOME_STATUS_INVALID_ARGUMENT, "synthetic model: rope_freq_base and rms_norm_eps must be positive, init_std finite and >= 0");
-    if (!is_compute_type(p.weight_type))
+    const uint32_t weight_type = static_cast<uint32_t>(abi_enum(p.weight_type));
+    if (!is_compute_type(weight_type))
         fail(MOME_STATUS_INVALID_ARGUMENT, format("synthetic model: weight type %s is not F32, F16 or BF16",
-                                                  tensor_type_name(p.weight_type).c_str()));
-    if (p.rope_scaling != MOME_ROPE_SCALING_NONE && p.rope_scaling != MOME_ROPE_SCALING_LINEAR &&
-        p.rope_scaling != MOME_ROPE_SCALING_LLAMA3)
+                                                  tensor_type_name(weight_type).c_str()));
+    const int32_t rope_scaling = abi_enum(p.rope_scaling);
+    if (rope_scaling != MOME_ROPE_SCALING_NONE && rope_scaling != MOME_ROPE_SCALING_LINEAR && rope_scaling != MOME_ROPE_SCALING_LLAMA3)
         fail(MOME_STATUS_INVALID_ARGUMENT, "synthetic model: rope_scaling must be NONE, LINEAR or LLAMA3");
     if (p.rope_scaling != MOME_ROPE_SCALING_NONE && !(p.rope_scaling_factor >= 1))
         fail(MOME_STATUS_INVALID_ARGUMENT, "synthetic model: rope_scaling_factor must be >= 1");
