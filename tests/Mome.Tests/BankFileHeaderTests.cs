@@ -102,9 +102,27 @@ public sealed class BankFileHeaderTests
     [Test]
     public void UnsupportedOrMalformedVersionIsRefused()
     {
-        Refused("v2.mome", h => Meta(h)["mome.version"] = "2", MomeErrorCode.Unsupported, "bank file version 2 is not supported");
+        Refused("v3.mome", h => Meta(h)["mome.version"] = "3", MomeErrorCode.Unsupported, "bank file version 3 is not supported");
         Refused("v1.0.mome", h => Meta(h)["mome.version"] = "1.0", MomeErrorCode.FormatError, "mome.version", "not a whole number");
         Refused("nover.mome", h => Meta(h).Remove("mome.version"), MomeErrorCode.FormatError, "'mome.version' is missing");
+    }
+
+    [Test]
+    public void AVersionOneFileLoadsWithTheGateOffAndAVersionTwoFileNeedsItsGate()
+    {
+        using (var v1 = MemoryBank.Load(_model, Edited("v1.mome", h =>
+        {
+            Meta(h)["mome.version"] = "1";
+            Meta(h).Remove("mome.gate_threshold.0");
+            Meta(h).Remove("mome.crc32c.layers.0.gate");
+            h.Remove("layers.0.gate");
+        })))
+            Assert.That(v1.GetGate(), Is.EqualTo(new MemoryGate(MemoryGate.Off, 0)));
+        Refused("nogate.mome", h => h.Remove("layers.0.gate"), MomeErrorCode.FormatError, "layers.0.gate", "missing");
+        Refused("gatedim.mome", h => h["layers.0.gate"]!["shape"] = new JsonArray(0, 7), MomeErrorCode.FormatError, "layers.0.gate", "shape");
+        Refused("gaterows.mome", h => h["layers.0.gate"]!["shape"] = new JsonArray(1L << 40, 8), MomeErrorCode.FormatError, "layers.0.gate", "shape");
+        Refused("gatethreshold.mome", h => Meta(h)["mome.gate_threshold.0"] = "7", MomeErrorCode.FormatError, "mome.gate_threshold.0");
+        Refused("gatetype.mome", h => h["layers.0.gate"]!["dtype"] = "F16", MomeErrorCode.FormatError, "layers.0.gate", "F32");
     }
 
     [Test]
