@@ -4,6 +4,7 @@
 #   tests/fuzz/run.sh --seconds 60                 # every harness, 60 s each
 #   tests/fuzz/run.sh --seconds 10 --harness bank  # one harness
 #   tests/fuzz/run.sh --make-corpus                # rewrite the seed corpora, run nothing
+#   --seed N makes a run repeatable (0, the default, picks a new seed each time).
 # Prints the executions of each harness; exits non-zero when a harness crashes, leaks, runs
 # out of memory (a hostile header must not allocate more than --rss-mb) or times out on one
 # input. Each crashing input is kept in build/fuzz/crashes/<harness>/ and its path printed;
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/../.."
 
 seconds=60
 rss_mb=1024
+seed=0
 harnesses=()
 make_corpus=0
 while [ $# -gt 0 ]; do
@@ -22,8 +24,9 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --harness) harnesses+=("$2"); shift 2 ;;
     --rss-mb) rss_mb=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
     --make-corpus) make_corpus=1; shift ;;
-    *) echo "usage: $0 [--seconds S] [--harness gguf|bank|json]... [--rss-mb MB] [--make-corpus]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--seconds S] [--harness gguf|bank|json]... [--rss-mb MB] [--seed N] [--make-corpus]" >&2; exit 2 ;;
   esac
 done
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(gguf bank json)
@@ -63,7 +66,7 @@ for h in "${harnesses[@]}"; do
   set +e
   # New inputs go to the work folder; the committed seeds are only read.
   "$dir/tests/fuzz/mome_fuzz_$h" "$work" "tests/fuzz/corpus/$h" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1
+    -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" -seed="$seed" -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1
   status=$?
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -1,5 +1,7 @@
 #include "core/json.h"
 
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -85,6 +87,7 @@ private:
             char* end = nullptr;
             v.number = std::strtod(v.text.c_str(), &end);
             if (end != v.text.c_str() + v.text.size()) error("bad number '" + v.text + "'");
+            if (!std::isfinite(v.number)) error("number '" + v.text + "' is out of range");
         } else {
             error(format("unexpected character '%c'", c));
         }
@@ -117,6 +120,8 @@ private:
                 case 't': out += '\t'; break;
                 case 'u': {
                     if (pos_ + 4 > s_.size()) error("short \\u escape");
+                    for (size_t k = 0; k < 4; ++k)
+                        if (!std::isxdigit(static_cast<unsigned char>(s_[pos_ + k]))) error("\\u escape needs four hex digits");
                     const unsigned long cp = std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16);
                     pos_ += 4;
                     // Basic plane only (headers Mome writes are ASCII).
