@@ -3,6 +3,7 @@
 
 #include "core/half.h"
 #include "cpu/ops.h"
+#include "quant/quant.h"
 
 namespace mome {
 
@@ -14,6 +15,7 @@ void round_activations_like_weights(mome_tensor_type weight_type, float* x, int6
 }
 
 void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
+    if (is_quantized_type(W.type)) return quant_matmul_ref(W, X, n_tokens, Y);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const float* x = X + t * W.cols;
         for (int64_t r = 0; r < W.rows; ++r) {
@@ -90,6 +92,7 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
 }
 
 void embed_ref(const Matrix& embedding, int32_t token, float* out) {
+    if (is_quantized_type(embedding.type)) return dequantize_matrix_row(embedding, token, out);
     for (int64_t k = 0; k < embedding.cols; ++k) out[k] = weight_at(embedding, token, k);
 }
 
