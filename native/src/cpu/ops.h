@@ -24,7 +24,7 @@ void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y);
 // rows spread over the pool's threads.
 void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
 
-// out = x / sqrt(mean(x^2) + eps) * weight (the sum of squares in double, as ggml does).
+// out = x / sqrt(mean(x^2) + eps) * weight (float squares summed in double, as ggml does).
 void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out);
 
 struct RopeParams {

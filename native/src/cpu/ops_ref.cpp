@@ -28,7 +28,9 @@ void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
 
 void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out) {
     double sum_sq = 0;
-    for (int64_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+    // Squares in float, summed in double, as ggml does: quantized activations downstream
+    // round at block steps, so even the last bit of the scale matters.
+    for (int64_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x[i] * x[i]);
     const float mean = static_cast<float>(sum_sq / static_cast<double>(d));
     const float scale = 1.0f / std::sqrt(mean + eps);
     for (int64_t i = 0; i < d; ++i) out[i] = x[i] * scale * weight[i];

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "mome.h"
 #include "quant/quant_unpacked.h"
 
 namespace {
@@ -19,32 +21,77 @@ inline int32_t int8_dot(const int8_t* a, const int8_t* b, int n) {
     return s;
 }
 
+// ggml's 8 float lanes (see quant_dot_ref.cpp): lane m sums elements 4m..4m+3 of each run of 32.
+struct Lanes {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    void add(float scale, const int32_t sums[8]) {
+        for (int m = 0; m < 8; ++m) acc[m] = std::fma(scale, static_cast<float>(sums[m]), acc[m]);
+    }
+    float total() const {
+        const float r0 = acc[0] + acc[4], r1 = acc[1] + acc[5], r2 = acc[2] + acc[6], r3 = acc[3] + acc[7];
+        return (r0 + r2) + (r1 + r3);
+    }
+};
+
+// Adds the lane sums of one run of 32, the first 16 elements scaled by lo, the last 16 by hi.
+inline void add_run(const int8_t* w, const int8_t* a, int32_t lo, int32_t hi, int32_t sums[8]) {
+    for (int m = 0; m < 8; ++m) sums[m] += (m < 4 ? lo : hi) * int8_dot(w + 4 * m, a + 4 * m, 4);
+}
+
 inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) {
-    float sum = 0;
-    if (!w.k_quant) {
-        const int64_t nb = n / 32;
-        if (w.has_min) {
-            for (int64_t i = 0; i < nb; ++i)
-                sum += (w.scale[i] * a.scale[i]) * static_cast<float>(int8_dot(w.q.data() + 32 * i, a.q.data() + 32 * i, 32)) +
-                       w.extra[i] * a.extra[i];
-        } else {
-            for (int64_t i = 0; i < nb; ++i)
-                sum += (w.scale[i] * a.scale[i]) * static_cast<float>(int8_dot(w.q.data() + 32 * i, a.q.data() + 32 * i, 32));
-        }
+    const int8_t* wq = w.q.data();
+    const int8_t* aq = a.q.data();
+    switch (w.type) {
+    case MOME_TENSOR_TYPE_Q4_0: {
+        float sum = 0;
+        for (int64_t i = 0; i < n / 32; ++i)
+            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(int8_dot(wq + 32 * i, aq + 32 * i, 32)), sum);
         return sum;
     }
-    const int64_t nb = n / 256;
-    for (int64_t i = 0; i < nb; ++i) {
-        int32_t dot = 0, mins = 0;
-        for (int g = 0; g < 16; ++g) {
-            const int64_t k = 16 * i + g;
-            dot += w.group[k] * int8_dot(w.q.data() + 16 * k, a.q.data() + 16 * k, 16);
-            mins += w.group_min[k] * a.group[k];
+    case MOME_TENSOR_TYPE_Q8_0:
+    case MOME_TENSOR_TYPE_Q5_0:
+    case MOME_TENSOR_TYPE_Q4_1:
+    case MOME_TENSOR_TYPE_Q5_1: {
+        Lanes lanes;
+        float mins = 0;
+        for (int64_t i = 0; i < n / 32; ++i) {
+            if (w.has_min) mins = std::fma(w.extra[i], a.extra[i], mins);
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            add_run(wq + 32 * i, aq + 32 * i, 1, 1, sums);
+            lanes.add(w.scale[i] * a.scale[i], sums);
         }
-        if (w.has_min) sum += (w.scale[i] * a.scale[i]) * static_cast<float>(dot) - (w.extra[i] * a.scale[i]) * static_cast<float>(mins);
-        else sum += (w.scale[i] * a.scale[i]) * static_cast<float>(dot);
+        return w.has_min ? lanes.total() + mins : lanes.total();
     }
-    return sum;
+    case MOME_TENSOR_TYPE_Q5_K: {
+        Lanes lanes;
+        float mins = 0;
+        for (int64_t i = 0; i < n / 256; ++i) {
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min = 0;
+            for (int run = 0; run < 8; ++run) {
+                const int64_t g = 16 * i + 2 * run;
+                add_run(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
+                min += w.group_min[g] * a.group[g] + w.group_min[g + 1] * a.group[g + 1];
+            }
+            mins = std::fma(-a.scale[i] * w.extra[i], static_cast<float>(min), mins);
+            lanes.add(a.scale[i] * w.scale[i], sums);
+        }
+        return lanes.total() + mins;
+    }
+    default: {  // Q4_K, Q6_K: in sequence
+        float sum = 0, mins = 0;
+        for (int64_t i = 0; i < n / 256; ++i) {
+            int32_t dot = 0, min = 0;
+            for (int g = 0; g < 16; ++g) {
+                const int64_t k = 16 * i + g;
+                dot += w.group[k] * int8_dot(wq + 16 * k, aq + 16 * k, 16);
+                min += w.group_min[k] * a.group[k];
+            }
+            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(dot), sum);
+            if (w.has_min) mins = std::fma(w.extra[i] * a.scale[i], static_cast<float>(min), mins);
+        }
+        return w.has_min ? sum - mins : sum;
+    }
+    }
 }
 
 // Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens.

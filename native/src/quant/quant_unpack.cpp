@@ -13,7 +13,8 @@ namespace mome {
 
 namespace {
 
-void shape(UnpackedRow& out, int64_t n, bool k_quant, bool has_min) {
+void shape(UnpackedRow& out, uint32_t type, int64_t n, bool k_quant, bool has_min) {
+    out.type = type;
     out.k_quant = k_quant;
     out.has_min = has_min;
     const int64_t nb = n / (k_quant ? kQK_K : kQK);
@@ -121,26 +122,26 @@ void unpack_weight_row(uint32_t type, const uint8_t* src, int64_t n, UnpackedRow
     quant_row_bytes(type, n);
     const int64_t nb = n / kQK, nk = n / kQK_K;
     switch (type) {
-    case MOME_TENSOR_TYPE_Q4_0: shape(out, n, false, false); return legacy_nibbles(as<BlockQ4_0>(src), nb, 8, out);
-    case MOME_TENSOR_TYPE_Q4_1: shape(out, n, false, true); return legacy_nibbles(as<BlockQ4_1>(src), nb, 0, out);
-    case MOME_TENSOR_TYPE_Q5_0: shape(out, n, false, false); return legacy_five_bits(as<BlockQ5_0>(src), nb, 16, out);
+    case MOME_TENSOR_TYPE_Q4_0: shape(out, type, n, false, false); return legacy_nibbles(as<BlockQ4_0>(src), nb, 8, out);
+    case MOME_TENSOR_TYPE_Q4_1: shape(out, type, n, false, true); return legacy_nibbles(as<BlockQ4_1>(src), nb, 0, out);
+    case MOME_TENSOR_TYPE_Q5_0: shape(out, type, n, false, false); return legacy_five_bits(as<BlockQ5_0>(src), nb, 16, out);
     case MOME_TENSOR_TYPE_Q5_1: {
-        shape(out, n, false, true);
+        shape(out, type, n, false, true);
         legacy_five_bits(as<BlockQ5_1>(src), nb, 0, out);
         for (int64_t i = 0; i < nb; ++i) out.extra[static_cast<size_t>(i)] = f16_to_float(as<BlockQ5_1>(src)[i].m);
         return;
     }
     case MOME_TENSOR_TYPE_Q8_0: {
-        shape(out, n, false, false);
+        shape(out, type, n, false, false);
         for (int64_t i = 0; i < nb; ++i) {
             std::memcpy(out.q.data() + i * kQK, as<BlockQ8_0>(src)[i].qs, kQK);
             out.scale[static_cast<size_t>(i)] = f16_to_float(as<BlockQ8_0>(src)[i].d);
         }
         return;
     }
-    case MOME_TENSOR_TYPE_Q4_K: shape(out, n, true, true); return unpack_q4_k(as<BlockQ4_K>(src), nk, out);
-    case MOME_TENSOR_TYPE_Q5_K: shape(out, n, true, true); return unpack_q5_k(as<BlockQ5_K>(src), nk, out);
-    case MOME_TENSOR_TYPE_Q6_K: shape(out, n, true, false); return unpack_q6_k(as<BlockQ6_K>(src), nk, out);
+    case MOME_TENSOR_TYPE_Q4_K: shape(out, type, n, true, true); return unpack_q4_k(as<BlockQ4_K>(src), nk, out);
+    case MOME_TENSOR_TYPE_Q5_K: shape(out, type, n, true, true); return unpack_q5_k(as<BlockQ5_K>(src), nk, out);
+    case MOME_TENSOR_TYPE_Q6_K: shape(out, type, n, true, false); return unpack_q6_k(as<BlockQ6_K>(src), nk, out);
     default:
         fail(MOME_STATUS_UNSUPPORTED, format("tensor type %s has no quantized dot product in Mome", tensor_type_name(type).c_str()));
     }
@@ -152,7 +153,7 @@ void unpack_activation_row(uint32_t act_type, const uint8_t* src, int64_t n, Unp
     case MOME_TENSOR_TYPE_Q8_0:
     case MOME_TENSOR_TYPE_Q8_1: {
         const bool q8_1 = act_type == MOME_TENSOR_TYPE_Q8_1;
-        shape(out, n, false, q8_1);
+        shape(out, act_type, n, false, q8_1);
         for (int64_t i = 0; i < n / kQK; ++i) {
             if (q8_1) {
                 const BlockQ8_1& b = as<BlockQ8_1>(src)[i];
@@ -168,7 +169,7 @@ void unpack_activation_row(uint32_t act_type, const uint8_t* src, int64_t n, Unp
         return;
     }
     case MOME_TENSOR_TYPE_Q8_K: {
-        shape(out, n, true, false);
+        shape(out, act_type, n, true, false);
         for (int64_t i = 0; i < n / kQK_K; ++i) {
             const BlockQ8_K& b = as<BlockQ8_K>(src)[i];
             std::memcpy(out.q.data() + i * kQK_K, b.qs, kQK_K);

@@ -9,6 +9,7 @@
 namespace mome {
 
 struct UnpackedRow {
+    uint32_t type = 0;     // the weight type (or Q8_0/Q8_1/Q8_K for activations)
     bool k_quant = false;  // blocks of 256 in groups of 16 (else blocks of 32)
     bool has_min = false;  // Q4_1/Q5_1 weights (with Q8_1 activations), Q4_K/Q5_K weights
     std::vector<int8_t> q;  // n quants, offsets (-8, -16, -32) already applied
