@@ -151,7 +151,8 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_model_tensor_find(IntPtr /* const mome_model* */ model, byte* /* const char* */ name, ulong* /* uint64_t* */ out_index);
 
     /// <summary>
-    /// Converts tensor `index` (F32, F16 or BF16) to F32 into `dst`, which holds `count`
+    /// Converts tensor `index` (F32, F16, BF16 or a quantized type Mome computes with,
+    /// dequantized) to F32 into `dst`, which holds `count`
     /// floats; `count` must equal the tensor's element count.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_model_tensor_read_f32")]

@@ -85,7 +85,8 @@ public sealed unsafe class MomeModel : IDisposable
 
     public IReadOnlyList<TensorInfo> Tensors => _tensors ??= ReadTensors();
 
-    /// <summary>A tensor's elements converted to F32 (F32, F16 and BF16 tensors).</summary>
+    /// <summary>A tensor's elements converted to F32 (F32, F16 and BF16 tensors; Q8_0, Q4_0, Q4_1,
+    /// Q5_0, Q5_1, Q4_K, Q5_K and Q6_K tensors dequantized).</summary>
     public float[] ReadTensor(string name)
     {
         ArgumentNullException.ThrowIfNull(name);

@@ -148,8 +148,9 @@ typedef enum mome_value_type {
     MOME_VALUE_TYPE_FLOAT64 = 12
 } mome_value_type;
 
-/* Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16;
- * the other ggml types are recognised, sized and listed, and reading them reports
+/* Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16, and
+ * on the CPU with the block-quantized Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K
+ * weights; the other ggml types are recognised, sized and listed, and reading them reports
  * MOME_STATUS_UNSUPPORTED. */
 typedef enum mome_tensor_type {
     MOME_TENSOR_TYPE_F32 = 0,
@@ -330,7 +331,8 @@ MOME_API mome_status mome_model_tensor_at(const mome_model* model, uint64_t inde
 MOME_API mome_status mome_model_tensor_find(const mome_model* model, const char* name,
                                             uint64_t* out_index);
 
-/* Converts tensor `index` (F32, F16 or BF16) to F32 into `dst`, which holds `count`
+/* Converts tensor `index` (F32, F16, BF16 or a quantized type Mome computes with,
+ * dequantized) to F32 into `dst`, which holds `count`
  * floats; `count` must equal the tensor's element count. */
 MOME_API mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_t index,
                                                 float* dst, uint64_t count);
