@@ -379,6 +379,14 @@ MOME_API mome_status mome_synthetic_preset(const char* name, mome_synthetic_para
 MOME_API mome_status mome_synthetic_write(const mome_synthetic_params* params,
                                           const char* path);
 
+/* Writes the GGUF model at `src_path` to `dst_path` with every F32/F16/BF16 matrix whose
+ * rows are a multiple of 32 quantized to `type` (MOME_TENSOR_TYPE_Q8_0 or _Q4_0), rounded as
+ * llama.cpp's quantizer rounds without an importance matrix (the same tensor bytes); vectors
+ * and metadata are copied, general.file_type is set. Written atomically: on failure no file
+ * at `dst_path` is changed. MOME_STATUS_UNSUPPORTED for other types. */
+MOME_API mome_status mome_model_quantize(const char* src_path, const char* dst_path,
+                                         mome_tensor_type type);
+
 /* ---------------------------------------------------------------------------------------
  * Sessions: the frozen Llama forward pass over a KV cache (CPU backend).
  * ------------------------------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "gguf/tensor_types.h"
 #include "model/llama_config.h"
 #include "model/model.h"
+#include "model/quantize_model.h"
 #include "model/synthetic.h"
 #include "quant/quant.h"
 
@@ -232,6 +233,14 @@ mome_status mome_synthetic_write(const mome_synthetic_params* params, const char
         require_arg(params != nullptr, "params is null");
         require_arg(path != nullptr && *path != '\0', "path is null or empty");
         write_synthetic_model(*params, path);
+    });
+}
+
+mome_status mome_model_quantize(const char* src_path, const char* dst_path, mome_tensor_type type) {
+    return guarded([&] {
+        require_arg(src_path != nullptr && *src_path != '\0', "src_path is null or empty");
+        require_arg(dst_path != nullptr && *dst_path != '\0', "dst_path is null or empty");
+        quantize_model(src_path, dst_path, type);
     });
 }
 

@@ -29,6 +29,10 @@ void dequantize_row(uint32_t type, const uint8_t* src, int64_t n, float* dst);
 // as ggml's x86 build does.
 void quantize_activation_row(uint32_t act_type, const float* x, int64_t n, uint8_t* dst);
 
+// quantize_weights.cpp: x[0..n) -> Q8_0 or Q4_0 blocks, rounding as llama.cpp's quantizer
+// does without an importance matrix (the same bytes).
+void quantize_weight_row(uint32_t type, const float* x, int64_t n, uint8_t* dst);
+
 // quant_dot_ref.cpp: dot of one weight row (n elements) with one activation row already
 // quantized to activation_type_for(weight_type).
 float quant_dot_ref(uint32_t weight_type, const uint8_t* w, const uint8_t* act, int64_t n);
