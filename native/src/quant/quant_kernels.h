@@ -21,6 +21,13 @@ inline int32_t int8_dot(const int8_t* a, const int8_t* b, int n) {
     return s;
 }
 
+// Lane sums in plain loops (the portable build; the SIMD builds bring their own).
+struct PlainLanes {
+    static void lane_sums(const int8_t* w, const int8_t* a, int32_t out[8]) {
+        for (int m = 0; m < 8; ++m) out[m] = int8_dot(w + 4 * m, a + 4 * m, 4);
+    }
+};
+
 // ggml's 8 float lanes (see quant_dot_ref.cpp): lane m sums elements 4m..4m+3 of each run of 32.
 struct Lanes {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -33,11 +40,26 @@ struct Lanes {
     }
 };
 
-// Adds the lane sums of one run of 32, the first 16 elements scaled by lo, the last 16 by hi.
+// Adds the lane sums of one run of 32, the first 16 elements (lanes 0..3) scaled by lo, the
+// last 16 by hi. Isa::lane_sums(w, a, out) writes out[m] = sum of w[i] a[i] over i in 4m..4m+3.
+template <class Isa>
 inline void add_run(const int8_t* w, const int8_t* a, int32_t lo, int32_t hi, int32_t sums[8]) {
-    for (int m = 0; m < 8; ++m) sums[m] += (m < 4 ? lo : hi) * int8_dot(w + 4 * m, a + 4 * m, 4);
+    int32_t lanes[8];
+    Isa::lane_sums(w, a, lanes);
+    for (int m = 0; m < 8; ++m) sums[m] += (m < 4 ? lo : hi) * lanes[m];
 }
 
+// Sum of w[i] a[i] over one run of 32.
+template <class Isa>
+inline int32_t run_dot(const int8_t* w, const int8_t* a) {
+    int32_t lanes[8];
+    Isa::lane_sums(w, a, lanes);
+    int32_t s = 0;
+    for (int32_t x : lanes) s += x;
+    return s;
+}
+
+template <class Isa>
 inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) {
     const int8_t* wq = w.q.data();
     const int8_t* aq = a.q.data();
@@ -45,7 +67,7 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
     case MOME_TENSOR_TYPE_Q4_0: {
         float sum = 0;
         for (int64_t i = 0; i < n / 32; ++i)
-            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(int8_dot(wq + 32 * i, aq + 32 * i, 32)), sum);
+            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(run_dot<Isa>(wq + 32 * i, aq + 32 * i)), sum);
         return sum;
     }
     case MOME_TENSOR_TYPE_Q8_0:
@@ -57,7 +79,7 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
         for (int64_t i = 0; i < n / 32; ++i) {
             if (w.has_min) mins = std::fma(w.extra[i], a.extra[i], mins);
             int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            add_run(wq + 32 * i, aq + 32 * i, 1, 1, sums);
+            add_run<Isa>(wq + 32 * i, aq + 32 * i, 1, 1, sums);
             lanes.add(w.scale[i] * a.scale[i], sums);
         }
         return w.has_min ? lanes.total() + mins : lanes.total();
@@ -69,7 +91,7 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
             int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min = 0;
             for (int run = 0; run < 8; ++run) {
                 const int64_t g = 16 * i + 2 * run;
-                add_run(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
+                add_run<Isa>(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
                 min += w.group_min[g] * a.group[g] + w.group_min[g + 1] * a.group[g + 1];
             }
             mins = std::fma(-a.scale[i] * w.extra[i], static_cast<float>(min), mins);
@@ -81,11 +103,13 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
         float sum = 0, mins = 0;
         for (int64_t i = 0; i < n / 256; ++i) {
             int32_t dot = 0, min = 0;
-            for (int g = 0; g < 16; ++g) {
-                const int64_t k = 16 * i + g;
-                dot += w.group[k] * int8_dot(wq + 16 * k, aq + 16 * k, 16);
-                min += w.group_min[k] * a.group[k];
+            for (int run = 0; run < 8; ++run) {
+                int32_t lanes[8];
+                Isa::lane_sums(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, lanes);
+                const int64_t g = 16 * i + 2 * run;
+                dot += w.group[g] * (lanes[0] + lanes[1] + lanes[2] + lanes[3]) + w.group[g + 1] * (lanes[4] + lanes[5] + lanes[6] + lanes[7]);
             }
+            for (int g = 0; g < 16; ++g) min += w.group_min[16 * i + g] * a.group[16 * i + g];
             sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(dot), sum);
             if (w.has_min) mins = std::fma(w.extra[i] * a.scale[i], static_cast<float>(min), mins);
         }
@@ -95,12 +119,13 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
 }
 
 // Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens.
+template <class Isa>
 inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
                             const std::vector<mome::UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
     thread_local mome::UnpackedRow w;
     for (int64_t r = r0; r < r1; ++r) {
         mome::unpack_weight_row(type, W + r * row_bytes, cols, w);
-        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = unpacked_dot(w, acts[t], cols);
+        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = unpacked_dot<Isa>(w, acts[t], cols);
     }
 }
 
