@@ -21,7 +21,7 @@ inline int32_t int8_dot(const int8_t* a, const int8_t* b, int n) {
     return s;
 }
 
-// Lane sums in plain loops (the portable build; the SIMD builds bring their own).
+// Lane sums in plain loops.
 struct PlainLanes {
     static void lane_sums(const int8_t* w, const int8_t* a, int32_t out[8]) {
         for (int m = 0; m < 8; ++m) out[m] = int8_dot(w + 4 * m, a + 4 * m, 4);
@@ -118,14 +118,20 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
     }
 }
 
+struct PlainDot {
+    static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) { return unpacked_dot<PlainLanes>(w, a, n); }
+};
+
 // Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens.
-template <class Isa>
+// Dot::dot(w, a, n) is unpacked_dot (the portable build) or a SIMD version of it
+// (quant_kernels_x86.h) that computes the same integers and the same floats.
+template <class Dot>
 inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
                             const std::vector<mome::UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
     thread_local mome::UnpackedRow w;
     for (int64_t r = r0; r < r1; ++r) {
         mome::unpack_weight_row(type, W + r * row_bytes, cols, w);
-        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = unpacked_dot<Isa>(w, acts[t], cols);
+        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = Dot::dot(w, acts[t], cols);
     }
 }
 
