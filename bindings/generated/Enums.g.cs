@@ -84,8 +84,9 @@ internal enum MomeValueType : int
 }
 
 /// <summary>
-/// Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16;
-/// the other ggml types are recognised, sized and listed, and reading them reports
+/// Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16, and
+/// on the CPU with the block-quantized Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K
+/// weights; the other ggml types are recognised, sized and listed, and reading them reports
 /// MOME_STATUS_UNSUPPORTED.
 /// </summary>
 internal enum MomeTensorType : int

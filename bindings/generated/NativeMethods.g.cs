@@ -151,7 +151,8 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_model_tensor_find(IntPtr /* const mome_model* */ model, byte* /* const char* */ name, ulong* /* uint64_t* */ out_index);
 
     /// <summary>
-    /// Converts tensor `index` (F32, F16 or BF16) to F32 into `dst`, which holds `count`
+    /// Converts tensor `index` (F32, F16, BF16 or a quantized type Mome computes with,
+    /// dequantized) to F32 into `dst`, which holds `count`
     /// floats; `count` must equal the tensor's element count.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_model_tensor_read_f32")]
@@ -170,6 +171,16 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_synthetic_write")]
     internal static partial MomeStatus mome_synthetic_write(MomeSyntheticParams* /* const mome_synthetic_params* */ @params, byte* /* const char* */ path);
+
+    /// <summary>
+    /// Writes the GGUF model at `src_path` to `dst_path` with every F32/F16/BF16 matrix whose
+    /// rows are a multiple of 32 quantized to `type` (MOME_TENSOR_TYPE_Q8_0 or _Q4_0), rounded as
+    /// llama.cpp's quantizer rounds without an importance matrix (the same tensor bytes); vectors
+    /// and metadata are copied, general.file_type is set. Written atomically: on failure no file
+    /// at `dst_path` is changed. MOME_STATUS_UNSUPPORTED for other types.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_model_quantize")]
+    internal static partial MomeStatus mome_model_quantize(byte* /* const char* */ src_path, byte* /* const char* */ dst_path, MomeTensorType type);
 
     [LibraryImport(LibraryName, EntryPoint = "mome_session_default_params")]
     internal static partial MomeSessionParams mome_session_default_params();

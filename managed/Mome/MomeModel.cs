@@ -47,6 +47,25 @@ public sealed unsafe class MomeModel : IDisposable
             Status.Check(NativeMethods.mome_synthetic_write(&p, f));
     }
 
+    /// <summary>
+    /// Writes <paramref name="source"/> to <paramref name="destination"/> with its F32/F16/BF16
+    /// matrices quantized to <see cref="TensorType.Q8_0"/> or <see cref="TensorType.Q4_0"/>, byte
+    /// for byte as llama.cpp's quantizer does them without an importance matrix.
+    /// </summary>
+    public static void Quantize(string source, string destination, TensorType type)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(source);
+        ArgumentException.ThrowIfNullOrEmpty(destination);
+        if (type is not (TensorType.Q8_0 or TensorType.Q4_0))
+            throw new ArgumentException($"Mome quantizes models to Q8_0 or Q4_0, not {type}", nameof(type));
+        MomeNativeLibrary.EnsureLoaded();
+        var src = System.Text.Encoding.UTF8.GetBytes(System.IO.Path.GetFullPath(source) + "\0");
+        var dst = System.Text.Encoding.UTF8.GetBytes(System.IO.Path.GetFullPath(destination) + "\0");
+        fixed (byte* s = src)
+        fixed (byte* d = dst)
+            Status.Check(NativeMethods.mome_model_quantize(s, d, (MomeTensorType)(int)type));
+    }
+
     /// <summary>True when the file is a Llama model (always, unless opened metadata-only).</summary>
     public bool IsLlama => _handle.Use(h =>
     {
@@ -85,7 +104,8 @@ public sealed unsafe class MomeModel : IDisposable
 
     public IReadOnlyList<TensorInfo> Tensors => _tensors ??= ReadTensors();
 
-    /// <summary>A tensor's elements converted to F32 (F32, F16 and BF16 tensors).</summary>
+    /// <summary>A tensor's elements converted to F32 (F32, F16 and BF16 tensors; Q8_0, Q4_0, Q4_1,
+    /// Q5_0, Q5_1, Q4_K, Q5_K and Q6_K tensors dequantized).</summary>
     public float[] ReadTensor(string name)
     {
         ArgumentNullException.ThrowIfNull(name);

@@ -160,8 +160,9 @@ typedef enum mome_value_type {
     MOME_VALUE_TYPE_FLOAT64 = 12
 } mome_value_type;
 
-/* Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16;
- * the other ggml types are recognised, sized and listed, and reading them reports
+/* Tensor element types (numbering as in ggml). Mome computes with F32, F16 and BF16, and
+ * on the CPU with the block-quantized Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K
+ * weights; the other ggml types are recognised, sized and listed, and reading them reports
  * MOME_STATUS_UNSUPPORTED. */
 typedef enum mome_tensor_type {
     MOME_TENSOR_TYPE_F32 = 0,
@@ -342,7 +343,8 @@ MOME_API mome_status mome_model_tensor_at(const mome_model* model, uint64_t inde
 MOME_API mome_status mome_model_tensor_find(const mome_model* model, const char* name,
                                             uint64_t* out_index);
 
-/* Converts tensor `index` (F32, F16 or BF16) to F32 into `dst`, which holds `count`
+/* Converts tensor `index` (F32, F16, BF16 or a quantized type Mome computes with,
+ * dequantized) to F32 into `dst`, which holds `count`
  * floats; `count` must equal the tensor's element count. */
 MOME_API mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_t index,
                                                 float* dst, uint64_t count);
@@ -388,6 +390,14 @@ MOME_API mome_status mome_synthetic_preset(const char* name, mome_synthetic_para
  * renamed over `path` when complete): on failure no file at `path` is changed. */
 MOME_API mome_status mome_synthetic_write(const mome_synthetic_params* params,
                                           const char* path);
+
+/* Writes the GGUF model at `src_path` to `dst_path` with every F32/F16/BF16 matrix whose
+ * rows are a multiple of 32 quantized to `type` (MOME_TENSOR_TYPE_Q8_0 or _Q4_0), rounded as
+ * llama.cpp's quantizer rounds without an importance matrix (the same tensor bytes); vectors
+ * and metadata are copied, general.file_type is set. Written atomically: on failure no file
+ * at `dst_path` is changed. MOME_STATUS_UNSUPPORTED for other types. */
+MOME_API mome_status mome_model_quantize(const char* src_path, const char* dst_path,
+                                         mome_tensor_type type);
 
 /* ---------------------------------------------------------------------------------------
  * Sessions: the frozen Llama forward pass over a KV cache (CPU backend).

@@ -199,19 +199,58 @@ public sealed class BadInputTests
             MomeErrorCode.FormatError, "'blk.0.ffn_down.weight' has shape [8, 16], expected [16, 8]");
 
     [Test]
-    public void QuantizedTensorsAreListedButNotComputed()
+    public void TensorsOfTypesMomeDoesNotComputeAreListedButRefused()
     {
-        // Q4_0: blocks of 32 elements in 18 bytes.
-        var path = Write("q4.gguf", GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
-            .Tensor("blk.0.attn_q.weight", 2, [32, 32], new byte[32 * 18]).Build());
-        OpenFails(path, MomeErrorCode.Unsupported, "Q4_0");
+        // IQ4_NL (ggml type 20): blocks of 32 elements in 18 bytes, a codebook format Mome lacks.
+        var path = Write("iq4.gguf", GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
+            .Tensor("blk.0.attn_q.weight", 20, [32, 32], new byte[32 * 18]).Build());
+        OpenFails(path, MomeErrorCode.Unsupported, "IQ4_NL");
         using var model = MomeModel.Open(path, metadataOnly: true);
         var q = model.Tensors.Single(t => t.Name == "blk.0.attn_q.weight");
-        Assert.That(q.Type, Is.EqualTo(TensorType.Q4_0));
+        Assert.That((int)q.Type, Is.EqualTo(20));
         Assert.That(q.SizeBytes, Is.EqualTo(32UL * 18));
         var e = Assert.Throws<MomeException>(() => model.ReadTensor("blk.0.attn_q.weight"))!;
         Assert.That(e.Code, Is.EqualTo(MomeErrorCode.Unsupported));
-        Assert.That(e.Message, Does.Contain("Q4_0"));
+        Assert.That(e.Message, Does.Contain("IQ4_NL"));
+    }
+
+    [Test]
+    public void QuantizedTensorsAreComputedAndReadDequantized()
+    {
+        // One Q4_0 block per row: scale 0.5 (F16 0x3800), byte j = j | (15 - j) << 4, so element
+        // j < 16 is 0.5 (j - 8) and element j + 16 is 0.5 (7 - j).
+        var block = new byte[18];
+        block[0] = 0x00;
+        block[1] = 0x38;
+        for (var j = 0; j < 16; j++) block[2 + j] = (byte)(j | ((15 - j) << 4));
+        var path = Write("q4.gguf", GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
+            .Tensor("blk.0.attn_q.weight", 2, [32, 32], Enumerable.Repeat(block, 32).SelectMany(b => b).ToArray()).Build());
+        using var model = MomeModel.Open(path);
+        var values = model.ReadTensor("blk.0.attn_q.weight");
+        var row = Enumerable.Range(0, 16).Select(j => 0.5f * (j - 8)).Concat(Enumerable.Range(0, 16).Select(j => 0.5f * (7 - j))).ToArray();
+        Assert.That(values, Is.EqualTo(Enumerable.Repeat(row, 32).SelectMany(r => r).ToArray()));
+        using var session = new MomeSession(model, new SessionOptions { ContextLength = 8 });
+        Assert.That(session.Evaluate([1, 2, 3]).All(float.IsFinite), Is.True);
+        // Quantized weights run on the CPU backend only; CUDA refuses them by name.
+        var cuda = Assert.Throws<MomeException>(() => new MomeSession(model, new SessionOptions { ContextLength = 8, CudaDevice = 0 }))!;
+        Assert.That(cuda.Code, Is.EqualTo(MomeErrorCode.Unsupported));
+        Assert.That(cuda.Message, Does.Contain("'blk.0.attn_q.weight' is Q4_0").And.Contain("CUDA backend"));
+    }
+
+    [Test]
+    public void QuantizedRowNotAMultipleOfItsBlockIsRefused() =>
+        // Q4_K packs 256 elements per block; a row of 32 cannot be stored.
+        OpenFails(Write("qk.gguf", GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
+                .Tensor("blk.0.attn_q.weight", 12, [32, 32], new byte[144 * 4]).Build()),
+            MomeErrorCode.FormatError, "of type Q4_K has a row of 32 elements, not a multiple of its block size 256", metadataOnly: true);
+
+    [Test]
+    public void TruncatedQuantizedTensorIsRefused()
+    {
+        // 32 rows of one Q8_0 block (34 bytes) need 1088 bytes; the last tensor gets fewer.
+        var bytes = GgufBuilder.TinyLlama(embd: 32).Drop("blk.0.attn_q.weight")
+            .Tensor("blk.0.attn_q.weight", 8, [32, 32], new byte[32 * 34]).Build();
+        OpenFails(Write("cut.gguf", bytes[..^100]), MomeErrorCode.FormatError, "extends past the end", metadataOnly: true);
     }
 
     [Test]

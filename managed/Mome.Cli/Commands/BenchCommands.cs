@@ -194,7 +194,7 @@ public static class BenchCommands
         var model = new Option<FileInfo?>("--model") { Description = "A GGUF model; default: the synthetic preset (created and cached)." };
         var preset = new Option<string>("--preset") { Description = "Synthetic preset when --model is absent.", DefaultValueFactory = _ => "small" };
         preset.AcceptOnlyFromAmong([.. SyntheticModelConfig.PresetNames]);
-        var types = new Option<string>("--weight-types") { Description = "Comma-separated f32,f16,bf16 (synthetic models only).", DefaultValueFactory = _ => "f32,f16" };
+        var types = new Option<string>("--weight-types") { Description = "Comma-separated f32,f16,bf16,q8_0,q4_k_m (synthetic models only; q8_0 quantized by Mome, q4_k_m by llama.cpp).", DefaultValueFactory = _ => "f32,f16" };
         var threads = new Option<string>("--threads") { Description = "Comma-separated thread counts.", DefaultValueFactory = _ => "1,2" };
         var prompt = new Option<int>("--prompt") { Description = "Prompt tokens (prefill).", DefaultValueFactory = _ => 128 };
         var decode = new Option<int>("--decode") { Description = "Tokens decoded one at a time.", DefaultValueFactory = _ => 128 };

@@ -6,14 +6,35 @@ using Spectre.Console;
 
 namespace Mome.Cli.Commands;
 
-/// <summary>`mome model create` and `mome model info`.</summary>
+/// <summary>`mome model create`, `mome model info` and `mome model quantize`.</summary>
 public static class ModelCommands
 {
     public static Command Create(CliIo io) => new("model", "Create and inspect GGUF model files.")
     {
         CreateCommand(io),
         InfoCommand(io),
+        QuantizeCommand(io),
     };
+
+    private static Command QuantizeCommand(CliIo io)
+    {
+        var input = new Argument<FileInfo>("in") { Description = "The GGUF model to quantize (F32, F16 or BF16 matrices)." };
+        var output = new Argument<FileInfo>("out") { Description = "Path of the quantized GGUF file to write." };
+        var type = new Argument<string>("type") { Description = "Q8_0 or Q4_0." };
+        type.AcceptOnlyFromAmong("Q8_0", "Q4_0", "q8_0", "q4_0");
+        var command = new Command("quantize", "Quantize a model's matrices to Q8_0 or Q4_0 (the bytes llama.cpp's quantizer writes).")
+        {
+            input, output, type,
+        };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var target = parse.GetValue(type)!.ToUpperInvariant() == "Q8_0" ? TensorType.Q8_0 : TensorType.Q4_0;
+            var path = parse.GetValue(output)!.FullName;
+            io.Console.Status().Start($"Writing {path}", _ => MomeModel.Quantize(parse.GetValue(input)!.FullName, path, target));
+            io.Console.MarkupLineInterpolated($"Wrote [green]{path}[/] ({target}): {new FileInfo(path).Length / 1024.0:N0} KiB.");
+        }));
+        return command;
+    }
 
     private static Command CreateCommand(CliIo io)
     {

@@ -1,7 +1,8 @@
 namespace Mome;
 
 /// <summary>Element types of tensors (numbering as in ggml). Mome computes with F32, F16
-/// and BF16; other types are listed but cannot be read.</summary>
+/// and BF16, and on the CPU with Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K weights;
+/// other types are listed but cannot be read.</summary>
 public enum TensorType
 {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,

@@ -7,7 +7,9 @@
 #include "gguf/tensor_types.h"
 #include "model/llama_config.h"
 #include "model/model.h"
+#include "model/quantize_model.h"
 #include "model/synthetic.h"
+#include "quant/quant.h"
 
 using namespace mome;
 
@@ -200,10 +202,14 @@ mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_t index, 
         if (count != static_cast<uint64_t>(t.n_elements))
             fail(MOME_STATUS_INVALID_ARGUMENT, format("tensor '%s' has %lld elements, the buffer %llu", t.name.c_str(),
                                                       static_cast<long long>(t.n_elements), static_cast<unsigned long long>(count)));
-        if (!is_compute_type(t.type))
-            fail(MOME_STATUS_UNSUPPORTED, format("tensor '%s' has type %s; only F32, F16 and BF16 can be read",
-                                                 t.name.c_str(), tensor_type_name(t.type).c_str()));
         const uint8_t* src = model->file->tensor_data(t);
+        if (is_quantized_type(t.type)) {
+            dequantize_row(t.type, src, t.n_elements, dst);
+            return;
+        }
+        if (!is_compute_type(t.type))
+            fail(MOME_STATUS_UNSUPPORTED, format("tensor '%s' has type %s; only F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+                                                 "Q4_K, Q5_K and Q6_K can be read", t.name.c_str(), tensor_type_name(t.type).c_str()));
         if (t.type == MOME_TENSOR_TYPE_F32) {
             std::memcpy(dst, src, count * sizeof(float));
             return;
@@ -228,6 +234,14 @@ mome_status mome_synthetic_write(const mome_synthetic_params* params, const char
         require_arg(params != nullptr, "params is null");
         require_arg(path != nullptr && *path != '\0', "path is null or empty");
         write_synthetic_model(*params, path);
+    });
+}
+
+mome_status mome_model_quantize(const char* src_path, const char* dst_path, mome_tensor_type type) {
+    return guarded([&] {
+        require_arg(src_path != nullptr && *src_path != '\0', "src_path is null or empty");
+        require_arg(dst_path != nullptr && *dst_path != '\0', "dst_path is null or empty");
+        quantize_model(src_path, dst_path, type);
     });
 }
 

@@ -8,6 +8,7 @@
 #include "cpu/matmul_variants.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "quant/quant.h"
 
 namespace mome {
 
@@ -57,6 +58,7 @@ AxpyRowFn axpy_row_best() { return variant().axpy; }
 ScoreKeysFn score_keys_best() { return variant().score_keys; }
 
 void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
+    if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool);
     const RowsFn rows = variant().rows;
     const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;
     pool.run(n_chunks, [&](int64_t chunk) {

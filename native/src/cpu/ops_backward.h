@@ -17,6 +17,7 @@ class ThreadPool;
 void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps, const float* dy, float* dx);
 
 // Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k]; tokens over `pool`'s threads when given.
+// A quantized W enters dequantized (the straight-through view of its integer dot products).
 void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool = nullptr);
 
 // out = silu(gate) * up  =>  dgate, dup (overwritten).

@@ -3,6 +3,7 @@
 
 #include "core/half.h"
 #include "cpu/ops.h"
+#include "quant/quant.h"
 
 namespace mome {
 
@@ -14,6 +15,7 @@ void round_activations_like_weights(mome_tensor_type weight_type, float* x, int6
 }
 
 void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
+    if (is_quantized_type(W.type)) return quant_matmul_ref(W, X, n_tokens, Y);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const float* x = X + t * W.cols;
         for (int64_t r = 0; r < W.rows; ++r) {
@@ -26,7 +28,9 @@ void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
 
 void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out) {
     double sum_sq = 0;
-    for (int64_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+    // Squares in float, summed in double, as ggml does: quantized activations downstream
+    // round at block steps, so even the last bit of the scale matters.
+    for (int64_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x[i] * x[i]);
     const float mean = static_cast<float>(sum_sq / static_cast<double>(d));
     const float scale = 1.0f / std::sqrt(mean + eps);
     for (int64_t i = 0; i < d; ++i) out[i] = x[i] * scale * weight[i];
@@ -90,6 +94,7 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
 }
 
 void embed_ref(const Matrix& embedding, int32_t token, float* out) {
+    if (is_quantized_type(embedding.type)) return dequantize_matrix_row(embedding, token, out);
     for (int64_t k = 0; k < embedding.cols; ++k) out[k] = weight_at(embedding, token, k);
 }
 

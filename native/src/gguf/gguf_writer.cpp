@@ -53,6 +53,28 @@ void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t
     for (int32_t x : v) put(x);
 }
 
+void GgufWriter::put_value_body(const GgufValue& v) {
+    if (v.type == MOME_VALUE_TYPE_STRING) {
+        put_string(v.strings.at(0));
+    } else if (v.type == MOME_VALUE_TYPE_ARRAY) {
+        put<uint32_t>(v.element_type);
+        put<uint64_t>(v.count);
+        if (v.element_type == MOME_VALUE_TYPE_STRING)
+            for (const std::string& s : v.strings) put_string(s);
+        else if (v.element_type == MOME_VALUE_TYPE_ARRAY)
+            for (const GgufValue& a : v.arrays) put_value_body(a);
+        else
+            kv_.insert(kv_.end(), v.raw, v.raw + v.count * gguf_scalar_size(v.element_type));
+    } else {
+        kv_.insert(kv_.end(), v.raw, v.raw + gguf_scalar_size(v.type));
+    }
+}
+
+void GgufWriter::set_value(const std::string& key, const GgufValue& v) {
+    begin_entry(key, v.type);
+    put_value_body(v);
+}
+
 void GgufWriter::add_tensor(const std::string& name, mome_tensor_type type, const std::vector<int64_t>& ne, Fill fill) {
     const TensorTypeTraits* traits = tensor_type_traits(type);
     if (!traits || ne.empty() || ne.size() > MOME_MAX_DIMS)

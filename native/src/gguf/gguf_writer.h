@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gguf/gguf_file.h"
 #include "mome.h"
 
 namespace mome {
@@ -21,6 +22,8 @@ public:
     void set_string_array(const std::string& key, const std::vector<std::string>& v);
     void set_f32_array(const std::string& key, const std::vector<float>& v);
     void set_i32_array(const std::string& key, const std::vector<int32_t>& v);
+    // A value read from another GGUF file, copied as it is (any type, nested arrays too).
+    void set_value(const std::string& key, const GgufValue& v);
 
     // `fill` writes the tensor's size_bytes into the buffer it is given when the file is
     // written, so large models are produced one tensor at a time.
@@ -42,6 +45,7 @@ private:
     template <typename T>
     void put(T v);
     void put_string(const std::string& s);
+    void put_value_body(const GgufValue& v);
 
     std::vector<uint8_t> kv_;
     uint64_t n_kv_ = 0;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "gguf/tensor_types.h"
+#include "quant/quant.h"
 
 namespace mome {
 
@@ -172,9 +173,13 @@ void check_llama_tensors(const GgufFile& f, const mome_llama_config& c) {
             fail(MOME_STATUS_FORMAT_ERROR, format("%s: tensor '%s' has shape [%s], expected [%s]", f.path().c_str(), name.c_str(),
                                                   have.c_str(), want.c_str()));
         }
-        if (!is_compute_type(t->type))
-            fail(MOME_STATUS_UNSUPPORTED, format("%s: tensor '%s' has type %s; Mome computes with F32, F16 and BF16 only",
-                                                 f.path().c_str(), name.c_str(), tensor_type_name(t->type).c_str()));
+        // Matrices may be block-quantized; vectors (norms, rope factors) stay F32/F16/BF16 as
+        // llama.cpp's quantizer leaves them.
+        const bool matrix = ne.size() == 2;
+        if (!is_compute_type(t->type) && !(matrix && is_quantized_type(t->type)))
+            fail(MOME_STATUS_UNSUPPORTED,
+                 format("%s: tensor '%s' has type %s; Mome computes with F32, F16 and BF16%s", f.path().c_str(), name.c_str(),
+                        tensor_type_name(t->type).c_str(), matrix ? ", Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K" : " vectors"));
     };
     const int64_t q_dim = c.n_head * c.head_dim, k_dim = c.n_head_kv * c.head_dim, v_dim = c.n_head_kv * c.head_dim_v;
     expect("token_embd.weight", {c.n_embd, c.n_vocab});

@@ -10,6 +10,8 @@
 #include "memory/memory_layer.h"
 #include "model/llama_config.h"
 #include "model/synthetic.h"
+#include "gguf/tensor_types.h"
+#include "quant/quant.h"
 
 namespace mome {
 
@@ -97,6 +99,12 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
                                                params.n_seq_max, static_cast<long long>(n_ctx), bytes / 1073741824.0,
                                                kMaxCacheBytes / 1073741824.0));
 
+    if (on_cuda)
+        for (const GgufTensor& t : model.file->tensors())
+            if (is_quantized_type(t.type))
+                fail(MOME_STATUS_UNSUPPORTED, format("%s: tensor '%s' is %s; the CUDA backend computes with F32, F16 and BF16 "
+                                                     "weights only (run quantized models on the CPU backend)",
+                                                     model.file->path().c_str(), t.name.c_str(), tensor_type_name(t.type).c_str()));
     s->model = &model;
     s->weights = load_llama_weights(*model.file, c);
     if (params.bank) {

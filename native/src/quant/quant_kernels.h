@@ -1,0 +1,138 @@
+// The fast quantized matmul over unpacked rows, written once in plain loops that the compiler
+// vectorises (int8 products summed in int32) and compiled once per instruction set
+// (quant_avx512.cpp, quant_avx2.cpp, quant_portable.cpp). Internal linkage only, so the
+// per-ISA copies never meet at link time. The arithmetic is quant_dot_ref's: the same
+// integers, then the same F32 scale products in block order.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "mome.h"
+#include "quant/quant_unpacked.h"
+
+namespace {
+
+inline int32_t int8_dot(const int8_t* a, const int8_t* b, int n) {
+    int32_t s = 0;
+    for (int l = 0; l < n; ++l) s += static_cast<int32_t>(a[l]) * static_cast<int32_t>(b[l]);
+    return s;
+}
+
+// Lane sums in plain loops.
+struct PlainLanes {
+    static void lane_sums(const int8_t* w, const int8_t* a, int32_t out[8]) {
+        for (int m = 0; m < 8; ++m) out[m] = int8_dot(w + 4 * m, a + 4 * m, 4);
+    }
+};
+
+// ggml's 8 float lanes (see quant_dot_ref.cpp): lane m sums elements 4m..4m+3 of each run of 32.
+struct Lanes {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    void add(float scale, const int32_t sums[8]) {
+        for (int m = 0; m < 8; ++m) acc[m] = std::fma(scale, static_cast<float>(sums[m]), acc[m]);
+    }
+    float total() const {
+        const float r0 = acc[0] + acc[4], r1 = acc[1] + acc[5], r2 = acc[2] + acc[6], r3 = acc[3] + acc[7];
+        return (r0 + r2) + (r1 + r3);
+    }
+};
+
+// Adds the lane sums of one run of 32, the first 16 elements (lanes 0..3) scaled by lo, the
+// last 16 by hi. Isa::lane_sums(w, a, out) writes out[m] = sum of w[i] a[i] over i in 4m..4m+3.
+template <class Isa>
+inline void add_run(const int8_t* w, const int8_t* a, int32_t lo, int32_t hi, int32_t sums[8]) {
+    int32_t lanes[8];
+    Isa::lane_sums(w, a, lanes);
+    for (int m = 0; m < 8; ++m) sums[m] += (m < 4 ? lo : hi) * lanes[m];
+}
+
+// Sum of w[i] a[i] over one run of 32.
+template <class Isa>
+inline int32_t run_dot(const int8_t* w, const int8_t* a) {
+    int32_t lanes[8];
+    Isa::lane_sums(w, a, lanes);
+    int32_t s = 0;
+    for (int32_t x : lanes) s += x;
+    return s;
+}
+
+template <class Isa>
+inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) {
+    const int8_t* wq = w.q.data();
+    const int8_t* aq = a.q.data();
+    switch (w.type) {
+    case MOME_TENSOR_TYPE_Q4_0: {
+        float sum = 0;
+        for (int64_t i = 0; i < n / 32; ++i)
+            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(run_dot<Isa>(wq + 32 * i, aq + 32 * i)), sum);
+        return sum;
+    }
+    case MOME_TENSOR_TYPE_Q8_0:
+    case MOME_TENSOR_TYPE_Q5_0:
+    case MOME_TENSOR_TYPE_Q4_1:
+    case MOME_TENSOR_TYPE_Q5_1: {
+        Lanes lanes;
+        float mins = 0;
+        for (int64_t i = 0; i < n / 32; ++i) {
+            if (w.has_min) mins = std::fma(w.extra[i], a.extra[i], mins);
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            add_run<Isa>(wq + 32 * i, aq + 32 * i, 1, 1, sums);
+            lanes.add(w.scale[i] * a.scale[i], sums);
+        }
+        return w.has_min ? lanes.total() + mins : lanes.total();
+    }
+    case MOME_TENSOR_TYPE_Q5_K: {
+        Lanes lanes;
+        float mins = 0;
+        for (int64_t i = 0; i < n / 256; ++i) {
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min = 0;
+            for (int run = 0; run < 8; ++run) {
+                const int64_t g = 16 * i + 2 * run;
+                add_run<Isa>(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
+                min += w.group_min[g] * a.group[g] + w.group_min[g + 1] * a.group[g + 1];
+            }
+            mins = std::fma(-a.scale[i] * w.extra[i], static_cast<float>(min), mins);
+            lanes.add(a.scale[i] * w.scale[i], sums);
+        }
+        return lanes.total() + mins;
+    }
+    default: {  // Q4_K, Q6_K: in sequence
+        float sum = 0, mins = 0;
+        for (int64_t i = 0; i < n / 256; ++i) {
+            int32_t dot = 0, min = 0;
+            for (int run = 0; run < 8; ++run) {
+                int32_t lanes[8];
+                Isa::lane_sums(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, lanes);
+                const int64_t g = 16 * i + 2 * run;
+                dot += w.group[g] * (lanes[0] + lanes[1] + lanes[2] + lanes[3]) + w.group[g + 1] * (lanes[4] + lanes[5] + lanes[6] + lanes[7]);
+            }
+            for (int g = 0; g < 16; ++g) min += w.group_min[16 * i + g] * a.group[16 * i + g];
+            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(dot), sum);
+            if (w.has_min) mins = std::fma(w.extra[i] * a.scale[i], static_cast<float>(min), mins);
+        }
+        return w.has_min ? sum - mins : sum;
+    }
+    }
+}
+
+struct PlainDot {
+    static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) { return unpacked_dot<PlainLanes>(w, a, n); }
+};
+
+// Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens.
+// Dot::dot(w, a, n) is unpacked_dot (the portable build) or a SIMD version of it
+// (quant_kernels_x86.h) that computes the same integers and the same floats.
+template <class Dot>
+inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
+                            const std::vector<mome::UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
+    thread_local mome::UnpackedRow w;
+    for (int64_t r = r0; r < r1; ++r) {
+        mome::unpack_weight_row(type, W + r * row_bytes, cols, w);
+        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = Dot::dot(w, acts[t], cols);
+    }
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+// unpacked_dot (quant_kernels.h) with AVX2 intrinsics, for the AVX2 and AVX-512 builds: the 8
+// float lanes live in one register, the integer lane sums come from maddubs/madd, super-block
+// sums are accumulated as vectors. The same integers and the same float operations in the
+// same order as the portable code, so the results are identical bit for bit.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "mome.h"
+#include "quant/quant_unpacked.h"
+
+namespace {
+
+// Lane m = sum of w[i] a[i] over bytes 4m..4m+3 of a run of 32: |w| times a with w's sign,
+// multiplied and added in pairs to 16 bits (at most 2 x 128 x 127, no saturation), then
+// pairs of those to 32 bits.
+inline __m256i lane_sums_x86(const int8_t* w, const int8_t* a) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+inline int32_t hsum_int_x86(__m256i v) {
+    int32_t l[8];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(l), v);
+    return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+// ggml's hsum_float_8 order: (m, m + 4) pairs, then (0 + 2) + (1 + 3).
+inline float lanes_total_x86(__m256 acc) {
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    const float r0 = l[0] + l[4], r1 = l[1] + l[5], r2 = l[2] + l[6], r3 = l[3] + l[7];
+    return (r0 + r2) + (r1 + r3);
+}
+
+// Lanes 0..3 hold the first 16 elements of a run (scale lo), lanes 4..7 the last 16 (hi).
+inline __m256i run_scales_x86(int32_t lo, int32_t hi) { return _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi); }
+
+struct X86Dot {
+    static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) {
+        const int8_t* wq = w.q.data();
+        const int8_t* aq = a.q.data();
+        switch (w.type) {
+        case MOME_TENSOR_TYPE_Q4_0: {
+            float sum = 0;
+            for (int64_t i = 0; i < n / 32; ++i)
+                sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(hsum_int_x86(lane_sums_x86(wq + 32 * i, aq + 32 * i))), sum);
+            return sum;
+        }
+        case MOME_TENSOR_TYPE_Q8_0:
+        case MOME_TENSOR_TYPE_Q5_0:
+        case MOME_TENSOR_TYPE_Q4_1:
+        case MOME_TENSOR_TYPE_Q5_1: {
+            __m256 acc = _mm256_setzero_ps();
+            float mins = 0;
+            for (int64_t i = 0; i < n / 32; ++i) {
+                if (w.has_min) mins = std::fma(w.extra[i], a.extra[i], mins);
+                const __m256 sums = _mm256_cvtepi32_ps(lane_sums_x86(wq + 32 * i, aq + 32 * i));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w.scale[i] * a.scale[i]), sums, acc);
+            }
+            return w.has_min ? lanes_total_x86(acc) + mins : lanes_total_x86(acc);
+        }
+        case MOME_TENSOR_TYPE_Q5_K: {
+            __m256 acc = _mm256_setzero_ps();
+            float mins = 0;
+            for (int64_t i = 0; i < n / 256; ++i) {
+                __m256i sums = _mm256_setzero_si256();
+                int32_t min = 0;
+                for (int run = 0; run < 8; ++run) {
+                    const int64_t g = 16 * i + 2 * run;
+                    const __m256i lanes = lane_sums_x86(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run);
+                    sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(lanes, run_scales_x86(w.group[g], w.group[g + 1])));
+                    min += w.group_min[g] * a.group[g] + w.group_min[g + 1] * a.group[g + 1];
+                }
+                mins = std::fma(-a.scale[i] * w.extra[i], static_cast<float>(min), mins);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a.scale[i] * w.scale[i]), _mm256_cvtepi32_ps(sums), acc);
+            }
+            return lanes_total_x86(acc) + mins;
+        }
+        default: {  // Q4_K, Q6_K: in sequence
+            float sum = 0, mins = 0;
+            for (int64_t i = 0; i < n / 256; ++i) {
+                __m256i sums = _mm256_setzero_si256();
+                for (int run = 0; run < 8; ++run) {
+                    const int64_t g = 16 * i + 2 * run;
+                    const __m256i lanes = lane_sums_x86(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run);
+                    sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(lanes, run_scales_x86(w.group[g], w.group[g + 1])));
+                }
+                int32_t min = 0;
+                for (int g = 0; g < 16; ++g) min += w.group_min[16 * i + g] * a.group[16 * i + g];
+                sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(hsum_int_x86(sums)), sum);
+                if (w.has_min) mins = std::fma(w.extra[i] * a.scale[i], static_cast<float>(min), mins);
+            }
+            return w.has_min ? sum - mins : sum;
+        }
+        }
+    }
+};
+
+}  // namespace
