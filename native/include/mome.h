@@ -15,8 +15,9 @@
  * Threads: a model, once open, is read-only, and any number of threads may use it at once
  * (sessions over it, metadata, tensor reads). A bank may likewise be shared by many
  * sessions and threads for everything that reads it (decoding, mome_bank_route,
- * mome_bank_get_*, mome_bank_fact_backward, mome_bank_save); a call that changes it
- * (mome_bank_set_*) must not overlap any other use of that bank. A session is used by one
+ * mome_bank_get_*, mome_bank_gate_evidence, mome_bank_fact_backward, mome_bank_save); a
+ * call that changes it (mome_bank_set_*, mome_bank_gate_add_fact) must not overlap any other
+ * use of that bank. A session is used by one
  * thread at a time. The standalone operators (mome_matmul, mome_route, mome_lora_apply)
  * may be called from any number of threads on caller buffers that do not overlap their
  * outputs. Errors are per thread: mome_last_error() reports the calling thread's last
