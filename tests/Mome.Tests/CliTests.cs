@@ -78,4 +78,45 @@ public sealed class CliTests
         Assert.That(result.Code, Is.EqualTo(0), result.Err);
         Assert.That(result.Out, Does.Contain("Cpu"));
     }
+
+    [Test]
+    public void TuneThenEvalReportsTheThreeAxesAsNamedFields()
+    {
+        var model = Path.Combine(_dir, "m.gguf");
+        Assert.That(Run("model", "create", "--preset", "tiny", "--init-std", "0.25", "--seed", "9", "--out", model).Code, Is.EqualTo(0));
+        var all = SyntheticFacts.Random(40, seed: 3);
+        var facts = Path.Combine(_dir, "facts.jsonl");
+        var unseen = Path.Combine(_dir, "unseen.jsonl");
+        var paraphrases = Path.Combine(_dir, "paraphrases.jsonl");
+        var unrelated = Path.Combine(_dir, "unrelated.txt");
+        var negatives = Path.Combine(_dir, "negatives.txt");
+        FactsFile.Save(facts, all.Take(30));
+        FactsFile.Save(unseen, all.Skip(30));
+        FactsFile.Save(paraphrases, all.Take(30).Select(f => f with { Question = "Tell me the code of " + f.Question }));
+        File.WriteAllText(unrelated, "Q: Where is the station?\\nA:\nThe cat sat on the\n");
+        File.WriteAllText(negatives, "Q: What is the access code of the front door?\\nA:\n");
+        var bank = Path.Combine(_dir, "b.mome");
+        var tune = Run("tune", "--model", model, "--facts", facts, "--out", bank, "--experts", "4096", "--negatives", negatives);
+        Assert.That(tune.Code, Is.EqualTo(0), tune.Err);
+        Assert.That(tune.Out, Does.Contain("Locality gate: threshold").And.Contain("1 given"));
+
+        var eval = Run("eval", "--model", model, "--memory", bank, "--facts", facts, "--unrelated", unrelated, "--unseen", unseen,
+            "--paraphrases", paraphrases, "--json");
+        Assert.That(eval.Code, Is.EqualTo(0), eval.Err);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(eval.Out)!.AsObject();
+        foreach (var field in new[] { "exact_recall", "token_accuracy", "interference_kl", "interference_kl_max", "locality_top1",
+                     "unseen_false_recall", "unseen_kl", "generality", "gate_threshold" })
+            Assert.That(json[field]?.GetValueKind(), Is.EqualTo(System.Text.Json.JsonValueKind.Number), field);
+        Assert.That((double)json["exact_recall"]!, Is.EqualTo(1.0));
+        Assert.That((double)json["interference_kl"]!, Is.EqualTo(0.0));
+        Assert.That((int)json["unrelated_prompts"]!, Is.EqualTo(2), "the escaped newline joined its line");
+        Assert.That((int)json["unseen_questions"]!, Is.EqualTo(10));
+
+        var off = Run("eval", "--model", model, "--memory", bank, "--facts", facts, "--unrelated", unrelated, "--gate", "off", "--json");
+        Assert.That(off.Code, Is.EqualTo(0), off.Err);
+        var ungated = System.Text.Json.Nodes.JsonNode.Parse(off.Out)!.AsObject();
+        Assert.That(ungated["gate_threshold"], Is.Null);
+        Assert.That((double)ungated["interference_kl"]!, Is.GreaterThan(0.0), "without the gate the bank changes the unrelated prompts");
+        Assert.That(Run("tune", "--model", model, "--facts", facts, "--out", bank, "--gate", "1.5").Err, Does.Contain("--gate must be"));
+    }
 }
