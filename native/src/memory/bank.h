@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "gguf/mapped_file.h"
@@ -33,6 +34,7 @@ struct MemoryLayer {
     // The locality gate (memory/gate.h): unit signatures [n_signatures x key_dim], F32, and
     // the evidence a route needs; at or below -1 the gate is off and every route applies.
     TableBytes gate;
+    std::unordered_set<uint64_t> gate_hashes;  // of the signatures' bits, built on the first add
     float gate_threshold = kGateOff;
     static constexpr float kGateOff = -2.0f;
 };

@@ -1,5 +1,6 @@
 #include "memory/gate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
@@ -93,17 +94,25 @@ void apply_gate(const mome_bank& bank, int slot, const float* queries, int64_t n
 void add_gate_signatures(const mome_bank& bank, MemoryLayer& layer, const float* queries, int64_t n) {
     const int64_t d = bank.params.key_dim;
     int64_t count = signature_count(layer);
-    std::unordered_set<uint64_t> held;
-    const auto* existing = reinterpret_cast<const float*>(layer.gate.data);
-    for (int64_t i = 0; i < count; ++i) held.insert(bits_hash(existing + i * d, d));
+    std::unordered_set<uint64_t>& held = layer.gate_hashes;
+    if (static_cast<int64_t>(held.size()) != count) {  // first add since the bank was made or loaded
+        held.clear();
+        const auto* existing = reinterpret_cast<const float*>(layer.gate.data);
+        for (int64_t i = 0; i < count; ++i) held.insert(bits_hash(existing + i * d, d));
+    }
     std::vector<float> added;
+    std::vector<uint64_t> added_hashes;
     std::vector<float> unit(static_cast<size_t>(d));
     for (int64_t t = 0; t < n; ++t) {
         if (!normalised(queries + t * d, d, unit.data()))
             fail(MOME_STATUS_INVALID_ARGUMENT, format("gate signature %lld is a zero query", static_cast<long long>(t)));
-        if (held.insert(bits_hash(unit.data(), d)).second) added.insert(added.end(), unit.begin(), unit.end());
+        const uint64_t h = bits_hash(unit.data(), d);
+        if (held.count(h) || std::find(added_hashes.begin(), added_hashes.end(), h) != added_hashes.end()) continue;
+        added_hashes.push_back(h);
+        added.insert(added.end(), unit.begin(), unit.end());
     }
     if (added.empty()) return;
+    held.insert(added_hashes.begin(), added_hashes.end());  // only now: a refused call adds nothing
     TableBytes& g = layer.gate;
     if (g.owned.empty() && g.size > 0) g.owned.assign(g.data, g.data + g.size);  // borrowed from a mapped file
     const auto* bytes = reinterpret_cast<const uint8_t*>(added.data());
