@@ -5,7 +5,8 @@ using Mome.Cli;
 
 namespace Mome.Tests;
 
-/// <summary>Generation: greedy decoding equals llama.cpp's greedy decoding; seeded sampling is
+/// <summary>Generation: greedy decoding equals llama.cpp's greedy decoding, as tokens and as
+/// llama.cpp's detokenized text; seeded sampling is
 /// reproducible; `mome logits` prints llama.cpp's logits; `mome generate` streams text.</summary>
 [NonParallelizable]
 public sealed class GenerationTests
@@ -31,7 +32,33 @@ public sealed class GenerationTests
         using var generator = new TextGenerator(model, new SessionOptions { ContextLength = 128 });
         var prompt = generator.Tokenizer.Encode("The capital of the country is");
         var ours = generator.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 24, StopAtEndOfGeneration = false }).ToArray();
+        var (expectedPrompt, theirs, _) = LlamaCppGreedy("The capital of the country is", 24);
+        Assert.That(prompt, Is.EqualTo(expectedPrompt), "same prompt tokens");
+        Assert.That(ours, Is.EqualTo(theirs));
+    }
 
+    /// <summary>The text Mome generates (its own detokenizer, streamed and whole) equals the
+    /// text llama.cpp's detokenizer makes of llama.cpp's own greedy tokens.</summary>
+    [TestCase("The capital of the country is")]
+    [TestCase("the old man")]
+    public async Task GreedyTextEqualsLlamaCppGreedyText(string prompt)
+    {
+        using var model = MomeModel.Open(_path);
+        using var generator = new TextGenerator(model, new SessionOptions { ContextLength = 128 });
+        var options = new GenerationOptions { MaxTokens = 24, StopAtEndOfGeneration = false };
+        var (_, _, theirs) = LlamaCppGreedy(prompt, 24);
+        Assert.That(theirs, Is.Not.Empty);
+        Assert.That(generator.Generate(prompt, options), Is.EqualTo(theirs));
+        var pieces = new List<string>();
+        await foreach (var piece in generator.GenerateAsync(prompt, options)) pieces.Add(piece);
+        Assert.That(string.Concat(pieces), Is.EqualTo(theirs), "streamed");
+    }
+
+    // llama.cpp's greedy decoding of `steps` tokens after the prompt (exact settings: F32 KV
+    // cache, no flash attention, 1 thread): its prompt tokens, the tokens and their text as
+    // llama.cpp's own detokenizer writes it.
+    private (int[] Prompt, List<int> Tokens, string Text) LlamaCppGreedy(string text, int steps)
+    {
         var parameters = new ModelParams(_path)
         {
             ContextSize = 128, BatchSize = 128, GpuLayerCount = 0, Threads = 1, FlashAttention = false,
@@ -39,23 +66,24 @@ public sealed class GenerationTests
         };
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
-        var expectedPrompt = context.Tokenize("The capital of the country is", addBos: true).Select(t => (int)t).ToArray();
-        Assert.That(prompt, Is.EqualTo(expectedPrompt), "same prompt tokens");
+        var prompt = context.Tokenize(text, addBos: true).Select(t => (int)t).ToArray();
         var batch = new LLamaBatch();
         for (var i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
-        var theirs = new List<int>();
-        for (var step = 0; step < 24; step++)
+        var tokens = new List<int>();
+        var decoder = new StreamingTokenDecoder(context);
+        for (var step = 0; step < steps; step++)
         {
             Assert.That(context.NativeHandle.Decode(batch), Is.EqualTo(DecodeResult.Ok));
             var logits = context.NativeHandle.GetLogitsIth(batch.TokenCount - 1);
             var next = 0;
             for (var v = 1; v < logits.Length; v++)
                 if (logits[v] > logits[next]) next = v;
-            theirs.Add(next);
+            tokens.Add(next);
+            decoder.Add(next);
             batch.Clear();
             batch.Add(next, prompt.Length + step, LLamaSeqId.Zero, true);
         }
-        Assert.That(ours, Is.EqualTo(theirs));
+        return (prompt, tokens, decoder.Read());
     }
 
     [Test]

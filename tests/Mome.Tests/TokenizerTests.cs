@@ -204,21 +204,24 @@ public sealed class TokenizerTests
         Assert.That(mome.Decode(tokens.AsSpan(0, 3)), Is.EqualTo("a\uFFFD"));
     }
 
+    /// <summary>The full Llama 3 vocabulary encodes a 4 KB text as llama.cpp does, the same
+    /// every time. Its times are printed, never asserted: a shared machine makes wall-clock
+    /// limits fail by chance.</summary>
     [Test]
-    public void Llama3TokenizerBuildsAndEncodesQuickly()
+    public void Llama3TokenizerEncodesALongTextAsLlamaCppDoes()
     {
-        var (mome, _, buildTime) = Get(Vocab.Llama3);
+        var (mome, llama, buildTime) = Get(Vocab.Llama3);
         var text = TokenizerCorpus.Long;
+        var expected = llama.Tokenize(text, true, false);
+        var first = mome.Encode(text);
+        Assert.That(first, Is.EqualTo(expected), "the long text's tokens");
         for (var i = 0; i < 50; i++) mome.Encode(text); // warm up (tiered JIT)
         var watch = Stopwatch.StartNew();
         const int runs = 20;
-        var count = 0;
-        for (var i = 0; i < runs; i++) count = mome.Encode(text).Length;
+        for (var i = 0; i < runs; i++) Assert.That(mome.Encode(text), Is.EqualTo(first), $"encoding {i + 1}");
         var perEncode = watch.Elapsed / runs;
         TestContext.Out.WriteLine($"Llama 3 tokenizer (128256 tokens, 280147 merges): open + build {buildTime.TotalMilliseconds:F0} ms; " +
-                                  $"encoding {text.Length} chars into {count} tokens {perEncode.TotalMilliseconds:F2} ms");
-        Assert.That(buildTime, Is.LessThan(TimeSpan.FromSeconds(5)), "building the tokenizer");
-        Assert.That(perEncode, Is.LessThan(TimeSpan.FromMilliseconds(100)), "encoding 4 KB");
+                                  $"encoding {text.Length} chars into {first.Length} tokens {perEncode.TotalMilliseconds:F2} ms");
     }
 
     /// <summary>Without byte tokens a character that no piece covers becomes the unknown token

@@ -174,19 +174,48 @@ public sealed class TuningCheckpointTests
             "tune", "--model", modelPath, "--facts", factsPath, "--out", path, "--experts", "1024", "--top-k", "16", "--rank", "2",
             "--threads", "1", "--checkpoint-seconds", "0", "--epochs", "60", .. resume ? new[] { "--resume" } : [],
         ];
-        var random = new Random(5);
-        for (var kill = 0; kill < 5; kill++)
+        // The files a checkpoint in progress leaves (see MemoryTuner.SaveCheckpoint): the bank's
+        // side file while it is written, the side file before the rename, the state while it is
+        // written. The tuner never reads them, so leftovers of a kill are cleared before each
+        // run and their presence after a kill proves that the kill interrupted a checkpoint.
+        var phases = new[]
         {
-            using var process = StartCli(Args(kill > 0));
-            Thread.Sleep(1500 + random.Next(2000));
+            ("bank write", (Func<bool>)(() => Directory.EnumerateFiles(_dir, "bank.mome.next.tmp-*").Any())),
+            ("before the rename", () => File.Exists(path + ".next")),
+            ("state write", () => File.Exists(TuningCheckpoint.StatePath(path) + ".tmp")),
+        };
+        bool Interrupted() => phases.Any(p => p.Item2());
+        void ClearLeftovers()
+        {
+            foreach (var f in Directory.EnumerateFiles(_dir, "bank.mome.next*")) File.Delete(f);
+            File.Delete(TuningCheckpoint.StatePath(path) + ".tmp");
+        }
+
+        var random = new Random(5);
+        var midCheckpoint = new List<string>();
+        for (var run = 0; run < 12 && midCheckpoint.Count < 5; run++)
+        {
+            ClearLeftovers();
+            using var process = StartCli(Args(run > 0));
+            _ = process.StandardOutput.ReadToEndAsync();
+            _ = process.StandardError.ReadToEndAsync();
+            // A random moment of the run, then the next checkpoint in the phase drawn for this kill.
+            Thread.Sleep(500 + random.Next(2000));
+            var (phase, inProgress) = phases[random.Next(phases.Length)];
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (!process.HasExited && !inProgress() && DateTime.UtcNow < deadline) Thread.SpinWait(50);
             if (process.HasExited) break;
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
+            if (Interrupted()) midCheckpoint.Add(phase);
             if (!File.Exists(path)) continue;
             using var model = MomeModel.Open(modelPath);
-            Assert.DoesNotThrow(() => MemoryBank.Load(model, path).Dispose(), $"the bank after kill {kill + 1} loads");
+            Assert.DoesNotThrow(() => MemoryBank.Load(model, path).Dispose(), $"the bank after kill {run + 1} ({phase}) loads");
         }
-        var checkpointed = File.Exists(path);  // (a very slow start could be killed before its first checkpoint)
+        TestContext.Out.WriteLine($"kills inside a checkpoint: {string.Join(", ", midCheckpoint)}");
+        Assert.That(midCheckpoint, Has.Count.GreaterThanOrEqualTo(3), "kills that interrupted a checkpoint being written");
+        ClearLeftovers();
+        Assert.That(File.Exists(path), Is.True, "a checkpoint was completed before the last kill");
         using var last = StartCli(Args(true));
         var output = last.StandardOutput.ReadToEndAsync();
         var error = last.StandardError.ReadToEndAsync();
@@ -194,7 +223,7 @@ public sealed class TuningCheckpointTests
         TestContext.Out.WriteLine(output.Result);
         Assert.That(last.ExitCode, Is.EqualTo(0), error.Result);
         Assert.That(output.Result, Does.Match(@"Recall 100\.0 ?%"));
-        if (checkpointed) Assert.That(output.Result, Does.Contain("resuming at epoch"), "the final run continued from a checkpoint");
+        Assert.That(output.Result, Does.Contain("resuming at epoch"), "the final run continued from a checkpoint");
         using var final = MomeModel.Open(modelPath);
         using var bank = MemoryBank.Load(final, path);
         Assert.That(MemoryEvaluator.Evaluate(bank, FactsFile.Load(factsPath), []).ExactRecall, Is.EqualTo(1.0));

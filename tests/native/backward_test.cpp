@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "cpu/ops_backward.h"
+#include "test_seed.h"
 
 using namespace mome;
 
 namespace {
 
-std::mt19937 rng(123);
+// Reseeded by each test (MOME_TEST_RESEED), so a test's inputs do not depend on which ran before.
+std::mt19937 rng;
 
 std::vector<float> randn(size_t n, float scale = 1.0f) {
     std::normal_distribution<float> normal(0.0f, scale);
@@ -42,7 +44,9 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
     ASSERT_EQ(got.size(), want.size());
     double num = 0, den = 0;
     for (size_t i = 0; i < got.size(); ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
-    EXPECT_LT(std::sqrt(num / std::max(den, 1e-30)), tol) << what;
+    // A vanishing reference would let a zeroed gradient pass the relative check.
+    ASSERT_GT(std::sqrt(den / static_cast<double>(got.size())), 1e-3) << what << ": the finite-difference gradient vanishes, the check would prove nothing";
+    EXPECT_LT(std::sqrt(num / den), tol) << what;
 }
 
 double dotd(const std::vector<double>& a, const std::vector<double>& b) {
@@ -54,6 +58,7 @@ double dotd(const std::vector<double>& a, const std::vector<double>& b) {
 }  // namespace
 
 TEST(Backward, RmsNorm) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t d = 13;
     const float eps = 1e-5f;
     auto x = randn(d), w = randn(d), c = randn(d);
@@ -71,6 +76,7 @@ TEST(Backward, RmsNorm) {
 }
 
 TEST(Backward, SwiGlu) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t n = 17;
     auto g = randn(n, 2.0f), u = randn(n), c = randn(n);
     std::vector<float> dg(n), du(n);
@@ -90,6 +96,7 @@ TEST(Backward, SwiGlu) {
 }
 
 TEST(Backward, RopeIsTheAdjointOfTheForwardRotation) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t heads = 3, hd = 16;
     std::vector<float> factors = {1, 2, 3, 4, 5, 6, 7, 8};
     RopeParams p;
@@ -103,21 +110,27 @@ TEST(Backward, RopeIsTheAdjointOfTheForwardRotation) {
         rope_norm_ref(rx.data(), heads, hd, pos, p);
         auto rt_dy = dy;
         rope_norm_backward(rt_dy.data(), heads, hd, pos, p);
-        EXPECT_NEAR(dotd(to_double(dy), to_double(rx)), dotd(to_double(rt_dy), to_double(x)), 1e-4) << pos;
+        const double forward = dotd(to_double(dy), to_double(rx));
+        ASSERT_GT(std::fabs(forward), 1e-2) << pos << ": <dy, Rx> vanishes, a zeroed backward would pass";
+        EXPECT_NEAR(forward, dotd(to_double(rt_dy), to_double(x)), 1e-4) << pos;
     }
 }
 
 TEST(Backward, MatmulInputIsTheAdjoint) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t rows = 9, cols = 14, n = 3;
     auto w = randn(rows * cols), x = randn(n * cols), dy = randn(n * rows);
     const Matrix W{reinterpret_cast<const uint8_t*>(w.data()), MOME_TENSOR_TYPE_F32, rows, cols};
     std::vector<float> y(n * rows), dx(n * cols, 0.0f);
     matmul_ref(W, x.data(), n, y.data());
     matmul_backward_input(W, dy.data(), n, dx.data());
-    EXPECT_NEAR(dotd(to_double(dy), to_double(y)), dotd(to_double(dx), to_double(x)), 1e-3);
+    const double forward = dotd(to_double(dy), to_double(y));
+    ASSERT_GT(std::fabs(forward), 1e-2) << "<dy, Wx> vanishes, a zeroed backward would pass";
+    EXPECT_NEAR(forward, dotd(to_double(dx), to_double(x)), 1e-3);
 }
 
 TEST(Backward, AttentionWithGqa) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t heads = 4, kv_heads = 2, hd = 5, positions = 6, stride = kv_heads * hd;
     auto q = randn(heads * hd), k = randn(positions * stride), v = randn(positions * stride), c = randn(heads * hd);
     // Independent double forward: per head, softmax(q.k / sqrt(hd)) over all positions.
@@ -151,6 +164,7 @@ TEST(Backward, AttentionWithGqa) {
 }
 
 TEST(Backward, CrossEntropy) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t n = 11;
     auto logits = randn(n, 3.0f);
     std::vector<float> g(n);
@@ -166,6 +180,7 @@ TEST(Backward, CrossEntropy) {
 }
 
 TEST(Backward, GroupedLora) {
+    MOME_TEST_RESEED(rng, 123);
     const int64_t experts = 5, d = 6, tokens = 3;
     const int32_t r = 2, k = 2;
     auto a = randn(experts * r * d), bt = randn(experts * r * d), u = randn(tokens * d), c = randn(tokens * d);

@@ -15,6 +15,7 @@
 
 #include "mome.h"
 #include "tiny_model.h"
+#include "test_seed.h"
 
 namespace {
 
@@ -142,7 +143,7 @@ TEST(Concurrency, ThreadsSharingAModelAndABankGetTheirOwnResultsAndErrors) {
     mome_bank* bank = nullptr;
     ASSERT_EQ(mome_bank_create(m.model, bp, &bank), MOME_STATUS_OK) << mome_last_error();
     // Non-zero B everywhere, so that the bank changes the logits and the gradients of A.
-    std::mt19937 rng(11);
+    MOME_TEST_RNG(rng, 11);
     std::normal_distribution<float> normal(0.0f, 0.2f);
     std::vector<float> b(static_cast<size_t>(kRank * c.n_embd));
     for (int64_t e = 0; e < kExperts; ++e) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "memory/bank.h"
 #include "memory/gate.h"
+#include "test_seed.h"
 
 using namespace mome;
 
@@ -43,9 +44,7 @@ double brute_force_evidence(const std::vector<float>& signatures, const float* q
 }  // namespace
 
 TEST(Gate, EvidenceIsTheLargestCosineAndGatedRoutesGetZeroWeights) {
-    const unsigned seed = 20261201;
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937 rng(seed);
+    MOME_TEST_RNG(rng, 20261201);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const int64_t d = 24, n_sig = 200, n_q = 64;
     const int32_t k = 4;

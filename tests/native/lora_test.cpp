@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "cpu/thread_pool.h"
 #include "memory/lora.h"
+#include "test_seed.h"
 
 using namespace mome;
 
@@ -53,7 +54,7 @@ TEST(GroupedLora, HandComputedRankOneCase) {
 }
 
 TEST(GroupedLora, GatheredEqualsPlainLoopForBothRoutingForms) {
-    std::mt19937 rng(3);
+    MOME_TEST_RNG(rng, 3);
     struct Shape { int64_t n_experts, d; int32_t r, k; int64_t tokens; };
     const Shape shapes[] = {{64, 16, 1, 4, 5}, {300, 67, 3, 32, 9}, {1000, 128, 8, 7, 17}};
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16})

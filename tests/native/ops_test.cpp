@@ -10,6 +10,7 @@
 #include "cpu/ops.h"
 #include "cpu/matmul_variants.h"
 #include "cpu/thread_pool.h"
+#include "test_seed.h"
 
 using namespace mome;
 
@@ -46,7 +47,7 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
 }  // namespace
 
 TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
-    std::mt19937 rng(7);
+    MOME_TEST_RNG(rng, 7);
     const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}, {9, 40, 70}, {6, 33, 2}};
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
         for (const auto& s : shapes) {
@@ -116,7 +117,7 @@ TEST(ThreadPool, RunsEveryChunkOnceAndRethrows) {
 }
 
 TEST(ScoreKeys, EveryVariantEqualsTheReferenceMatmul) {
-    std::mt19937 rng(17);
+    MOME_TEST_RNG(rng, 17);
     __builtin_cpu_init();
     std::vector<std::pair<const char*, void (*)(const Matrix&, const float*, int64_t, float*)>> variants = {{"portable", score_keys_portable}};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", score_keys_avx2});

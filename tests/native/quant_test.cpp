@@ -19,6 +19,7 @@
 #include "quant/quant.h"
 #include "quant/quant_unpacked.h"
 #include "quant/quant_variants.h"
+#include "test_seed.h"
 
 using namespace mome;
 
@@ -156,7 +157,7 @@ void expect_error(const std::function<void()>& f, const std::string& needle) {
 }  // namespace
 
 TEST(Quant, EveryLayoutDequantizesTheElementsEncodedByTheFormatRules) {
-    std::mt19937 rng(11);
+    MOME_TEST_RNG(rng, 11);
     for (uint32_t type : kWeightTypes) {
         const EncodedRow row = encode(type, 512, rng);
         ASSERT_EQ(static_cast<int64_t>(row.bytes.size()), quant_row_bytes(type, 512)) << name(type);
@@ -167,7 +168,7 @@ TEST(Quant, EveryLayoutDequantizesTheElementsEncodedByTheFormatRules) {
 }
 
 TEST(Quant, ActivationsRoundToTheNearestStepOfTheirBlockScale) {
-    std::mt19937 rng(12);
+    MOME_TEST_RNG(rng, 12);
     const std::vector<float> x = random_vector(512, rng);
     for (uint32_t act : {MOME_TENSOR_TYPE_Q8_0, MOME_TENSOR_TYPE_Q8_1, MOME_TENSOR_TYPE_Q8_K}) {
         std::vector<uint8_t> q(static_cast<size_t>(quant_row_bytes(act, 512)));
@@ -200,7 +201,7 @@ TEST(Quant, ActivationsRoundToTheNearestStepOfTheirBlockScale) {
 }
 
 TEST(Quant, DotProductEqualsTheDotOfTheDequantizedRows) {
-    std::mt19937 rng(13);
+    MOME_TEST_RNG(rng, 13);
     for (uint32_t type : kWeightTypes) {
         for (int trial = 0; trial < 5; ++trial) {
             const int64_t n = 256 * (1 + trial);
@@ -225,7 +226,7 @@ TEST(Quant, DotProductEqualsTheDotOfTheDequantizedRows) {
 }
 
 TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
-    std::mt19937 rng(14);
+    MOME_TEST_RNG(rng, 14);
     const int64_t shapes[][3] = {{1, 256, 1}, {37, 512, 3}, {70, 256, 9}, {16, 768, 64}};
     __builtin_cpu_init();
     std::vector<std::pair<const char*, QuantRowsFn>> variants = {{"portable", quant_rows_portable}};
@@ -269,7 +270,7 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
 }
 
 TEST(Quant, EmbeddingAndInputGradientUseTheDequantizedRows) {
-    std::mt19937 rng(15);
+    MOME_TEST_RNG(rng, 15);
     for (uint32_t type : kWeightTypes) {
         const int64_t rows = 5, cols = 256, n = 3;
         std::vector<uint8_t> bytes;

@@ -1,8 +1,10 @@
 // The router's fast paths against brute force: flat top-k (index sets and order, ties to the
 // lower index), product keys against all n_sub^2 product scores, every key type, several
 // thread counts; and the bad-input errors.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <gtest/gtest.h>
 #include <random>
 #include <string>
@@ -12,6 +14,7 @@
 #include "core/half.h"
 #include "cpu/thread_pool.h"
 #include "memory/router.h"
+#include "test_seed.h"
 
 using namespace mome;
 
@@ -48,10 +51,63 @@ Routed run(const mome_router_desc& r, const std::vector<float>& q, int64_t nq, i
     return out;
 }
 
+// The keys as the router reads them (rounded to their type).
+std::vector<float> stored_values(mome_tensor_type type, const std::vector<float>& values) {
+    std::vector<float> out(values);
+    if (type == MOME_TENSOR_TYPE_F16) for (float& x : out) x = f16_to_float(float_to_f16(x));
+    if (type == MOME_TENSOR_TYPE_BF16) for (float& x : out) x = bf16_to_float(float_to_bf16(x));
+    return out;
+}
+
+// The route of one query written out plainly, sharing nothing with memory/router: every
+// expert's score in double, sorted best first with ties to the lower index, the top k kept,
+// and their weights the softmax of score / temperature.
+struct BruteForceRoute {
+    std::vector<int64_t> indices;
+    std::vector<double> scores, weights;
+};
+
+BruteForceRoute brute_force(int64_t n_experts, int32_t k, double temperature, const std::function<double(int64_t)>& score) {
+    std::vector<std::pair<double, int64_t>> all(static_cast<size_t>(n_experts));
+    for (int64_t e = 0; e < n_experts; ++e) all[static_cast<size_t>(e)] = {score(e), e};
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+    BruteForceRoute route;
+    double sum = 0;
+    for (int32_t j = 0; j < k; ++j) {
+        route.indices.push_back(all[static_cast<size_t>(j)].second);
+        route.scores.push_back(all[static_cast<size_t>(j)].first);
+        route.weights.push_back(std::exp((all[static_cast<size_t>(j)].first - all[0].first) / temperature));
+        sum += route.weights.back();
+    }
+    for (double& w : route.weights) w /= sum;
+    // The (k+1)-th score, so that a near tie at the boundary is recognised.
+    route.scores.push_back(n_experts > k ? all[static_cast<size_t>(k)].first : -INFINITY);
+    return route;
+}
+
+// Query q of a routed batch against its brute-force route: the j-th score and weight, the
+// score of the expert chosen at j recomputed, and the index itself wherever no other
+// expert's score lies within float rounding of it.
+void expect_matches(const Routed& got, int64_t q, int32_t k, const BruteForceRoute& want, const std::function<double(int64_t)>& score,
+                    const std::string& where) {
+    const double near = 1e-4;
+    for (int32_t j = 0; j < k; ++j) {
+        const size_t at = static_cast<size_t>(q * k + j);
+        const double s = want.scores[static_cast<size_t>(j)];
+        EXPECT_NEAR(got.scores[at], s, near * (1 + std::fabs(s))) << where << " query " << q << " rank " << j;
+        EXPECT_NEAR(score(got.indices[at]), s, near * (1 + std::fabs(s))) << where << " query " << q << " rank " << j << ": the score of the expert chosen";
+        EXPECT_NEAR(got.weights[at], want.weights[static_cast<size_t>(j)], 1e-5) << where << " query " << q << " rank " << j;
+        const bool clear_above = j == 0 || want.scores[static_cast<size_t>(j - 1)] - s > near * (1 + std::fabs(s));
+        const bool clear_below = want.scores[static_cast<size_t>(j + 1)] < s - near * (1 + std::fabs(s));
+        if (clear_above && clear_below)
+            EXPECT_EQ(got.indices[at], want.indices[static_cast<size_t>(j)]) << where << " query " << q << " rank " << j;
+    }
+}
+
 }  // namespace
 
 TEST(Router, FlatEqualsBruteForce) {
-    std::mt19937 rng(11);
+    MOME_TEST_RNG(rng, 11);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     struct Case { int64_t n, d; int32_t k; int64_t nq; };
     const Case cases[] = {{1, 4, 1, 1}, {37, 8, 5, 3}, {1000, 16, 32, 9}, {5000, 128, 32, 64}, {64, 32, 64, 2}};
@@ -63,6 +119,16 @@ TEST(Router, FlatEqualsBruteForce) {
             const auto bytes = keys_of(type, keys);
             const mome_router_desc r{MOME_ROUTER_KIND_FLAT, type, c.n, c.d, bytes.data(), c.k, 0.7f};
             const Routed want = run(r, queries, c.nq, 0);
+            const std::vector<float> stored = stored_values(type, keys);
+            for (int64_t q = 0; q < c.nq; ++q) {
+                auto score = [&](int64_t e) {
+                    double dot = 0;
+                    for (int64_t i = 0; i < c.d; ++i) dot += static_cast<double>(queries[static_cast<size_t>(q * c.d + i)]) * stored[static_cast<size_t>(e * c.d + i)];
+                    return dot / std::sqrt(static_cast<double>(c.d));
+                };
+                expect_matches(want, q, c.k, brute_force(c.n, c.k, 0.7, score), score,
+                               "type " + std::to_string(type) + " n " + std::to_string(c.n));
+            }
             for (int threads : {1, 3}) {
                 const Routed got = run(r, queries, c.nq, threads);
                 EXPECT_EQ(got.indices, want.indices) << "type " << type << " n " << c.n << " threads " << threads;
@@ -92,7 +158,7 @@ TEST(Router, TiesGoToTheLowerIndexWhateverTheThreads) {
 }
 
 TEST(Router, ProductKeysEqualBruteForceOverAllProducts) {
-    std::mt19937 rng(5);
+    MOME_TEST_RNG(rng, 5);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_BF16})
         for (int64_t n_sub : {4, 33, 128}) {
@@ -104,6 +170,20 @@ TEST(Router, ProductKeysEqualBruteForceOverAllProducts) {
             const auto bytes = keys_of(type, keys);
             const mome_router_desc r{MOME_ROUTER_KIND_PRODUCT, type, n_sub * n_sub, d, bytes.data(), k, 1.0f};
             const Routed want = run(r, queries, nq, 0);
+            // Expert i * n_sub + j scores (q1.K1[i] + q2.K2[j]) / sqrt(d), K1 the first n_sub rows of d/2.
+            const std::vector<float> stored = stored_values(type, keys);
+            const int64_t half = d / 2;
+            for (int64_t q = 0; q < nq; ++q) {
+                auto score = [&](int64_t e) {
+                    double dot = 0;
+                    for (int64_t i = 0; i < half; ++i) {
+                        dot += static_cast<double>(queries[static_cast<size_t>(q * d + i)]) * stored[static_cast<size_t>((e / n_sub) * half + i)];
+                        dot += static_cast<double>(queries[static_cast<size_t>(q * d + half + i)]) * stored[static_cast<size_t>((n_sub + e % n_sub) * half + i)];
+                    }
+                    return dot / std::sqrt(static_cast<double>(d));
+                };
+                expect_matches(want, q, k, brute_force(n_sub * n_sub, k, 1.0, score), score, "product n_sub " + std::to_string(n_sub));
+            }
             for (int threads : {1, 2}) EXPECT_EQ(run(r, queries, nq, threads).indices, want.indices) << "n_sub " << n_sub;
         }
 }

@@ -10,6 +10,7 @@
 
 #include "abi_c_caller.h"
 #include "mome.h"
+#include "test_seed.h"
 
 namespace {
 
@@ -78,7 +79,7 @@ void make_fixture(Fixture& f, mome_router_kind router) {
     bp.rank = kRank;
     bp.router = router;
     ASSERT_EQ(mome_bank_create(f.model, bp, &f.bank), MOME_STATUS_OK) << mome_last_error();
-    std::mt19937 rng(3);
+    std::mt19937 rng(mome_test::seed_or(3));
     std::normal_distribution<float> normal(0.0f, 0.3f);
     std::vector<float> values(static_cast<size_t>(kPerExpert));
     for (int64_t e = 0; e < kExperts; ++e) {
@@ -86,6 +87,10 @@ void make_fixture(Fixture& f, mome_router_kind router) {
         ASSERT_EQ(mome_bank_set_expert(f.bank, 0, e, nullptr, values.data()), MOME_STATUS_OK);
     }
 }
+
+// Twice the absolute tolerances of the comparisons below: a zeroed analytic gradient fails
+// every element whose finite difference exceeds them, so each test requires some such.
+constexpr double kSignificantExpertGradient = 4e-3, kSignificantRouterGradient = 4e-4;
 
 const std::vector<int32_t> kTokens = {1, 40, 41, 42, 43, 44, 60, 61, 62};
 constexpr int32_t kAnswerStart = 6;
@@ -133,6 +138,8 @@ TEST(Tuning, ExpertGradientsMatchFiniteDifferencesOfTheSessionLoss) {
     EXPECT_NEAR(g.result.loss, base, 1e-4 * std::max(1.0, base));
 
     // Finite differences on a spread of elements of A and B of every routed expert.
+    int significant = 0, significant_a = 0, compared = 0;
+    double db_error = 0, db_norm = 0;
     for (int j = 0; j < kTopK; ++j)
         for (int64_t i : {0L, 17L, 63L, 64L, 100L, 127L})
             for (bool is_a : {true, false}) {
@@ -147,7 +154,18 @@ TEST(Tuning, ExpertGradientsMatchFiniteDifferencesOfTheSessionLoss) {
                 }, numeric);
                 const double analytic = (is_a ? g.da : g.db)[static_cast<size_t>(j * kPerExpert + i)];
                 EXPECT_NEAR(analytic, numeric, 2e-3 + 0.03 * std::fabs(numeric)) << (is_a ? "dA" : "dB") << " expert " << e << " element " << i;
+                ++compared;
+                significant += std::fabs(numeric) > kSignificantExpertGradient;
+                significant_a += is_a && std::fabs(numeric) > kSignificantExpertGradient;
+                if (!is_a) db_error += (analytic - numeric) * (analytic - numeric), db_norm += numeric * numeric;
             }
+    std::printf("expert gradients: %d of %d finite differences above %g (dA %d)\n", significant, compared, kSignificantExpertGradient, significant_a);
+    EXPECT_GE(significant, 8) << "too few gradients exceed the absolute tolerance: a zeroed gradient would pass";
+    EXPECT_GE(significant_a, 3) << "too few of dA exceed the absolute tolerance: a zeroed dA would pass";
+    // dB is below the absolute tolerance almost everywhere: compared by norm instead.
+    std::printf("dB: |analytic - numeric| %g, |numeric| %g\n", std::sqrt(db_error), std::sqrt(db_norm));
+    EXPECT_GT(std::sqrt(db_norm), 1e-5) << "dB vanishes: the check would prove nothing";
+    EXPECT_LT(std::sqrt(db_error), 0.1 * std::sqrt(db_norm)) << "dB by norm";
 }
 
 // Phase 0: W_q and the keys, through the softmax weights of the route, for both routers.
@@ -165,7 +183,8 @@ TEST_P(RouterGradients, MatchFiniteDifferencesOfTheSessionLoss) {
     ASSERT_GT(largest, 1e-4) << "W_q's gradient vanishes: the check would prove nothing";
 
     const double h = 1e-2;
-    int checked = 0;
+    int checked = 0, significant = 0, significant_wq = 0;
+    double wq_error = 0, wq_norm = 0;
     std::vector<float> wq(static_cast<size_t>(kKeyDim * kEmbd));
     ASSERT_EQ(mome_bank_get_wq(f.bank, 0, wq.data()), MOME_STATUS_OK);
     for (int64_t i : {0L, 9L, 70L, 131L, 200L, 317L, 400L, 511L}) {
@@ -176,6 +195,10 @@ TEST_P(RouterGradients, MatchFiniteDifferencesOfTheSessionLoss) {
             }, numeric))
             continue;
         ++checked;
+        significant += std::fabs(numeric) > kSignificantRouterGradient;
+        significant_wq += std::fabs(numeric) > kSignificantRouterGradient;
+        const double analytic = g.dwq[static_cast<size_t>(i)];
+        wq_error += (analytic - numeric) * (analytic - numeric), wq_norm += numeric * numeric;
         EXPECT_NEAR(g.dwq[static_cast<size_t>(i)], numeric, 2e-4 + 0.03 * std::fabs(numeric)) << "dW_q element " << i;
     }
 
@@ -204,9 +227,15 @@ TEST_P(RouterGradients, MatchFiniteDifferencesOfTheSessionLoss) {
                 }, numeric))
                 continue;
             ++checked;
+            significant += std::fabs(numeric) > kSignificantRouterGradient;
             EXPECT_NEAR(analytic, numeric, 2e-4 + 0.03 * std::fabs(numeric)) << "dkey of route entry " << j << " element " << i;
         }
     EXPECT_GE(checked, 20) << "too many steps changed the route";
+    std::printf("router gradients: %d of %d finite differences above %g (dW_q %d)\n", significant, checked, kSignificantRouterGradient, significant_wq);
+    std::printf("dW_q: |analytic - numeric| %g, |numeric| %g\n", std::sqrt(wq_error), std::sqrt(wq_norm));
+    EXPECT_GT(std::sqrt(wq_norm), 1e-5) << "dW_q vanishes: the check would prove nothing";
+    EXPECT_LT(std::sqrt(wq_error), 0.1 * std::sqrt(wq_norm)) << "dW_q by norm (most elements are below the absolute tolerance)";
+    EXPECT_GE(significant - significant_wq, 3) << "too few key gradients exceed the absolute tolerance: zeroed key gradients would pass";
 }
 
 INSTANTIATE_TEST_SUITE_P(Tuning, RouterGradients, ::testing::Values(MOME_ROUTER_KIND_FLAT, MOME_ROUTER_KIND_PRODUCT));
@@ -294,7 +323,7 @@ TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
     bp.routing = MOME_ROUTING_MODE_TOKEN;
     mome_bank* bank = nullptr;
     ASSERT_EQ(mome_bank_create(f.model, bp, &bank), MOME_STATUS_OK) << mome_last_error();
-    std::mt19937 rng(4);
+    MOME_TEST_RNG(rng, 4);
     std::normal_distribution<float> normal(0.0f, 0.3f);
     std::vector<float> values(static_cast<size_t>(kPerExpert));
     for (int64_t e = 0; e < kExperts; ++e) {
@@ -314,6 +343,7 @@ TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
     auto loss = [&] { return session_loss(f.model, bank, kTokens, kAnswerStart); };
     EXPECT_NEAR(out.result.loss, loss(), 1e-4 * std::max(1.0, loss()));
     int checked = 0;
+    double da_error = 0, da_norm = 0, db_error = 0, db_norm = 0;
     for (int32_t j = 0; j < out.n_experts; j += 3)
         for (int64_t i : {5L, 70L, 127L})
             for (bool is_a : {true, false}) {
@@ -332,8 +362,17 @@ TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
                 const double analytic = (is_a ? da : db)[static_cast<size_t>(j * kPerExpert + i)];
                 EXPECT_NEAR(analytic, numeric, 2e-3 + 0.03 * std::fabs(numeric)) << (is_a ? "dA" : "dB") << " expert " << e << " element " << i;
                 ++checked;
+                (is_a ? da_error : db_error) += (analytic - numeric) * (analytic - numeric);
+                (is_a ? da_norm : db_norm) += numeric * numeric;
             }
     EXPECT_GE(checked, 12);
+    // Most elements are below the absolute tolerance (a zeroed gradient would pass them):
+    // dA and dB are also compared by norm, which must not vanish.
+    std::printf("dA: |analytic - numeric| %g, |numeric| %g; dB: %g, %g\n", std::sqrt(da_error), std::sqrt(da_norm), std::sqrt(db_error), std::sqrt(db_norm));
+    EXPECT_GT(std::sqrt(da_norm), 1e-5) << "dA vanishes: the check would prove nothing";
+    EXPECT_GT(std::sqrt(db_norm), 1e-5) << "dB vanishes: the check would prove nothing";
+    EXPECT_LT(std::sqrt(da_error), 0.1 * std::sqrt(da_norm)) << "dA by norm";
+    EXPECT_LT(std::sqrt(db_error), 0.1 * std::sqrt(db_norm)) << "dB by norm";
     // Router gradients are for per-sequence banks.
     std::vector<float> dwq(static_cast<size_t>(kKeyDim * kEmbd)), dkeys(static_cast<size_t>(entries * kKeyDim));
     out.dwq = dwq.data(), out.dkeys = dkeys.data();
