@@ -9,6 +9,9 @@ internal static class TestPaths
 
     public static string NativeBuildDir => Metadata("MomeNativeBuildDir");
 
+    /// <summary>The build configuration the tests were built in (Release, Debug).</summary>
+    public static string Configuration => Path.GetFileName(NativeBuildDir.TrimEnd('/'));
+
     public static string Header => Path.Combine(RepoRoot, "native", "include", "mome.h");
 
     public static string GeneratedBindings => Path.Combine(RepoRoot, "bindings", "generated");

@@ -8,7 +8,8 @@ namespace Mome;
 /// Finds and loads the native core. Policy, in order: an explicit path
 /// (<see cref="ExplicitPath"/> or the environment variable MOME_NATIVE_LIBRARY), then the
 /// CUDA-enabled build (libmome_cuda), then the CPU build (libmome), each looked for next to
-/// the application and in runtimes/&lt;rid&gt;/native. Set MOME_BACKEND=cpu to skip the CUDA
+/// the application and in runtimes/&lt;rid&gt;/native below it (the NuGet packages'
+/// Mome.Runtime.linux-x64[.Cuda] layout). Set MOME_BACKEND=cpu to skip the CUDA
 /// build. The ABI version is checked once, on first use.
 /// </summary>
 public static class MomeNativeLibrary
@@ -69,7 +70,8 @@ public static class MomeNativeLibrary
             throw new DllNotFoundException(
                 "Mome's native library (libmome.so) was not found or did not load. Tried:\n  " +
                 string.Join("\n  ", tried) +
-                "\nBuild it with `dotnet build Mome.sln` (needs cmake and a C++17 compiler), " +
+                "\nFrom NuGet: reference the Mome.Runtime.linux-x64 package (the Mome package brings it). " +
+                "From the repository: build it with `dotnet build Mome.sln` (needs cmake and a C++17 compiler), " +
                 "or set MOME_NATIVE_LIBRARY to the full path of a libmome build.");
         }
     }
@@ -80,15 +82,26 @@ public static class MomeNativeLibrary
         if (!string.Equals(Environment.GetEnvironmentVariable("MOME_BACKEND"), "cpu", StringComparison.OrdinalIgnoreCase))
             names.Add("mome_cuda");
         names.Add("mome");
+        // The app folder is where `dotnet publish -r <rid>` puts the NuGet runtime package's
+        // library; runtimes/<rid>/native below it is where `dotnet build` and a portable publish
+        // put it. The package uses the portable RID (linux-x64), which a distro-built runtime's
+        // own RuntimeIdentifier (e.g. debian.12-x64) does not match, so both are tried.
         var folders = new[]
         {
             AppContext.BaseDirectory,
             Path.GetDirectoryName(typeof(MomeNativeLibrary).Assembly.Location) ?? AppContext.BaseDirectory,
             Path.Combine(AppContext.BaseDirectory, "runtimes", RuntimeInformation.RuntimeIdentifier, "native"),
-        }.Distinct();
+            Path.Combine(AppContext.BaseDirectory, "runtimes", PortableRuntimeIdentifier(), "native"),
+        }.Select(Path.TrimEndingDirectorySeparator).Distinct();
         foreach (var name in names)
             foreach (var folder in folders)
                 yield return Path.Combine(folder, FileName(name));
+    }
+
+    private static string PortableRuntimeIdentifier()
+    {
+        var os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
+        return os + "-" + RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
     }
 
     private static string FileName(string name) =>
