@@ -120,18 +120,32 @@ TEST(Router, FlatEqualsBruteForce) {
             const mome_router_desc r{MOME_ROUTER_KIND_FLAT, type, c.n, c.d, bytes.data(), c.k, 0.7f};
             const Routed want = run(r, queries, c.nq, 0);
             const std::vector<float> stored = stored_values(type, keys);
+            auto exact_score = [&](int64_t q, int64_t e) {
+                double dot = 0;
+                for (int64_t i = 0; i < c.d; ++i) dot += static_cast<double>(queries[static_cast<size_t>(q * c.d + i)]) * stored[static_cast<size_t>(e * c.d + i)];
+                return dot / std::sqrt(static_cast<double>(c.d));
+            };
             for (int64_t q = 0; q < c.nq; ++q) {
-                auto score = [&](int64_t e) {
-                    double dot = 0;
-                    for (int64_t i = 0; i < c.d; ++i) dot += static_cast<double>(queries[static_cast<size_t>(q * c.d + i)]) * stored[static_cast<size_t>(e * c.d + i)];
-                    return dot / std::sqrt(static_cast<double>(c.d));
-                };
+                auto score = [&](int64_t e) { return exact_score(q, e); };
                 expect_matches(want, q, c.k, brute_force(c.n, c.k, 0.7, score), score,
                                "type " + std::to_string(type) + " n " + std::to_string(c.n));
             }
             for (int threads : {1, 3}) {
                 const Routed got = run(r, queries, c.nq, threads);
-                EXPECT_EQ(got.indices, want.indices) << "type " << type << " n " << c.n << " threads " << threads;
+                // The fast path's j-th pick must have the reference's j-th score (exactly
+                // recomputed): equal indices, or a swap of experts whose scores tie within
+                // rounding (their order then depends on the summation order).
+                int64_t swapped = 0;
+                for (int64_t q = 0; q < c.nq; ++q)
+                    for (int32_t j = 0; j < c.k; ++j) {
+                        const size_t at = static_cast<size_t>(q * c.k + j);
+                        if (got.indices[at] == want.indices[at]) continue;
+                        ++swapped;
+                        EXPECT_NEAR(exact_score(q, got.indices[at]), exact_score(q, want.indices[at]),
+                                    2e-5 * (1 + std::fabs(want.scores[at])))
+                            << "type " << type << " n " << c.n << " threads " << threads << " query " << q << " rank " << j;
+                    }
+                EXPECT_LE(swapped, static_cast<int64_t>(got.indices.size() / 100)) << "near-ties are rare";
                 for (size_t i = 0; i < want.weights.size(); ++i) {
                     EXPECT_NEAR(got.scores[i], want.scores[i], 1e-4f * (1 + std::fabs(want.scores[i])));
                     EXPECT_NEAR(got.weights[i], want.weights[i], 1e-5f);
