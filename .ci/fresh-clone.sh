@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fallback for .ci/run where the workplace's shared/tools/fresh-machine.sh is not present:
+# Fallback for .ci/run where the workplace's shared/tools/fresh-machine.sh is not present
+# (same usage: fresh-clone.sh [repo] [command ...]):
 # clone the repository's committed state into a temporary folder and run the README's
 # `dotnet ...` commands there with a new HOME (no cached demo data) and with FAISS and the
 # CUDA toolkit made invisible in a private mount namespace (needs root and `unshare -m`).
@@ -10,8 +11,11 @@ scratch=$(mktemp -d /tmp/mome-fresh.XXXXXX)
 git clone -q "$repo" "$scratch/clone" || exit 2
 mkdir -p "$scratch/home" "$scratch/nothing"
 
-# Lines starting with `dotnet` inside the README's ```bash blocks.
-awk '/^```bash/{inside=1; next} /^```/{inside=0} inside && /^dotnet /' "$scratch/clone/README.md" > "$scratch/commands"
+# The command given after the repository, or else the lines starting with `dotnet` inside the
+# README's ```bash blocks.
+shift || true
+if [ $# -gt 0 ]; then printf '%s\n' "$*" > "$scratch/commands"
+else awk '/^```bash/{inside=1; next} /^```/{inside=0} inside && /^dotnet /' "$scratch/clone/README.md" > "$scratch/commands"; fi
 
 masks=""
 for dir in /usr/include/faiss /usr/lib/nvidia-cuda-toolkit /usr/lib/cuda /usr/local/cuda; do

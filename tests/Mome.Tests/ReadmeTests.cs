@@ -1,8 +1,8 @@
 namespace Mome.Tests;
 
-/// <summary>CI runs every `dotnet ...` line inside the README's fenced blocks on a fresh clone
-/// (shared/tools/fresh-machine.sh, .ci/fresh-clone.sh): those lines must be exactly the two
-/// commands the README promises, or CI would run an instruction meant for another folder.</summary>
+/// <summary>.ci/run runs the README's two commands word for word on a fresh clone, and
+/// shared/tools/fresh-machine.sh runs every `dotnet ...` line inside the README's fenced blocks:
+/// those lines must be exactly the two commands, and .ci/run must name both.</summary>
 public sealed class ReadmeTests
 {
     [Test]
@@ -21,5 +21,7 @@ public sealed class ReadmeTests
             if (inside && line.TrimStart().StartsWith("dotnet ", StringComparison.Ordinal)) fenced.Add(line.Trim());
         }
         Assert.That(fenced, Is.EqualTo(new[] { "dotnet run --project managed/Mome.Cli -c Release -- demo", "dotnet test Mome.sln -c Release" }));
+        var ci = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, ".ci", "run"));
+        foreach (var command in fenced) Assert.That(ci, Does.Contain($"\"{command}\""), $".ci/run runs `{command}`");
     }
 }
