@@ -14,7 +14,7 @@ public sealed class CliTests
     [TearDown]
     public void TearDown() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();

@@ -63,7 +63,7 @@ public sealed class ForwardOracleTests
         return Enumerable.Range(0, tokens.Length).Select(i => context.NativeHandle.GetLogitsIth(i).ToArray()).ToArray();
     }
 
-    private static double MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    internal static double MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         Assert.That(a.Length, Is.EqualTo(b.Length));
         double max = 0;

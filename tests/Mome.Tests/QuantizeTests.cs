@@ -18,13 +18,7 @@ public sealed class QuantizeTests
     [TearDown]
     public void TearDown() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var code = MomeCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliTests.Run(args);
 
     private static byte[] TensorBytes(byte[] file, TensorInfo t) => file.AsSpan(checked((int)t.FileOffset), checked((int)t.SizeBytes)).ToArray();
 

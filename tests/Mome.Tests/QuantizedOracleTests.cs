@@ -100,14 +100,6 @@ public sealed class QuantizedOracleTests
         return Enumerable.Range(0, count).Select(_ => rng.Next(3, (int)vocab)).ToArray();
     }
 
-    private static double MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.That(a.Length, Is.EqualTo(b.Length));
-        double max = 0;
-        for (var i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs(a[i] - b[i]));
-        return max;
-    }
-
     [TestCaseSource(nameof(Cases))]
     public void QuantizedFileHoldsTheExpectedTypes(SyntheticModelConfig config, int seed, LLamaFtype ftype, TensorType main)
     {
@@ -150,7 +142,7 @@ public sealed class QuantizedOracleTests
             var exact = 0;
             for (var t = 0; t < Positions; t++)
             {
-                var diff = MaxAbsDiff(all.AsSpan(t * vocab, vocab), expected[t]);
+                var diff = ForwardOracleTests.MaxAbsDiff(all.AsSpan(t * vocab, vocab), expected[t]);
                 worst = Math.Max(worst, diff);
                 if (diff <= 1e-5) exact++;
             }
@@ -165,7 +157,7 @@ public sealed class QuantizedOracleTests
             session.Evaluate(tokens.AsSpan(0, Positions / 2));
             double decodeWorst = 0;
             for (var t = Positions / 2; t < Positions; t++)
-                decodeWorst = Math.Max(decodeWorst, MaxAbsDiff(session.Evaluate(tokens.AsSpan(t, 1)), expected[t]));
+                decodeWorst = Math.Max(decodeWorst, ForwardOracleTests.MaxAbsDiff(session.Evaluate(tokens.AsSpan(t, 1)), expected[t]));
             TestContext.Out.WriteLine($"{main}, decode: max |mome - llama.cpp| = {decodeWorst:E2}");
             Assert.That(decodeWorst, Is.LessThanOrEqualTo(tolerance), "decode");
         }

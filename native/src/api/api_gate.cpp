@@ -10,10 +10,15 @@ using namespace mome;
 
 namespace {
 
-MemoryLayer& layer_of(const mome_bank* bank, int32_t slot) {
+const MemoryLayer& layer_of(const mome_bank* bank, int32_t slot) {
     if (slot < 0 || slot >= bank->params.n_layers)
         fail(MOME_STATUS_OUT_OF_RANGE, format("memory layer slot %d is outside 0..%d", slot, bank->params.n_layers - 1));
-    return const_cast<mome_bank*>(bank)->layers[static_cast<size_t>(slot)];
+    return bank->layers[static_cast<size_t>(slot)];
+}
+
+MemoryLayer& layer_of(mome_bank* bank, int32_t slot) {
+    layer_of(static_cast<const mome_bank*>(bank), slot);  // checks the slot
+    return bank->layers[static_cast<size_t>(slot)];
 }
 
 void require_one_layer(const mome_bank* bank) {
