@@ -120,7 +120,7 @@ TEST(Backward, MatmulInputIsTheAdjoint) {
     MOME_TEST_RESEED(rng, 123);
     const int64_t rows = 9, cols = 14, n = 3;
     auto w = randn(rows * cols), x = randn(n * cols), dy = randn(n * rows);
-    const Matrix W{reinterpret_cast<const uint8_t*>(w.data()), MOME_TENSOR_TYPE_F32, rows, cols};
+    const Tensor W{reinterpret_cast<const uint8_t*>(w.data()), MOME_TENSOR_TYPE_F32, rows, cols};
     std::vector<float> y(n * rows), dx(n * cols, 0.0f);
     matmul_ref(W, x.data(), n, y.data());
     matmul_backward_input(W, dy.data(), n, dx.data());

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "cpu/thread_pool.h"
-#include "memory/lora.h"
+#include "cpu/lora.h"
 #include "test_seed.h"
 
 using namespace mome;

@@ -18,7 +18,7 @@ namespace {
 
 struct RandomMatrix {
     std::vector<uint8_t> bytes;
-    Matrix m;
+    Tensor m;
     RandomMatrix(mome_tensor_type type, int64_t rows, int64_t cols, std::mt19937& rng) {
         std::normal_distribution<float> normal(0.0f, 1.0f);
         const size_t elem = type == MOME_TENSOR_TYPE_F32 ? 4 : 2;
@@ -31,7 +31,7 @@ struct RandomMatrix {
                 std::memcpy(bytes.data() + 2 * i, &h, 2);
             }
         }
-        m = Matrix{bytes.data(), type, rows, cols};
+        m = Tensor{bytes.data(), type, rows, cols};
     }
 };
 
@@ -60,7 +60,7 @@ TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
             matmul_ref(W.m, X.data(), n, want.data());
             // Every instruction-set variant this CPU can run, called directly.
             __builtin_cpu_init();
-            std::vector<std::pair<const char*, void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t)>> variants = {
+            std::vector<std::pair<const char*, void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t)>> variants = {
                 {"portable", matmul_rows_portable}};
             if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", matmul_rows_avx2});
             if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", matmul_rows_avx512});
@@ -119,7 +119,7 @@ TEST(ThreadPool, RunsEveryChunkOnceAndRethrows) {
 TEST(ScoreKeys, EveryVariantEqualsTheReferenceMatmul) {
     MOME_TEST_RNG(rng, 17);
     __builtin_cpu_init();
-    std::vector<std::pair<const char*, void (*)(const Matrix&, const float*, int64_t, float*)>> variants = {{"portable", score_keys_portable}};
+    std::vector<std::pair<const char*, void (*)(const Tensor&, const float*, int64_t, float*)>> variants = {{"portable", score_keys_portable}};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", score_keys_avx2});
     if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", score_keys_avx512});
     const int64_t shapes[][3] = {{1, 8, 1}, {70, 128, 9}, {257, 64, 64}, {33, 30, 3}};

@@ -240,7 +240,7 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
                 const EncodedRow row = encode(type, cols, rng);
                 bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
             }
-            const Matrix W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
+            const Tensor W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
             const std::vector<float> X = random_vector(n * cols, rng);
             std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size());
             matmul_ref(W, X.data(), n, want.data());
@@ -280,7 +280,7 @@ TEST(Quant, EmbeddingAndInputGradientUseTheDequantizedRows) {
             bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
             dense.insert(dense.end(), row.values.begin(), row.values.end());
         }
-        const Matrix W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
+        const Tensor W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
         std::vector<float> out(static_cast<size_t>(cols));
         embed_ref(W, 3, out.data());
         for (int64_t k = 0; k < cols; ++k) ASSERT_FLOAT_EQ(out[static_cast<size_t>(k)], dense[static_cast<size_t>(3 * cols + k)]) << name(type);

@@ -10,9 +10,10 @@
 #include "gguf/tensor_types.h"
 #include "memory/bank.h"
 #include "memory/bank_file.h"
-#include "memory/lora.h"
+#include "cpu/lora.h"
 #include "memory/memory_layer.h"
 #include "memory/tuning.h"
+#include "session/session.h"
 
 using namespace mome;
 
@@ -155,8 +156,15 @@ mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc*
                     "out->indices, weights, da and db are required");
         require_arg((out->dwq == nullptr) == (out->dkeys == nullptr), "out->dwq and out->dkeys come together: give both or neither");
         const int threads = threads_or_all(n_threads);
-        const FactInput input{fact->tokens, fact->n_tokens, fact->answer_start, fact->route_indices, fact->route_weights, fact->prefix,
-                              fact->prefix_out, fact->session};
+        FactInput input{fact->tokens, fact->n_tokens, fact->answer_start, fact->route_indices, fact->route_weights, fact->prefix,
+                        fact->prefix_out};
+        if (const mome_session* s = fact->session) {
+            if (s->backend->device() == Device::Host)
+                fail(MOME_STATUS_INVALID_ARGUMENT, "the session given for a tuning step is not a CUDA session");
+            if (s->model != bank->model) fail(MOME_STATUS_INVALID_ARGUMENT, "the CUDA session is of another model than the bank's");
+            input.backend = s->backend.get();
+            input.weights = &s->weights;
+        }
         const mome_bank_params& p = bank->params;
         const int64_t capacity = out->capacity > 0 ? out->capacity : p.top_k;
         const int64_t needed = p.routing == MOME_ROUTING_MODE_TOKEN ? static_cast<int64_t>(fact->n_tokens) * p.top_k : p.top_k;

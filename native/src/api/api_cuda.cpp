@@ -1,7 +1,7 @@
 // The ABI's CUDA calls: argument checks that need no device data, then the backend.
 #include "core/cuda_backend.h"
 #include "core/error.h"
-#include "memory/lora.h"
+#include "cpu/lora.h"
 #include "memory/router.h"
 
 using namespace mome;

@@ -26,7 +26,7 @@ mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_
                                                       static_cast<long long>(rows), static_cast<long long>(cols),
                                                       static_cast<long long>(n_tokens)));
         if (n_threads < 0 || n_threads > 1024) fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", n_threads));
-        const Matrix W{static_cast<const uint8_t*>(weight), weight_type, rows, cols};
+        const Tensor W{static_cast<const uint8_t*>(weight), weight_type, rows, cols};
         std::vector<float> input(x, x + n_tokens * cols);
         round_activations_like_weights(weight_type, input.data(), n_tokens * cols);
         std::vector<float> out(static_cast<size_t>(n_tokens * rows));

@@ -1,6 +1,6 @@
 // ABI: sessions (the forward pass over a KV cache).
 #include "core/error.h"
-#include "model/session.h"
+#include "session/session.h"
 
 using namespace mome;
 

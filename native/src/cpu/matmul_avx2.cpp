@@ -28,9 +28,9 @@ struct Vec {
 }  // namespace
 
 namespace mome {
-void matmul_rows_avx2(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
+void matmul_rows_avx2(const Tensor& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1) {
     matmul_rows_impl<Vec>(W, X, n, Y, r0, r1);
 }
-void axpy_row_avx2(const Matrix& W, int64_t row, float a, float* y) { axpy_row_impl<Vec>(W, row, a, y); }
-void score_keys_avx2(const Matrix& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
+void axpy_row_avx2(const Tensor& W, int64_t row, float a, float* y) { axpy_row_impl<Vec>(W, row, a, y); }
+void score_keys_avx2(const Tensor& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
 }  // namespace mome

@@ -16,7 +16,7 @@ namespace {
 
 constexpr int64_t kRowsPerChunk = 32;
 
-using RowsFn = void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t);
+using RowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
 
 struct Variant {
     const char* name;
@@ -57,7 +57,7 @@ MatmulRowsFn matmul_rows_best() { return variant().rows; }
 AxpyRowFn axpy_row_best() { return variant().axpy; }
 ScoreKeysFn score_keys_best() { return variant().score_keys; }
 
-void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
+void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
     if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool);
     const RowsFn rows = variant().rows;
     const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/half.h"
-#include "model/llama_weights.h"
+#include "core/tensor.h"
 
 namespace {
 
@@ -86,7 +86,7 @@ inline void block_times_tokens(const Rows& w, const float* X, int64_t cols, int6
 }
 
 template <class Rows, class Elem>
-Rows rows_at(const mome::Matrix& W, int64_t r, int64_t nr) {
+Rows rows_at(const mome::Tensor& W, int64_t r, int64_t nr) {
     Rows rows{};
     for (int i = 0; i < kRows; ++i)
         rows.rows[i] = reinterpret_cast<const Elem*>(W.data) + (r + std::min<int64_t>(i, nr - 1)) * W.cols;
@@ -94,7 +94,7 @@ Rows rows_at(const mome::Matrix& W, int64_t r, int64_t nr) {
 }
 
 template <class Vec>
-void convert_row(const mome::Matrix& W, int64_t r, float* dst) {
+void convert_row(const mome::Tensor& W, int64_t r, float* dst) {
     const auto* src = reinterpret_cast<const uint16_t*>(W.data) + r * W.cols;
     int64_t k = 0;
     const bool f16 = W.type == MOME_TENSOR_TYPE_F16;
@@ -103,7 +103,7 @@ void convert_row(const mome::Matrix& W, int64_t r, float* dst) {
 }
 
 template <class Vec>
-void matmul_rows_impl(const mome::Matrix& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
+void matmul_rows_impl(const mome::Tensor& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
     const bool f32 = W.type == MOME_TENSOR_TYPE_F32;
     if (n_tokens <= kDirectTokens || f32) {
         // Few tokens (decode): stream the weights once, converting in registers.
@@ -141,7 +141,7 @@ namespace {
 
 // y[0..n) += a * W[row][0..n), W in any storage type (the grouped LoRA's B side).
 template <class Vec>
-void axpy_row_impl(const mome::Matrix& W, int64_t row, float a, float* y) {
+void axpy_row_impl(const mome::Tensor& W, int64_t row, float a, float* y) {
     const int64_t n = W.cols;
     const typename Vec::V av = Vec::broadcast(a);
     int64_t k = 0;
@@ -167,7 +167,7 @@ namespace {
 // once, so each accumulator holds scores of consecutive keys and needs no horizontal sum;
 // every query element is broadcast against 4 vectors of keys.
 template <class Vec>
-void score_keys_impl(const mome::Matrix& K, const float* Q, int64_t nq, float* S) {
+void score_keys_impl(const mome::Tensor& K, const float* Q, int64_t nq, float* S) {
     constexpr int64_t W = Vec::kWidth, kKeys = 4 * W;
     constexpr int kQueries = Vec::kTokens;
     const int64_t d = K.cols;

@@ -1,29 +1,29 @@
 // One matmul per instruction set: rows [r0, r1) of Y = X * W^T (see matmul_kernels.h).
 #pragma once
 
-#include "model/llama_weights.h"
+#include "core/tensor.h"
 
 namespace mome {
 
-void matmul_rows_avx512(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
-void matmul_rows_avx2(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
-void matmul_rows_portable(const Matrix& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
+void matmul_rows_avx512(const Tensor& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
+void matmul_rows_avx2(const Tensor& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
+void matmul_rows_portable(const Tensor& W, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
 
 // y[0..W.cols) += a * row `row` of W, per instruction set.
-void axpy_row_avx512(const Matrix& W, int64_t row, float a, float* y);
-void axpy_row_avx2(const Matrix& W, int64_t row, float a, float* y);
-void axpy_row_portable(const Matrix& W, int64_t row, float a, float* y);
+void axpy_row_avx512(const Tensor& W, int64_t row, float a, float* y);
+void axpy_row_avx2(const Tensor& W, int64_t row, float a, float* y);
+void axpy_row_portable(const Tensor& W, int64_t row, float a, float* y);
 
 // S[q][j] = dot(Q[q], K[j]) for every key (row) of K and query q < nq, per instruction set;
 // efficient for batches of queries (the router's flat scores).
-void score_keys_avx512(const Matrix& K, const float* Q, int64_t nq, float* S);
-void score_keys_avx2(const Matrix& K, const float* Q, int64_t nq, float* S);
-void score_keys_portable(const Matrix& K, const float* Q, int64_t nq, float* S);
+void score_keys_avx512(const Tensor& K, const float* Q, int64_t nq, float* S);
+void score_keys_avx2(const Tensor& K, const float* Q, int64_t nq, float* S);
+void score_keys_portable(const Tensor& K, const float* Q, int64_t nq, float* S);
 
 // The variant this CPU runs (as matmul_isa() names it).
-using MatmulRowsFn = void (*)(const Matrix&, const float*, int64_t, float*, int64_t, int64_t);
-using AxpyRowFn = void (*)(const Matrix&, int64_t, float, float*);
-using ScoreKeysFn = void (*)(const Matrix&, const float*, int64_t, float*);
+using MatmulRowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
+using AxpyRowFn = void (*)(const Tensor&, int64_t, float, float*);
+using ScoreKeysFn = void (*)(const Tensor&, const float*, int64_t, float*);
 MatmulRowsFn matmul_rows_best();
 AxpyRowFn axpy_row_best();
 ScoreKeysFn score_keys_best();

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/llama_weights.h"
+#include "core/tensor.h"
 
 namespace mome {
 
@@ -18,11 +18,11 @@ void round_activations_like_weights(mome_tensor_type weight_type, float* x, int6
 // Y[t][r] = sum_k X[t][k] * W[r][k] for t < n_tokens: X is [n_tokens x W.cols], Y is
 // [n_tokens x W.rows]. X must already be rounded for W's type. A block-quantized W quantizes
 // X itself, as ggml does (quant/quant.h).
-void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y);
+void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y);
 
 // The same product: SIMD (AVX2/FMA/F16C when the CPU has it), blocked for cache reuse,
 // rows spread over the pool's threads.
-void matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
+void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
 
 // out = x / sqrt(mean(x^2) + eps) * weight (float squares summed in double, as ggml does).
 void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out);
@@ -48,6 +48,6 @@ void attention_ref(const float* q, const float* k_cache, const float* v_cache, i
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);
 
 // Row `token` of the embedding as F32 (a quantized row dequantized, as ggml's get_rows does).
-void embed_ref(const Matrix& embedding, int32_t token, float* out);
+void embed_ref(const Tensor& embedding, int32_t token, float* out);
 
 }  // namespace mome

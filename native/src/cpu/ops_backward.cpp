@@ -28,12 +28,12 @@ namespace {
 // A quantized W is dequantized row by row (the frozen base's input gradient uses the weights
 // the forward pass multiplied by): each thread takes a range of tokens and dequantizes every
 // row once for all of them.
-void quantized_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
+void quantized_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     const int64_t n_ranges = pool ? std::min<int64_t>(n_tokens, pool->size()) : 1;
     auto range = [&](int64_t part) {
         const int64_t t0 = n_tokens * part / n_ranges, t1 = n_tokens * (part + 1) / n_ranges;
         std::vector<float> row(static_cast<size_t>(W.cols));
-        const Matrix row_f32{reinterpret_cast<const uint8_t*>(row.data()), MOME_TENSOR_TYPE_F32, 1, W.cols};
+        const Tensor row_f32{reinterpret_cast<const uint8_t*>(row.data()), MOME_TENSOR_TYPE_F32, 1, W.cols};
         const AxpyRowFn axpy = axpy_row_best();
         for (int64_t r = 0; r < W.rows; ++r) {
             bool dequantized = false;
@@ -52,7 +52,7 @@ void quantized_backward_input(const Matrix& W, const float* dY, int64_t n_tokens
 
 }  // namespace
 
-void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
+void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, pool);
     // dX[t] += dY[t][r] * W[r] for every row: one SIMD axpy per row, W read in its own type.
     // Tokens are independent rows of dX: with a pool they spread over its threads.

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "cpu/ops.h"
-#include "memory/lora.h"
+#include "cpu/lora.h"
 
 namespace mome {
 
@@ -18,7 +18,7 @@ void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps
 
 // Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k]; tokens over `pool`'s threads when given.
 // A quantized W enters dequantized (the straight-through view of its integer dot products).
-void matmul_backward_input(const Matrix& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool = nullptr);
+void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool = nullptr);
 
 // out = silu(gate) * up  =>  dgate, dup (overwritten).
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup);

@@ -14,7 +14,7 @@ void round_activations_like_weights(mome_tensor_type weight_type, float* x, int6
         for (int64_t i = 0; i < n; ++i) x[i] = bf16_to_float(float_to_bf16(x[i]));
 }
 
-void matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
+void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y) {
     if (is_quantized_type(W.type)) return quant_matmul_ref(W, X, n_tokens, Y);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const float* x = X + t * W.cols;
@@ -93,7 +93,7 @@ void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
     for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void embed_ref(const Matrix& embedding, int32_t token, float* out) {
+void embed_ref(const Tensor& embedding, int32_t token, float* out) {
     if (is_quantized_type(embedding.type)) return dequantize_matrix_row(embedding, token, out);
     for (int64_t k = 0; k < embedding.cols; ++k) out[k] = weight_at(embedding, token, k);
 }

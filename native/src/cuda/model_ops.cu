@@ -155,14 +155,14 @@ cublasHandle_t cublas_handle() {
     return h;
 }
 
-void cuda_embed(const DeviceMatrix& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream) {
+void cuda_embed(const Tensor& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream) {
     const int64_t d = table.cols;
     if (table.type == MOME_TENSOR_TYPE_BF16)
-        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(table.data), tokens, n, d, x);
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(reinterpret_cast<const __nv_bfloat16*>(table.data), tokens, n, d, x);
     else if (table.type == MOME_TENSOR_TYPE_F16)
-        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const __half*>(table.data), tokens, n, d, x);
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(reinterpret_cast<const __half*>(table.data), tokens, n, d, x);
     else
-        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(static_cast<const float*>(table.data), tokens, n, d, x);
+        embed_rows<<<blocks_for(n * d), kThreads, 0, stream>>>(reinterpret_cast<const float*>(table.data), tokens, n, d, x);
     MOME_CUDA_LAUNCHED("embed_rows");
 }
 

@@ -7,19 +7,13 @@
 
 #include <cstdint>
 
+#include "core/tensor.h"
 #include "mome.h"
 
 namespace mome {
 
-// A weight matrix on the device in its stored type, [rows x cols] row-major.
-struct DeviceMatrix {
-    const void* data = nullptr;
-    mome_tensor_type type = MOME_TENSOR_TYPE_F32;
-    int64_t rows = 0, cols = 0;
-};
-
 // x[t] = row tokens[t] of the embedding table, as F32.
-void cuda_embed(const DeviceMatrix& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream);
+void cuda_embed(const Tensor& table, const int32_t* tokens, int64_t n, float* x, cudaStream_t stream);
 
 // x += y over n elements; x *= s.
 void cuda_add(float* x, const float* y, int64_t n, cudaStream_t stream);
@@ -74,8 +68,5 @@ void cuda_gemm(const void* w, mome_tensor_type type, bool transpose_w, int64_t m
 // type first, as the CPU backend and ggml do), through cuBLAS with F32 accumulation.
 void cuda_matmul(const void* w, mome_tensor_type type, int64_t rows, int64_t cols, const float* x, int64_t n, float* y,
                  cudaStream_t stream);
-inline void cuda_matmul(const DeviceMatrix& w, const float* x, int64_t n, float* y, cudaStream_t stream) {
-    cuda_matmul(w.data, w.type, w.rows, w.cols, x, n, y, stream);
-}
 
 }  // namespace mome

@@ -108,7 +108,7 @@ using RowsFn = MatmulRowsFn;
 // row-dot kernel, which needs no transposition.
 void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t dim, int64_t first, int64_t count,
                  const float* queries, int64_t n_queries, float* scores /* [n_queries x count] */) {
-    const Matrix block{static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type), type, count, dim};
+    const Tensor block{static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type), type, count, dim};
     if (n_queries >= 8) score_keys_best()(block, queries, n_queries, scores);
     else rows(block, queries, n_queries, scores, 0, count);
 }

@@ -5,86 +5,13 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/half.h"
-#include "cpu/ops.h"
-#include "cpu/ops_backward.h"
 #include "memory/gate.h"
-#include "memory/lora.h"
 #include "memory/memory_layer.h"
-#include "model/llama_weights.h"
-#include "model/session.h"
+#include "model/llama_graph.h"
 
 namespace mome {
 
 namespace {
-
-// Activations of one layer above the memory layer, for its backward.
-struct LayerActivations {
-    std::vector<float> x, xn, q, k, v, attn, h, u, gate, up;
-};
-
-struct Forward {
-    const mome_llama_config& c;
-    const LlamaWeights& w;
-    RopeParams rope;
-    ThreadPool& pool;
-    int64_t n;
-    std::vector<int32_t> pos;
-
-    // Y = X W^T with activations rounded as in inference.
-    std::vector<float> project(const Matrix& W, const std::vector<float>& X) const {
-        std::vector<float> in = X, out(static_cast<size_t>(n * W.rows));
-        round_activations_like_weights(W.type, in.data(), n * W.cols);
-        matmul_fast(W, in.data(), n, out.data(), pool);
-        return out;
-    }
-
-    std::vector<float> norm(const std::vector<float>& x, const std::vector<float>& weight) const {
-        std::vector<float> out(x.size());
-        for (int64_t t = 0; t < n; ++t) rms_norm_ref(x.data() + t * c.n_embd, weight.data(), c.n_embd, c.rms_norm_eps, out.data() + t * c.n_embd);
-        return out;
-    }
-
-    // The attention half of a layer: returns h = x + attention, filling the activations.
-    std::vector<float> attention(const LayerWeights& L, const std::vector<float>& x, LayerActivations& a) const {
-        const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, v_dim = c.n_head_kv * c.head_dim_v;
-        a.x = x;
-        a.xn = norm(x, L.attn_norm);
-        a.q = project(L.wq, a.xn);
-        a.k = project(L.wk, a.xn);
-        a.v = project(L.wv, a.xn);
-        for (int64_t t = 0; t < n; ++t) {
-            rope_norm_ref(a.q.data() + t * q_dim, c.n_head, c.head_dim, pos[static_cast<size_t>(t)], rope);
-            rope_norm_ref(a.k.data() + t * kv_dim, c.n_head_kv, c.head_dim, pos[static_cast<size_t>(t)], rope);
-        }
-        a.attn.assign(static_cast<size_t>(n * c.n_head * c.head_dim_v), 0.0f);
-        (void)v_dim;
-        pool.run(n, [&](int64_t t) {
-            attention_ref(a.q.data() + t * q_dim, a.k.data(), a.v.data(), t + 1, c.n_head, c.n_head_kv, c.head_dim,
-                          a.attn.data() + t * c.n_head * c.head_dim_v);
-        });
-        std::vector<float> h = x, o = project(L.wo, a.attn);
-        for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
-        return h;
-    }
-
-    // The MLP half: x_next = h + down(silu(gate u) * up u); fills u, gate, up.
-    std::vector<float> mlp(const LayerWeights& L, const std::vector<float>& h, LayerActivations& a) const {
-        a.h = h;
-        a.u = norm(h, L.ffn_norm);
-        a.gate = project(L.gate, a.u);
-        a.up = project(L.up, a.u);
-        std::vector<float> act(a.gate.size());
-        swiglu_ref(a.gate.data(), a.up.data(), static_cast<int64_t>(act.size()), act.data());
-        std::vector<float> x = h, o = project(L.down, act);
-        for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
-        return x;
-    }
-};
-
-void add_backward_input(const Matrix& W, const std::vector<float>& dY, int64_t n, std::vector<float>& dX, ThreadPool& pool) {
-    matmul_backward_input(W, dY.data(), n, dX.data(), &pool);
-}
 
 void check_tokens(const mome_llama_config& c, const int32_t* tokens, int64_t n) {
     require_arg(tokens != nullptr, "tokens is null");
@@ -96,22 +23,27 @@ void check_tokens(const mome_llama_config& c, const int32_t* tokens, int64_t n) 
             fail(MOME_STATUS_OUT_OF_RANGE, format("token %d at %lld is outside the vocabulary", tokens[t], static_cast<long long>(t)));
 }
 
-// A forward over positions 0..n-1 of one sequence.
-Forward make_forward(const mome_llama_config& c, const LlamaWeights& w, ThreadPool& pool, int64_t n) {
-    Forward f{c, w, RopeParams{}, pool, n, std::vector<int32_t>(static_cast<size_t>(n))};
-    f.rope.n_rot = c.n_rot;
-    f.rope.freq_base = c.rope_freq_base;
-    f.rope.freq_scale = c.rope_freq_scale;
-    f.rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
-    for (int64_t t = 0; t < n; ++t) f.pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-    return f;
+// Positions 0..n-1 of one sequence.
+std::vector<int32_t> positions_of(int64_t n) {
+    std::vector<int32_t> pos(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    return pos;
 }
 
-std::vector<float> embed_all(const LlamaWeights& w, const int32_t* tokens, int64_t n, int64_t d) {
-    std::vector<float> x(static_cast<size_t>(n * d));
-    for (int64_t t = 0; t < n; ++t) embed_ref(w.token_embd, tokens[t], x.data() + t * d);
-    return x;
-}
+// Keeps the memory layer's input of one block and adds nothing.
+class CaptureInput final : public MemoryHook {
+public:
+    CaptureInput(Backend& backend, int64_t block, int64_t d) : backend_(backend), block_(block), d_(d) {}
+    bool memory_delta(int64_t layer, const float* u, int64_t n, float*) override {
+        if (layer == block_) captured = download(backend_, u, n * d_);
+        return false;
+    }
+    std::vector<float> captured;
+
+private:
+    Backend& backend_;
+    int64_t block_, d_;
+};
 
 // The router's gradients. The memory layer adds delta_t = s * sum_j w_j B_j A_j u_t with
 // w = softmax(score / T) over the route and score_j = q . key_j / sqrt(key_dim); so
@@ -177,16 +109,15 @@ std::vector<float> memory_layer_inputs(const mome_bank& bank, const int32_t* tok
     const mome_llama_config& c = model.config;
     check_tokens(c, tokens, n);
     const LlamaWeights w = load_llama_weights(*model.file, c);
-    const Forward f = make_forward(c, w, pool, n);
-    const int64_t D = c.n_embd, l0 = bank.layers[0].block;
-    std::vector<float> x = embed_all(w, tokens, n, D);
-    LayerActivations a;
-    for (int64_t l = 0; l <= l0; ++l) {
-        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-        std::vector<float> h = f.attention(L, x, a);
-        x = f.mlp(L, h, a);
-    }
-    return std::move(a.u);
+    const std::unique_ptr<Backend> be = make_cpu_fast_backend(pool);
+    const int64_t l0 = bank.layers[0].block;
+    const GraphInputs inputs(*be, tokens, positions_of(n).data(), nullptr, n);
+    KvCache cache = make_kv_cache(*be, c, 1, n);
+    Buffer x = floats(*be, n * c.n_embd);
+    llama_embed(*be, w, inputs.batch(), x.as());
+    CaptureInput capture(*be, l0, c.n_embd);
+    llama_forward(*be, c, w, inputs.batch(), cache, 0, l0 + 1, x.as(), &capture, nullptr);
+    return std::move(capture.captured);
 }
 
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool) {
@@ -255,139 +186,71 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     if (n < 2 || answer_start < 1 || answer_start >= n)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
                                                   "answer_start = %lld)", static_cast<long long>(n), static_cast<long long>(answer_start)));
-    if (fact.session) {
-        if (!fact.session->cuda) fail(MOME_STATUS_INVALID_ARGUMENT, "the session given for a tuning step is not a CUDA session");
-        if (fact.session->model != bank.model) fail(MOME_STATUS_INVALID_ARGUMENT, "the CUDA session is of another model than the bank's");
+    // The backend: the given one (a GPU session's) or cpu-fast over the caller's pool.
+    std::unique_ptr<Backend> own;
+    LlamaWeights host;
+    Backend* be = fact.backend;
+    const LlamaWeights* w = fact.weights;
+    require_arg((be == nullptr) == (w == nullptr), "a tuning step's backend comes with the model's weights on it");
+    if (!be) {
+        own = make_cpu_fast_backend(pool);
+        be = own.get();
+        host = load_llama_weights(*model.file, c);
+        w = &host;
+    } else if (be->device() != Device::Host) {
         if (router_gradients) fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed on the CPU only: give no session with them");
-        return cuda_fact_gradients(*fact.session, bank, fact);
+        if (per_token)
+            fail(MOME_STATUS_UNSUPPORTED, "tuning steps on CUDA serve banks that route per sequence; tune per-token banks on the CPU");
     }
-    const LlamaWeights w = load_llama_weights(*model.file, c);
-    const Forward f = make_forward(c, w, pool, n);
-    const int64_t D = c.n_embd, l0 = bank.layers[0].block, k = p.top_k, r = p.rank;
+    const int64_t D = c.n_embd, l0 = bank.layers[0].block, r = p.rank;
     FactGradients g;
+    const GraphInputs inputs(*be, tokens, positions_of(n).data(), nullptr, n);
+    KvCache cache = make_kv_cache(*be, c, 1, n);
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
     // The memory layer's input u0 and the residual stream x after its block (before the bank's
     // delta): the frozen layers below give the same for every step, so a caller may keep them.
-    std::vector<float> u0, x, query, centred;
+    Buffer x = floats(*be, n * D), prefix_u0;
+    const float* u0 = nullptr;
     if (fact.prefix) {
-        u0.assign(fact.prefix, fact.prefix + n * D);
-        x.assign(fact.prefix + n * D, fact.prefix + 2 * n * D);
+        prefix_u0 = floats(*be, n * D);
+        be->upload(prefix_u0.as<void>(), fact.prefix, static_cast<uint64_t>(n * D) * sizeof(float));
+        be->upload(x.as<void>(), fact.prefix + n * D, static_cast<uint64_t>(n * D) * sizeof(float));
+        u0 = prefix_u0.as();
     } else {
-        x = embed_all(w, tokens, n, D);
-        for (int64_t l = 0; l <= l0; ++l) {
-            const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-            LayerActivations& a = acts[static_cast<size_t>(l)];
-            std::vector<float> h = f.attention(L, x, a);
-            x = f.mlp(L, h, a);
-        }
-        u0 = acts[static_cast<size_t>(l0)].u;
+        llama_embed(*be, *w, inputs.batch(), x.as());
+        llama_forward(*be, c, *w, inputs.batch(), cache, 0, l0 + 1, x.as(), nullptr, &acts);
+        u0 = acts[static_cast<size_t>(l0)].u.as();
     }
+    const std::vector<float> host_u0 = download(*be, u0, n * D);
     if (fact.prefix_out) {
-        std::copy(u0.begin(), u0.end(), fact.prefix_out);
-        std::copy(x.begin(), x.end(), fact.prefix_out + n * D);
+        std::copy(host_u0.begin(), host_u0.end(), fact.prefix_out);
+        be->download(fact.prefix_out + n * D, x.as(), static_cast<uint64_t>(n * D) * sizeof(float));
     }
 
     // The memory layer: route from the question's mean input, as a session asking it would.
-    route_fact(bank, fact, u0.data(), pool, n_threads, g, &query, &centred);
+    std::vector<float> query, centred;
+    route_fact(bank, fact, host_u0.data(), pool, n_threads, g, &query, &centred);
     // One segment sharing the route, or one per token.
     std::vector<int64_t> offsets{0};
     for (int64_t t = 1; t <= n; ++t)
         if (per_token || t == n) offsets.push_back(t);
-    const int64_t n_segments = static_cast<int64_t>(offsets.size()) - 1;
-    {
-        LoraTables tables{p.weight_type, p.n_experts, D, p.rank, bank.layers[0].a.data, bank.layers[0].b.data};
-        LoraBatch b{u0.data(), n, offsets.data(), n_segments, g.indices.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
-        if (cached) check_lora_batch(tables, b);
-        std::vector<float> delta(static_cast<size_t>(n * D), 0.0f);
-        lora_apply(tables, b, delta.data(), pool);
-        for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
+    if (cached) {
+        LoraBatch given{host_u0.data(), n, offsets.data(), static_cast<int64_t>(offsets.size()) - 1, g.indices.data(), g.weights.data(),
+                        p.top_k, p.alpha / static_cast<float>(p.rank)};
+        check_lora_batch(bank_tables(bank, 0), given);
     }
-    for (int64_t l = l0 + 1; l < c.n_layer; ++l) {
-        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-        LayerActivations& a = acts[static_cast<size_t>(l)];
-        std::vector<float> h = f.attention(L, x, a);
-        x = f.mlp(L, h, a);
-    }
-
-    // Loss over answer tokens: position t predicts token t + 1.
-    const int64_t first = answer_start - 1, n_out = n - answer_start;
-    std::vector<float> normed(static_cast<size_t>(n * D), 0.0f);
-    for (int64_t t = first; t < n - 1; ++t)
-        rms_norm_ref(x.data() + t * D, w.output_norm.data(), D, c.rms_norm_eps, normed.data() + t * D);
-    std::vector<float> rows(normed.begin() + first * D, normed.begin() + (n - 1) * D), logits(static_cast<size_t>(n_out * c.n_vocab));
-    std::vector<float> rounded = rows;
-    round_activations_like_weights(w.output.type, rounded.data(), n_out * D);
-    matmul_fast(w.output, rounded.data(), n_out, logits.data(), pool);
-    std::vector<float> dlogits(logits.size());
-    for (int64_t i = 0; i < n_out; ++i) {
-        const float* row = logits.data() + i * c.n_vocab;
-        const int32_t target = tokens[answer_start + i];
-        g.loss += cross_entropy_backward(row, c.n_vocab, target, dlogits.data() + i * c.n_vocab);
-        int64_t best = 0;
-        for (int64_t v = 1; v < c.n_vocab; ++v)
-            if (row[v] > row[best]) best = v;
-        g.n_correct += best == target;
-    }
-    g.loss /= static_cast<double>(n_out);
-    for (float& d : dlogits) d /= static_cast<float>(n_out);
-    g.n_answer = static_cast<int32_t>(n_out);
-
-    // Back through the output projection and the final norm.
-    std::vector<float> dnormed(static_cast<size_t>(n_out * D), 0.0f);
-    matmul_backward_input(w.output, dlogits.data(), n_out, dnormed.data(), &pool);
-    std::vector<float> dx(static_cast<size_t>(n * D), 0.0f);
-    for (int64_t i = 0; i < n_out; ++i)
-        rms_norm_backward(x.data() + (first + i) * D, w.output_norm.data(), D, c.rms_norm_eps, dnormed.data() + i * D,
-                          dx.data() + (first + i) * D);
-
-    // Back through the layers above the memory layer.
-    const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim, v_dim = c.n_head_kv * c.head_dim_v;
-    const int64_t attn_dim = c.n_head * c.head_dim_v;
-    for (int64_t l = c.n_layer - 1; l > l0; --l) {
-        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
-        const LayerActivations& a = acts[static_cast<size_t>(l)];
-        // MLP: x_next = h + down(swiglu(gate u, up u)).
-        std::vector<float> dact(static_cast<size_t>(n * c.n_ff), 0.0f), dgate(dact.size()), dup(dact.size());
-        add_backward_input(L.down, dx, n, dact, pool);
-        swiglu_backward(a.gate.data(), a.up.data(), dact.data(), n * c.n_ff, dgate.data(), dup.data());
-        std::vector<float> du(static_cast<size_t>(n * D), 0.0f);
-        add_backward_input(L.gate, dgate, n, du, pool);
-        add_backward_input(L.up, dup, n, du, pool);
-        std::vector<float> dh = dx, tmp(static_cast<size_t>(D));
-        for (int64_t t = 0; t < n; ++t) {
-            rms_norm_backward(a.h.data() + t * D, L.ffn_norm.data(), D, c.rms_norm_eps, du.data() + t * D, tmp.data());
-            for (int64_t i = 0; i < D; ++i) dh[static_cast<size_t>(t * D + i)] += tmp[static_cast<size_t>(i)];
-        }
-        // Attention: h = x + wo(attn(rope(wq xn), rope(wk xn), wv xn)).
-        std::vector<float> dattn(static_cast<size_t>(n * attn_dim), 0.0f);
-        add_backward_input(L.wo, dh, n, dattn, pool);
-        std::vector<float> dq(static_cast<size_t>(n * q_dim), 0.0f), dk(static_cast<size_t>(n * kv_dim), 0.0f),
-            dv(static_cast<size_t>(n * v_dim), 0.0f);
-        for (int64_t t = 0; t < n; ++t)
-            attention_backward(a.q.data() + t * q_dim, a.k.data(), a.v.data(), t + 1, c.n_head, c.n_head_kv, c.head_dim,
-                               dattn.data() + t * attn_dim, dq.data() + t * q_dim, dk.data(), dv.data());
-        for (int64_t t = 0; t < n; ++t) {
-            rope_norm_backward(dq.data() + t * q_dim, c.n_head, c.head_dim, f.pos[static_cast<size_t>(t)], f.rope);
-            rope_norm_backward(dk.data() + t * kv_dim, c.n_head_kv, c.head_dim, f.pos[static_cast<size_t>(t)], f.rope);
-        }
-        std::vector<float> dxn(static_cast<size_t>(n * D), 0.0f);
-        add_backward_input(L.wq, dq, n, dxn, pool);
-        add_backward_input(L.wk, dk, n, dxn, pool);
-        add_backward_input(L.wv, dv, n, dxn, pool);
-        dx = dh;
-        for (int64_t t = 0; t < n; ++t) {
-            rms_norm_backward(a.x.data() + t * D, L.attn_norm.data(), D, c.rms_norm_eps, dxn.data() + t * D, tmp.data());
-            for (int64_t i = 0; i < D; ++i) dx[static_cast<size_t>(t * D + i)] += tmp[static_cast<size_t>(i)];
-        }
-    }
-
-    // Into the routed experts: each distinct one gathered once as F32, then the LoRA backward.
+    // The routed experts, each distinct one gathered once as F32, in local tables that the
+    // forward's delta and the backward both use.
     std::unordered_map<int32_t, int32_t> slot_of;
-    std::vector<int32_t> local(g.indices.size());
-    for (size_t i = 0; i < g.indices.size(); ++i) {
-        const auto [at, added] = slot_of.emplace(g.indices[i], static_cast<int32_t>(g.experts.size()));
-        if (added) g.experts.push_back(g.indices[i]);
-        local[i] = at->second;
+    BatchRoutes local;
+    local.order.resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) local.order[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    local.offsets = offsets;
+    local.weights = g.weights;
+    for (const int32_t e : g.indices) {
+        const auto [at, added] = slot_of.emplace(e, static_cast<int32_t>(g.experts.size()));
+        if (added) g.experts.push_back(e);
+        local.indices.push_back(at->second);
     }
     const int64_t per_expert = r * D, n_distinct = static_cast<int64_t>(g.experts.size());
     std::vector<float> a_local(static_cast<size_t>(n_distinct * per_expert)), b_local(a_local.size());
@@ -396,24 +259,35 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         read_floats(bank.layers[0].a, first, per_expert, a_local.data() + j * per_expert);
         read_floats(bank.layers[0].b, first, per_expert, b_local.data() + j * per_expert);
     }
-    const LoraTables tables{MOME_TENSOR_TYPE_F32, n_distinct, D, p.rank, reinterpret_cast<const uint8_t*>(a_local.data()),
-                            reinterpret_cast<const uint8_t*>(b_local.data())};
-    const LoraBatch b{u0.data(), n, offsets.data(), n_segments, local.data(), g.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
-    g.da.assign(a_local.size(), 0.0f);
-    g.db.assign(b_local.size(), 0.0f);
-    if (per_token || n_distinct != k) {
-        lora_backward(tables, b, dx.data(), g.da.data(), g.db.data(), nullptr);
-    } else {
-        // One route of distinct experts for all tokens: each chunk owns one expert's rows.
-        pool.run(k, [&](int64_t j) {
-            LoraBatch one = b;
-            one.indices = local.data() + j;
-            one.weights = g.weights.data() + j;
-            one.top_k = 1;
-            lora_backward(tables, one, dx.data(), g.da.data(), g.db.data(), nullptr);
-        });
+    const Buffer d_a = upload(*be, a_local), d_b = upload(*be, b_local);
+    const LoraTables tables{MOME_TENSOR_TYPE_F32, n_distinct, D, p.rank, d_a.as<uint8_t>(), d_b.as<uint8_t>()};
+    {
+        Buffer delta = floats(*be, n * D);
+        apply_memory_delta(*be, bank, tables, local, u0, n, delta.as());
+        be->add(x.as(), delta.as(), n * D);
     }
-    if (router_gradients) router_backward(bank, u0, n, dx, a_local, b_local, query, centred, g);
+    llama_forward(*be, c, *w, inputs.batch(), cache, l0 + 1, c.n_layer, x.as(), nullptr, &acts);
+
+    // The loss over the answer, then back through the blocks above the memory layer.
+    const std::vector<int32_t> answer(tokens + answer_start, tokens + n);
+    const Buffer targets = upload(*be, answer);
+    Buffer dx = floats(*be, n * D);
+    const LossResult loss = llama_loss(*be, c, *w, x.as(), n, answer_start, targets.as<int32_t>(), answer.data(), dx.as());
+    g.loss = loss.loss, g.n_answer = loss.n_answer, g.n_correct = loss.n_correct;
+    llama_backward_from(*be, c, *w, inputs.batch(), cache, acts, l0 + 1, c.n_layer, dx.as());
+
+    // Into the routed experts.
+    const Buffer d_offsets = upload(*be, offsets), d_indices = upload(*be, local.indices), d_weights = upload(*be, g.weights);
+    const LoraBatch b{u0, n, d_offsets.as<int64_t>(), static_cast<int64_t>(offsets.size()) - 1, d_indices.as<int32_t>(),
+                      d_weights.as(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    Buffer da = floats(*be, n_distinct * per_expert, true), db = floats(*be, n_distinct * per_expert, true);
+    be->lora_backward(tables, b, dx.as(), da.as(), db.as());
+    g.da = download(*be, da.as(), n_distinct * per_expert);
+    g.db = download(*be, db.as(), n_distinct * per_expert);
+    if (router_gradients) {
+        const std::vector<float> host_dx = download(*be, dx.as(), n * D);
+        router_backward(bank, host_u0, n, host_dx, a_local, b_local, query, centred, g);
+    }
     return g;
 }
 

@@ -1,14 +1,15 @@
-// Memory tuning's core: one fact's loss and the gradients of its routed experts, by a
-// forward pass over the fact that keeps the activations of the layers above the memory
-// layer, then backpropagation (activation gradients only: the base model is frozen).
+// Memory tuning's core: one fact's loss and the gradients of its routed experts, by the
+// layer graph's forward pass over the fact (model/llama_graph.h) keeping the activations of
+// the blocks above the memory layer, then its backward (activation gradients only: the base
+// model is frozen), on any backend.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "backend/backend.h"
 #include "memory/bank.h"
-
-struct mome_session;
+#include "model/llama_weights.h"
 
 namespace mome {
 
@@ -23,7 +24,10 @@ struct FactInput {
     const float* route_weights = nullptr;
     const float* prefix = nullptr;  // [2 x n x n_embd]: see mome_fact_desc
     float* prefix_out = nullptr;
-    mome_session* session = nullptr;  // a CUDA session to run the step on, or null
+    // The backend to run the step on and the model's weights there (a GPU session's), or
+    // both null: the CPU (cpu-fast over the caller's pool).
+    Backend* backend = nullptr;
+    const LlamaWeights* weights = nullptr;
 };
 
 struct FactGradients {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "model/llama_weights.h"
 #include "mome.h"
 
 namespace mome {
@@ -33,5 +35,12 @@ mome_llama_config synthetic_config(const mome_synthetic_params& p);
 
 // Llama 3.1 rope frequency factors (n_rot / 2 of them), as Meta's code and llama.cpp compute them.
 std::vector<float> llama3_rope_factors(const mome_synthetic_params& p, int64_t n_rot);
+
+// The weights of a model from `p` generated on a CUDA backend's device from p.seed (no file,
+// no host copy; not the file's values): uniform values with standard deviation p.init_std,
+// norms of ones. `rope_factors`: the Llama 3 factors when the model has them. In
+// cuda/synthetic_weights.cu (UNSUPPORTED without CUDA).
+LlamaWeights cuda_synthetic_weights(Backend& cuda, const mome_synthetic_params& p, const mome_llama_config& c,
+                                    const std::vector<float>& rope_factors);
 
 }  // namespace mome

@@ -150,7 +150,7 @@ void dequantize_row(uint32_t type, const uint8_t* src, int64_t n, float* dst) {
     }
 }
 
-void dequantize_matrix_row(const Matrix& W, int64_t row, float* out) {
+void dequantize_matrix_row(const Tensor& W, int64_t row, float* out) {
     dequantize_row(W.type, W.data + row * quant_row_bytes(W.type, W.cols), W.cols, out);
 }
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "model/llama_weights.h"
+#include "core/tensor.h"
 
 namespace mome {
 
@@ -40,10 +40,10 @@ float quant_dot_ref(uint32_t weight_type, const uint8_t* w, const uint8_t* act, 
 // quant_matmul.cpp: Y[t][r] = dot(W row r, X row t) with the activations quantized first.
 // The reference loops block by block; the fast path unpacks each weight row once for all
 // tokens, runs the widest kernel this CPU has, and spreads rows over the pool.
-void quant_matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y);
-void quant_matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
+void quant_matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y);
+void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
 
 // Row `row` of a quantized matrix as F32 (the embedding lookup, the backward's W^T dY).
-void dequantize_matrix_row(const Matrix& W, int64_t row, float* out);
+void dequantize_matrix_row(const Tensor& W, int64_t row, float* out);
 
 }  // namespace mome

@@ -34,7 +34,7 @@ QuantRowsFn quant_rows_best() {
     return quant_rows_portable;
 }
 
-void quant_matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* Y) {
+void quant_matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y) {
     const uint32_t act_type = activation_type_for(W.type);
     const int64_t w_bytes = quant_row_bytes(W.type, W.cols), a_bytes = quant_row_bytes(act_type, W.cols);
     const std::vector<uint8_t> acts = quantize_tokens(act_type, X, n_tokens, W.cols);
@@ -43,7 +43,7 @@ void quant_matmul_ref(const Matrix& W, const float* X, int64_t n_tokens, float* 
             Y[t * W.rows + r] = quant_dot_ref(W.type, W.data + r * w_bytes, acts.data() + t * a_bytes, W.cols);
 }
 
-void quant_matmul_fast(const Matrix& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
+void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
     const uint32_t act_type = activation_type_for(W.type);
     const int64_t w_bytes = quant_row_bytes(W.type, W.cols), a_bytes = quant_row_bytes(act_type, W.cols);
     const std::vector<uint8_t> quantized = quantize_tokens(act_type, X, n_tokens, W.cols);

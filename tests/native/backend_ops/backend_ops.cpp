@@ -352,7 +352,7 @@ void test_model_ops(int device, std::mt19937& rng) {
         random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(n * cols), 1.0f, rng, xs);
         std::vector<float> rounded = xs, want(static_cast<size_t>(n * rows));
         mome::round_activations_like_weights(type, rounded.data(), n * cols);
-        mome::matmul_ref(mome::Matrix{w_bytes.data(), type, rows, cols}, rounded.data(), n, want.data());
+        mome::matmul_ref(mome::Tensor{w_bytes.data(), type, rows, cols}, rounded.data(), n, want.data());
         DeviceBuffer dw(device, w_bytes.size()), out(device, want.size() * 4);
         dw.upload(w_bytes.data());
         auto dx = upload(xs);
@@ -398,7 +398,7 @@ void test_backward_ops(int device, std::mt19937& rng) {
         std::vector<float> dx0;
         random_table(MOME_TENSOR_TYPE_F32, n * cols, 1.0f, rng, dx0);
         std::vector<float> want = dx0;
-        mome::matmul_backward_input(mome::Matrix{wb.data(), type, rows, cols}, dy.data(), n, want.data());
+        mome::matmul_backward_input(mome::Tensor{wb.data(), type, rows, cols}, dy.data(), n, want.data());
         DeviceBuffer dw(device, wb.size());
         dw.upload(wb.data());
         auto ddy = upload(dy), ddx = upload(dx0);

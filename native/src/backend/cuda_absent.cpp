@@ -1,9 +1,10 @@
-// Built instead of src/cuda/ when no CUDA compiler was found: no devices, and every CUDA
-// call says so.
+// Built instead of src/cuda/ and backend/cuda_backend.cu when no CUDA compiler was found: no
+// devices, and every CUDA call says so.
+#include "backend/backend.h"
 #include "core/cuda_backend.h"
 #include "core/devices.h"
 #include "core/error.h"
-#include "memory/tuning.h"
+#include "model/synthetic.h"
 
 namespace mome {
 
@@ -27,10 +28,9 @@ void cuda_lora_apply(int, const mome_lora_desc&, const float*, int64_t, const in
                      float, float*, void*) {
     no_cuda();
 }
-CudaSession* cuda_session_create(const mome_session&, int) { no_cuda(); }
-void destroy_cuda_session(CudaSession*) {}
-CudaSession* cuda_session_create_synthetic(const mome_session&, int, const mome_synthetic_params&, const std::vector<float>&) { no_cuda(); }
-void cuda_session_run(mome_session&, const mome_batch&, float*, int64_t, int64_t) { no_cuda(); }
-FactGradients cuda_fact_gradients(mome_session&, const mome_bank&, const FactInput&) { no_cuda(); }
+std::unique_ptr<Backend> make_cuda_backend(int) { no_cuda(); }
+LlamaWeights cuda_synthetic_weights(Backend&, const mome_synthetic_params&, const mome_llama_config&, const std::vector<float>&) {
+    no_cuda();
+}
 
 }  // namespace mome

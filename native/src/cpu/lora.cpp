@@ -1,4 +1,4 @@
-#include "memory/lora.h"
+#include "cpu/lora.h"
 
 #include <cmath>
 #include <cstring>
@@ -96,8 +96,8 @@ void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool&
         for (int j = 0; j < b.top_k; ++j) {
             // The expert's r rows of A and of B^T, read in their storage type by the SIMD kernels.
             const uint64_t e = static_cast<uint64_t>(b.indices[s * b.top_k + j]);
-            const Matrix a{t.a + e * expert_bytes, t.type, r, d};
-            const Matrix bt{t.b + e * expert_bytes, t.type, r, d};
+            const Tensor a{t.a + e * expert_bytes, t.type, r, d};
+            const Tensor bt{t.b + e * expert_bytes, t.type, r, d};
             rows(a, b.u + begin * d, n, z.data(), 0, r);  // z[token][rho] = (A_e u_token)[rho]
             const float w = b.weights[s * b.top_k + j] * b.scale;
             for (int64_t tok = 0; tok < n; ++tok)

@@ -1,0 +1,196 @@
+// The CPU backends. cpu-ref runs every op as the plain loops of cpu/ops.h and
+// cpu/ops_backward.h, on the calling thread; cpu-fast is cpu-ref with the SIMD matmul and
+// grouped-LoRA kernels and with rows and tokens spread over a thread pool. Device memory is
+// host memory, so copies are memcpy and a host tensor is its own device tensor.
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "cpu/ops_backward.h"
+#include "cpu/thread_pool.h"
+#include "gguf/tensor_types.h"
+#include "quant/quant.h"
+
+namespace mome {
+
+namespace {
+
+class CpuRefBackend : public Backend {
+public:
+    const char* name() const override { return "cpu-ref"; }
+    Device device() const override { return Device::Host; }
+    bool supports_type(mome_tensor_type) const override { return true; }  // every type Mome reads
+    bool supports_op(Op op, mome_tensor_type type) const override {
+        if (op == Op::LoraBackward) return type == MOME_TENSOR_TYPE_F32;
+        if (op == Op::LoraApply) return !is_quantized_type(type);
+        return true;
+    }
+
+    void* allocate(uint64_t bytes) override {
+        void* p = std::malloc(std::max<uint64_t>(bytes, 1));
+        if (!p) fail(MOME_STATUS_OUT_OF_MEMORY, format("could not allocate %llu bytes", static_cast<unsigned long long>(bytes)));
+        return p;
+    }
+    void free(void* ptr) override { std::free(ptr); }
+    void* allocate_kept(uint64_t bytes) override {
+        kept_.emplace_back(static_cast<size_t>(bytes));
+        return kept_.back().data();
+    }
+    void upload(void* dst, const void* src, uint64_t bytes) override { std::memcpy(dst, src, bytes); }
+    void download(void* dst, const void* src, uint64_t bytes) override { std::memcpy(dst, src, bytes); }
+    void copy(void* dst, const void* src, uint64_t bytes) override { std::memmove(dst, src, bytes); }
+    void zero(void* ptr, uint64_t bytes) override { std::memset(ptr, 0, bytes); }
+    Tensor to_device(const Tensor& host) override { return host; }
+
+    void embed(const Tensor& table, const int32_t* tokens, int64_t n, float* x) override {
+        for (int64_t t = 0; t < n; ++t) embed_ref(table, tokens[t], x + t * table.cols);
+    }
+    void add(float* x, const float* y, int64_t n) override {
+        for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+    }
+    void scale(float* x, float s, int64_t n) override {
+        for (int64_t i = 0; i < n; ++i) x[i] *= s;
+    }
+    void gather_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out) override {
+        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(out + i * d, x + static_cast<int64_t>(rows[i]) * d, d * sizeof(float));
+    }
+    void scatter_rows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out) override {
+        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(out + static_cast<int64_t>(rows[i]) * d, x + i * d, d * sizeof(float));
+    }
+    void argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out) override {
+        for (int64_t t = 0; t < n; ++t) {
+            const float* row = x + t * d;
+            int64_t best = 0;
+            for (int64_t i = 1; i < d; ++i)
+                if (row[i] > row[best]) best = i;
+            out[t] = static_cast<int32_t>(best);
+        }
+    }
+    void rms_norm(const float* x, const Tensor& weight, int64_t rows, float eps, float* out) override {
+        const int64_t d = weight.cols;
+        for (int64_t r = 0; r < rows; ++r) rms_norm_ref(x + r * d, weight.f32(), d, eps, out + r * d);
+    }
+    void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
+        for (int64_t r = 0; r < rows; ++r) rope_norm_ref(x + r * n_heads * head_dim, n_heads, head_dim, pos[r], p);
+    }
+    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
+        const std::vector<float> rounded = rounded_for(W, X, n);
+        matmul_ref(W, rounded.empty() ? X : rounded.data(), n, Y);
+    }
+    void store_kv(const float* k, const float* v, const int32_t* seq_ids, const int32_t* positions, int64_t n, int64_t kv_dim,
+                  int64_t v_dim, int64_t seq_positions, float* k_cache, float* v_cache) override {
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t slot = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * seq_positions + positions[t];
+            std::memcpy(k_cache + slot * kv_dim, k + t * kv_dim, kv_dim * sizeof(float));
+            std::memcpy(v_cache + slot * v_dim, v + t * v_dim, v_dim * sizeof(float));
+        }
+    }
+    void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
+                   int64_t n, const AttentionShape& a, float* out) override {
+        for (int64_t t = 0; t < n; ++t) attention_row(q, k_cache, v_cache, seq_ids, visible, t, a, out);
+    }
+    void swiglu(const float* gate, const float* up, int64_t n, float* out) override { swiglu_ref(gate, up, n, out); }
+    void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { lora_apply_ref(tables, batch, out); }
+
+    void rms_norm_backward(const float* x, const Tensor& weight, const float* dy, int64_t rows, float eps, float* dx) override {
+        const int64_t d = weight.cols;
+        for (int64_t r = 0; r < rows; ++r) mome::rms_norm_backward(x + r * d, weight.f32(), d, eps, dy + r * d, dx + r * d);
+    }
+    void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {
+        mome::matmul_backward_input(W, dY, n, dX, nullptr);
+    }
+    void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
+        for (int64_t r = 0; r < rows; ++r) rope_norm_backward(dx + r * n_heads * head_dim, n_heads, head_dim, pos[r], p);
+    }
+    void attention_backward(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n,
+                            const AttentionShape& a, const float* dout, float* dq, float* dk, float* dv) override {
+        const int64_t q_dim = a.n_head * a.head_dim;
+        for (int64_t t = 0; t < n; ++t)
+            mome::attention_backward(q + t * q_dim, k_cache, v_cache, visible[t], a.n_head, a.n_head_kv, a.head_dim, dout + t * q_dim,
+                                     dq + t * q_dim, dk, dv);
+    }
+    void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) override {
+        mome::swiglu_backward(gate, up, dout, n, dgate, dup);
+    }
+    void cross_entropy_backward(const float* logits, const int32_t* targets, int64_t n, int64_t n_vocab, float* dlogits,
+                                float* loss) override {
+        for (int64_t t = 0; t < n; ++t)
+            loss[t] = static_cast<float>(mome::cross_entropy_backward(logits + t * n_vocab, n_vocab, targets[t], dlogits + t * n_vocab));
+    }
+    void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
+        require_f32(tables);
+        mome::lora_backward(tables, batch, dout, dA, dB, nullptr);
+    }
+
+protected:
+    // X rounded as ggml rounds activations for W's type; empty when X is used as it is.
+    static std::vector<float> rounded_for(const Tensor& W, const float* X, int64_t n) {
+        if (W.type == MOME_TENSOR_TYPE_F32) return {};
+        std::vector<float> rounded(X, X + n * W.cols);
+        round_activations_like_weights(W.type, rounded.data(), n * W.cols);
+        return rounded;
+    }
+    static void attention_row(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
+                              int64_t t, const AttentionShape& a, float* out) {
+        const int64_t q_dim = a.n_head * a.head_dim, kv_dim = a.n_head_kv * a.head_dim;
+        const int64_t base = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * a.seq_positions;
+        attention_ref(q + t * q_dim, k_cache + base * kv_dim, v_cache + base * kv_dim, visible[t], a.n_head, a.n_head_kv, a.head_dim,
+                      out + t * q_dim);
+    }
+    static void require_f32(const LoraTables& tables) {
+        if (tables.type != MOME_TENSOR_TYPE_F32) fail(MOME_STATUS_UNSUPPORTED, "the LoRA backward takes F32 expert tables");
+    }
+
+private:
+    std::vector<std::vector<uint8_t>> kept_;
+};
+
+class CpuFastBackend final : public CpuRefBackend {
+public:
+    explicit CpuFastBackend(ThreadPool& pool) : pool_(pool) {}
+    const char* name() const override { return "cpu-fast"; }
+
+    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
+        const std::vector<float> rounded = rounded_for(W, X, n);
+        matmul_fast(W, rounded.empty() ? X : rounded.data(), n, Y, pool_);
+    }
+    void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
+                   int64_t n, const AttentionShape& a, float* out) override {
+        pool_.run(n, [&](int64_t t) { attention_row(q, k_cache, v_cache, seq_ids, visible, t, a, out); });
+    }
+    void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { mome::lora_apply(tables, batch, out, pool_); }
+    void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {
+        mome::matmul_backward_input(W, dY, n, dX, &pool_);
+    }
+    // One segment of distinct experts: each chunk owns one expert's rows of dA and dB.
+    void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
+        require_f32(tables);
+        if (batch.n_segments != 1 || !distinct(batch.indices, batch.top_k))
+            return mome::lora_backward(tables, batch, dout, dA, dB, nullptr);
+        pool_.run(batch.top_k, [&](int64_t j) {
+            LoraBatch one = batch;
+            one.indices = batch.indices + j;
+            one.weights = batch.weights + j;
+            one.top_k = 1;
+            mome::lora_backward(tables, one, dout, dA, dB, nullptr);
+        });
+    }
+
+private:
+    static bool distinct(const int32_t* indices, int32_t k) {
+        for (int32_t i = 0; i < k; ++i)
+            for (int32_t j = 0; j < i; ++j)
+                if (indices[i] == indices[j]) return false;
+        return true;
+    }
+    ThreadPool& pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_ref_backend() { return std::make_unique<CpuRefBackend>(); }
+std::unique_ptr<Backend> make_cpu_fast_backend(ThreadPool& pool) { return std::make_unique<CpuFastBackend>(pool); }
+
+}  // namespace mome

@@ -1,0 +1,209 @@
+#include "model/llama_graph.h"
+
+#include "core/error.h"
+
+namespace mome {
+
+namespace {
+
+struct Dims {
+    int64_t d, q_dim, kv_dim, n_ff;
+};
+
+Dims dims_of(const mome_llama_config& c) { return {c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_ff}; }
+
+AttentionShape attention_shape(const mome_llama_config& c, const KvCache& cache) {
+    return AttentionShape{c.n_head, c.n_head_kv, c.head_dim, cache.n_ctx};
+}
+
+// The arrays one block computes in: its own when kept for the backward, else shared scratch.
+struct BlockArrays {
+    float *x = nullptr, *xn, *q, *k, *v, *attn, *o, *h = nullptr, *u, *gate, *up, *act, *memory;
+};
+
+}  // namespace
+
+GraphInputs::GraphInputs(Backend& backend, const int32_t* tokens, const int32_t* positions, const int32_t* seq_ids, int64_t n) {
+    std::vector<int32_t> ints(static_cast<size_t>(4 * n), 0);
+    for (int64_t t = 0; t < n; ++t) {
+        ints[static_cast<size_t>(t)] = tokens[t];
+        ints[static_cast<size_t>(n + t)] = positions[t];
+        ints[static_cast<size_t>(2 * n + t)] = seq_ids ? seq_ids[t] : 0;
+        ints[static_cast<size_t>(3 * n + t)] = positions[t] + 1;
+    }
+    ints_ = upload(backend, ints);
+    const int32_t* p = ints_.as<int32_t>();
+    batch_ = GraphBatch{n, p, p + n, p + 2 * n, p + 3 * n};
+}
+
+KvCache make_kv_cache(Backend& backend, const mome_llama_config& c, int64_t n_seq, int64_t n_ctx) {
+    if (c.head_dim_v != c.head_dim)
+        fail(MOME_STATUS_UNSUPPORTED, format("key heads of %lld and value heads of %lld values: Mome needs equal sizes",
+                                             static_cast<long long>(c.head_dim), static_cast<long long>(c.head_dim_v)));
+    KvCache cache;
+    cache.n_seq = n_seq, cache.n_ctx = n_ctx;
+    const int64_t per_layer = n_seq * n_ctx * c.n_head_kv * c.head_dim;
+    for (int64_t l = 0; l < c.n_layer; ++l) {
+        cache.k.push_back(floats(backend, per_layer, true));
+        cache.v.push_back(floats(backend, per_layer, true));
+    }
+    return cache;
+}
+
+RopeParams rope_params(const mome_llama_config& c, const LlamaWeights& w) {
+    RopeParams rope;
+    rope.n_rot = c.n_rot;
+    rope.freq_base = c.rope_freq_base;
+    rope.freq_scale = c.rope_freq_scale;
+    rope.freq_factors = w.rope_freqs.data ? w.rope_freqs.f32() : nullptr;
+    return rope;
+}
+
+void llama_embed(Backend& backend, const LlamaWeights& w, const GraphBatch& batch, float* x) {
+    backend.embed(w.token_embd, batch.tokens, batch.n, x);
+}
+
+void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, KvCache& cache,
+                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep) {
+    const Dims d = dims_of(c);
+    const int64_t n = batch.n;
+    const RopeParams rope = rope_params(c, w);
+    const AttentionShape shape = attention_shape(c, cache);
+    // Shared scratch for what a block does not keep.
+    Buffer s_xn = floats(be, n * d.d), s_q = floats(be, n * d.q_dim), s_k = floats(be, n * d.kv_dim), s_v = floats(be, n * d.kv_dim);
+    Buffer s_attn = floats(be, n * d.q_dim), s_o = floats(be, n * d.d), s_u = floats(be, n * d.d), s_gate = floats(be, n * d.n_ff);
+    Buffer s_up = floats(be, n * d.n_ff), s_act = floats(be, n * d.n_ff), s_memory = floats(be, memory ? n * d.d : 1);
+
+    for (int64_t l = first; l < end; ++l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        BlockArrays a{nullptr,        s_xn.as(), s_q.as(),   s_k.as(),  s_v.as(),  s_attn.as(), s_o.as(), nullptr,
+                      s_u.as(),       s_gate.as(), s_up.as(), s_act.as(), s_memory.as()};
+        if (keep) {
+            LayerActivations& k = (*keep)[static_cast<size_t>(l)];
+            k.x = floats(be, n * d.d), k.xn = floats(be, n * d.d), k.q = floats(be, n * d.q_dim), k.attn = floats(be, n * d.q_dim);
+            k.h = floats(be, n * d.d), k.u = floats(be, n * d.d), k.gate = floats(be, n * d.n_ff), k.up = floats(be, n * d.n_ff);
+            a.x = k.x.as(), a.xn = k.xn.as(), a.q = k.q.as(), a.attn = k.attn.as(), a.h = k.h.as(), a.u = k.u.as();
+            a.gate = k.gate.as(), a.up = k.up.as();
+            be.copy(a.x, x, static_cast<uint64_t>(n * d.d) * sizeof(float));
+        }
+        // Attention.
+        be.rms_norm(x, L.attn_norm, n, c.rms_norm_eps, a.xn);
+        be.matmul(L.wq, a.xn, n, a.q);
+        be.matmul(L.wk, a.xn, n, a.k);
+        be.matmul(L.wv, a.xn, n, a.v);
+        be.rope(a.q, n, c.n_head, c.head_dim, batch.positions, rope);
+        be.rope(a.k, n, c.n_head_kv, c.head_dim, batch.positions, rope);
+        float* k_cache = cache.k[static_cast<size_t>(l)].as();
+        float* v_cache = cache.v[static_cast<size_t>(l)].as();
+        be.store_kv(a.k, a.v, batch.seq_ids, batch.positions, n, d.kv_dim, d.kv_dim, cache.n_ctx, k_cache, v_cache);
+        be.attention(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, a.attn);
+        be.matmul(L.wo, a.attn, n, a.o);
+        be.add(x, a.o, n * d.d);
+        if (a.h) be.copy(a.h, x, static_cast<uint64_t>(n * d.d) * sizeof(float));
+
+        // MLP, and the memory layer beside it on the same normalised input.
+        be.rms_norm(x, L.ffn_norm, n, c.rms_norm_eps, a.u);
+        const bool has_memory = memory && memory->memory_delta(l, a.u, n, a.memory);
+        be.matmul(L.gate, a.u, n, a.gate);
+        be.matmul(L.up, a.u, n, a.up);
+        be.swiglu(a.gate, a.up, n * d.n_ff, a.act);
+        be.matmul(L.down, a.act, n, a.o);
+        be.add(x, a.o, n * d.d);
+        if (has_memory) be.add(x, a.memory, n * d.d);
+    }
+}
+
+void llama_logits(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, const int32_t* rows, int64_t n_rows,
+                  float* logits) {
+    if (n_rows < 1) return;
+    Buffer picked = floats(be, n_rows * c.n_embd), normed = floats(be, n_rows * c.n_embd);
+    be.gather_rows(x, rows, n_rows, c.n_embd, picked.as());
+    be.rms_norm(picked.as(), w.output_norm, n_rows, c.rms_norm_eps, normed.as());
+    be.matmul(w.output, normed.as(), n_rows, logits);
+}
+
+void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, const KvCache& cache,
+                         const std::vector<LayerActivations>& keep, int64_t first, int64_t end, float* dx) {
+    const Dims d = dims_of(c);
+    const int64_t n = batch.n;
+    const RopeParams rope = rope_params(c, w);
+    const AttentionShape shape = attention_shape(c, cache);
+    Buffer dact = floats(be, n * d.n_ff), dgate = floats(be, n * d.n_ff), dup = floats(be, n * d.n_ff);
+    Buffer du = floats(be, n * d.d), tmp = floats(be, n * d.d), dattn = floats(be, n * d.q_dim), dq = floats(be, n * d.q_dim);
+    Buffer dk = floats(be, n * d.kv_dim), dv = floats(be, n * d.kv_dim), dxn = floats(be, n * d.d);
+    const auto zero = [&](const Buffer& b, int64_t count) { be.zero(b.as<void>(), static_cast<uint64_t>(count) * sizeof(float)); };
+
+    for (int64_t l = end - 1; l >= first; --l) {
+        const LayerWeights& L = w.layers[static_cast<size_t>(l)];
+        const LayerActivations& a = keep[static_cast<size_t>(l)];
+        // MLP: x' = h + down(swiglu(gate u, up u)); dx becomes dh.
+        zero(dact, n * d.n_ff);
+        be.matmul_backward_input(L.down, dx, n, dact.as());
+        be.swiglu_backward(a.gate.as(), a.up.as(), dact.as(), n * d.n_ff, dgate.as(), dup.as());
+        zero(du, n * d.d);
+        be.matmul_backward_input(L.gate, dgate.as(), n, du.as());
+        be.matmul_backward_input(L.up, dup.as(), n, du.as());
+        be.rms_norm_backward(a.h.as(), L.ffn_norm, du.as(), n, c.rms_norm_eps, tmp.as());
+        be.add(dx, tmp.as(), n * d.d);
+        // Attention: h = x + wo(attention(rope(wq xn), rope(wk xn), wv xn)); dx becomes dx.
+        zero(dattn, n * d.q_dim);
+        be.matmul_backward_input(L.wo, dx, n, dattn.as());
+        zero(dk, n * d.kv_dim);
+        zero(dv, n * d.kv_dim);
+        be.attention_backward(a.q.as(), cache.k[static_cast<size_t>(l)].as(), cache.v[static_cast<size_t>(l)].as(), batch.visible, n, shape,
+                              dattn.as(), dq.as(), dk.as(), dv.as());
+        be.rope_backward(dq.as(), n, c.n_head, c.head_dim, batch.positions, rope);
+        be.rope_backward(dk.as(), n, c.n_head_kv, c.head_dim, batch.positions, rope);
+        zero(dxn, n * d.d);
+        be.matmul_backward_input(L.wq, dq.as(), n, dxn.as());
+        be.matmul_backward_input(L.wk, dk.as(), n, dxn.as());
+        be.matmul_backward_input(L.wv, dv.as(), n, dxn.as());
+        be.rms_norm_backward(a.x.as(), L.attn_norm, dxn.as(), n, c.rms_norm_eps, tmp.as());
+        be.add(dx, tmp.as(), n * d.d);
+    }
+}
+
+LossResult llama_loss(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n, int64_t answer_start,
+                      const int32_t* targets, const int32_t* host_targets, float* dx) {
+    const int64_t D = c.n_embd, first = answer_start - 1, n_out = n - answer_start;
+    Buffer normed = floats(be, n_out * D), logits = floats(be, n_out * c.n_vocab), dlogits = floats(be, n_out * c.n_vocab);
+    Buffer losses = floats(be, n_out), best(be, static_cast<uint64_t>(n_out) * sizeof(int32_t)), dnormed = floats(be, n_out * D, true);
+    be.rms_norm(x + first * D, w.output_norm, n_out, c.rms_norm_eps, normed.as());
+    be.matmul(w.output, normed.as(), n_out, logits.as());
+    be.cross_entropy_backward(logits.as(), targets, n_out, c.n_vocab, dlogits.as(), losses.as());
+    be.argmax_rows(logits.as(), n_out, c.n_vocab, best.as<int32_t>());
+    be.scale(dlogits.as(), 1.0f / static_cast<float>(n_out), n_out * c.n_vocab);
+    // Back through the output projection and the final norm.
+    be.matmul_backward_input(w.output, dlogits.as(), n_out, dnormed.as());
+    be.zero(dx, static_cast<uint64_t>(n * D) * sizeof(float));
+    be.rms_norm_backward(x + first * D, w.output_norm, dnormed.as(), n_out, c.rms_norm_eps, dx + first * D);
+
+    LossResult r;
+    const std::vector<float> loss = download(be, losses.as(), n_out);
+    const std::vector<int32_t> picks = download(be, best.as<int32_t>(), n_out);
+    for (int64_t i = 0; i < n_out; ++i) {
+        r.loss += loss[static_cast<size_t>(i)];
+        r.n_correct += picks[static_cast<size_t>(i)] == host_targets[i];
+    }
+    r.loss /= static_cast<double>(n_out);
+    r.n_answer = static_cast<int32_t>(n_out);
+    return r;
+}
+
+LlamaWeights weights_on(Backend& be, const LlamaWeights& host) {
+    LlamaWeights w;
+    w.token_embd = be.to_device(host.token_embd);
+    w.output = host.output.data == host.token_embd.data ? w.token_embd : be.to_device(host.output);
+    w.output_norm = be.to_device(host.output_norm);
+    if (host.rope_freqs.data) w.rope_freqs = be.to_device(host.rope_freqs);
+    for (const LayerWeights& L : host.layers) {
+        LayerWeights d;
+        d.attn_norm = be.to_device(L.attn_norm), d.ffn_norm = be.to_device(L.ffn_norm);
+        d.wq = be.to_device(L.wq), d.wk = be.to_device(L.wk), d.wv = be.to_device(L.wv), d.wo = be.to_device(L.wo);
+        d.gate = be.to_device(L.gate), d.up = be.to_device(L.up), d.down = be.to_device(L.down);
+        w.layers.push_back(d);
+    }
+    return w;
+}
+
+}  // namespace mome

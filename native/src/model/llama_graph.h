@@ -1,0 +1,97 @@
+// The Llama layer graph, written once over the backend interface: inference sessions (every
+// backend) and memory tuning (every backend) run these functions and no other copy of the
+// layer loop. Block l of the model:
+//   xn = rms_norm(x) ; q, k, v = rope(xn Wq), rope(xn Wk), xn Wv ; cache <- k, v
+//   h  = x + attention(q, cache) Wo
+//   u  = rms_norm(h) ; x' = h + (silu(u Wgate) * (u Wup)) Wdown [+ memory delta(u)]
+// All arrays are on the backend's device.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/llama_weights.h"
+#include "mome.h"
+
+namespace mome {
+
+// A batch's integers on the device: token t is `tokens[t]` at `positions[t]` of sequence
+// `seq_ids[t]`, and sees positions 0 .. positions[t] of its sequence.
+struct GraphBatch {
+    int64_t n = 0;
+    const int32_t* tokens = nullptr;
+    const int32_t* positions = nullptr;
+    const int32_t* seq_ids = nullptr;
+    const int32_t* visible = nullptr;  // positions[t] + 1
+};
+
+// The batch's integers uploaded once (seq_ids null: every token in sequence 0).
+class GraphInputs {
+public:
+    GraphInputs(Backend& backend, const int32_t* tokens, const int32_t* positions, const int32_t* seq_ids, int64_t n);
+    const GraphBatch& batch() const { return batch_; }
+
+private:
+    Buffer ints_;
+    GraphBatch batch_;
+};
+
+// Keys (after RoPE) and values per layer: [n_seq x n_ctx x n_head_kv x head_dim].
+struct KvCache {
+    int64_t n_seq = 0, n_ctx = 0;
+    std::vector<Buffer> k, v;
+};
+KvCache make_kv_cache(Backend& backend, const mome_llama_config& c, int64_t n_seq, int64_t n_ctx);
+
+// What a block keeps for its backward (its keys and values stay in the KV cache).
+struct LayerActivations {
+    Buffer x, xn, q, attn, h, u, gate, up;
+};
+
+// The memory layer inside a block: given the MLP's normalised input u [n x n_embd], writes the
+// delta added to the residual beside the MLP and returns true, or returns false when block
+// `layer` has no memory layer.
+class MemoryHook {
+public:
+    virtual ~MemoryHook() = default;
+    virtual bool memory_delta(int64_t layer, const float* u, int64_t n, float* delta) = 0;
+};
+
+RopeParams rope_params(const mome_llama_config& c, const LlamaWeights& w);
+
+// x [n x n_embd] = the token embeddings of the batch.
+void llama_embed(Backend& backend, const LlamaWeights& w, const GraphBatch& batch, float* x);
+
+// Blocks [first, end) over the residual stream x [n x n_embd] in place, writing the batch's
+// keys and values into `cache`. `memory` (may be null) adds memory layers; `keep` (may be
+// null; else sized n_layer) receives the activations of every block run.
+void llama_forward(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, KvCache& cache,
+                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep);
+
+// logits [n_rows x n_vocab] of the residual rows x[rows[i]] (rows on the device).
+void llama_logits(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, const int32_t* rows, int64_t n_rows,
+                  float* logits);
+
+// Back through blocks [first, end) from dx (the gradient of their output, in place: it
+// becomes the gradient of block `first`'s input), over one sequence whose keys and values
+// are in `cache` and whose activations `keep` holds. Activation gradients only (the base is
+// frozen).
+void llama_backward_from(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
+                         const KvCache& cache, const std::vector<LayerActivations>& keep, int64_t first, int64_t end, float* dx);
+
+// The loss head of a fact: positions answer_start-1 .. n-2 predict tokens answer_start ..
+// n-1 (`targets`, on the device; `host_targets` the same on the host). Returns the mean
+// cross-entropy, counts greedy hits, and writes dx [n x n_embd] (zeros outside those rows)
+// of that mean loss.
+struct LossResult {
+    double loss = 0;
+    int32_t n_answer = 0, n_correct = 0;
+};
+LossResult llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
+                      int64_t answer_start, const int32_t* targets, const int32_t* host_targets, float* dx);
+
+// The model's weights on the backend's device (the host views themselves on the CPU).
+LlamaWeights weights_on(Backend& backend, const LlamaWeights& host);
+
+}  // namespace mome
