@@ -28,6 +28,11 @@ const char* op_name(Op op) {
     return "?";
 }
 
+bool backend_kind_supports_type(mome_backend kind, mome_tensor_type type) {
+    if (kind == MOME_BACKEND_CUDA) return type == MOME_TENSOR_TYPE_F32 || type == MOME_TENSOR_TYPE_F16 || type == MOME_TENSOR_TYPE_BF16;
+    return true;
+}
+
 Buffer floats(Backend& backend, int64_t n, bool zero) {
     Buffer b(backend, static_cast<uint64_t>(std::max<int64_t>(n, 1)) * sizeof(float));
     if (zero && n > 0) backend.zero(b.as<void>(), static_cast<uint64_t>(n) * sizeof(float));

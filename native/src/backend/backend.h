@@ -154,6 +154,10 @@ std::vector<T> download(Backend& backend, const T* device, int64_t n) {
     return host;
 }
 
+// The weight types a kind of backend computes with, known before one is made (CPU: every
+// type Mome reads; CUDA: F32, F16, BF16).
+bool backend_kind_supports_type(mome_backend kind, mome_tensor_type type);
+
 // The CPU backends over a thread pool they do not own (cpu-ref runs one thread and ignores it).
 std::unique_ptr<Backend> make_cpu_ref_backend();
 std::unique_ptr<Backend> make_cpu_fast_backend(ThreadPool& pool);

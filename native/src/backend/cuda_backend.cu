@@ -57,9 +57,7 @@ public:
     const char* name() const override { return "cuda"; }
     Device device() const override { return Device::Cuda; }
     int device_index() const override { return device_; }
-    bool supports_type(mome_tensor_type type) const override {
-        return type == MOME_TENSOR_TYPE_F32 || type == MOME_TENSOR_TYPE_F16 || type == MOME_TENSOR_TYPE_BF16;
-    }
+    bool supports_type(mome_tensor_type type) const override { return backend_kind_supports_type(MOME_BACKEND_CUDA, type); }
     bool supports_op(Op op, mome_tensor_type type) const override {
         if (op == Op::LoraBackward) return type == MOME_TENSOR_TYPE_F32;  // one segment, local tables in route order
         return supports_type(type);
@@ -210,7 +208,7 @@ public:
         if (b.n_segments != 1) fail(MOME_STATUS_UNSUPPORTED, "the CUDA LoRA backward serves one segment (routing per sequence)");
         std::vector<int32_t> iota(static_cast<size_t>(b.top_k));
         std::iota(iota.begin(), iota.end(), 0);
-        if (download(*this, b.indices, b.top_k) != iota || t.n_experts < b.top_k)
+        if (mome::download(*this, b.indices, b.top_k) != iota || t.n_experts < b.top_k)
             fail(MOME_STATUS_UNSUPPORTED, "the CUDA LoRA backward takes the route's experts as tables in route order");
         const int64_t per_table = static_cast<int64_t>(b.top_k) * t.rank * t.dim;
         Buffer da = floats(*this, per_table), db = floats(*this, per_table);

@@ -64,6 +64,12 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
     if (!model.is_llama)
         fail(MOME_STATUS_UNSUPPORTED, format("%s: not a Llama model", model.file->path().c_str()));
     const mome_llama_config& c = model.config;
+    if (abi_enum(params.backend) == MOME_BACKEND_CUDA)
+        for (const GgufTensor& t : model.file->tensors())
+            if (!backend_kind_supports_type(MOME_BACKEND_CUDA, static_cast<mome_tensor_type>(t.type)))
+                fail(MOME_STATUS_UNSUPPORTED, format("%s: tensor '%s' is %s; the CUDA backend computes with F32, F16 and BF16 weights "
+                                                     "only (run quantized models on the CPU backend)",
+                                                     model.file->path().c_str(), t.name.c_str(), tensor_type_name(t.type).c_str()));
     auto s = session_shell(c, params);
     const int64_t n_ctx = s->n_ctx;
     const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
@@ -80,10 +86,6 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
 
     s->model = &model;
     s->host_weights = load_llama_weights(*model.file, c);
-    for (const GgufTensor& t : model.file->tensors())
-        if (!s->backend->supports_type(static_cast<mome_tensor_type>(t.type)))
-            fail(MOME_STATUS_UNSUPPORTED, format("%s: tensor '%s' is %s; the %s backend does not compute with it", model.file->path().c_str(),
-                                                 t.name.c_str(), tensor_type_name(t.type).c_str(), s->backend->name()));
     s->weights = weights_on(*s->backend, s->host_weights);
     if (params.bank) {
         if (params.bank->model != &model)
