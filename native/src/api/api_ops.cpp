@@ -3,9 +3,9 @@
 #include <thread>
 #include <vector>
 
+#include "backend/backend.h"
 #include "core/abi_enum.h"
 #include "core/error.h"
-#include "cpu/ops.h"
 #include "cpu/shared_pools.h"
 #include "gguf/tensor_types.h"
 
@@ -27,15 +27,10 @@ mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_
                                                       static_cast<long long>(n_tokens)));
         if (n_threads < 0 || n_threads > 1024) fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", n_threads));
         const Tensor W{static_cast<const uint8_t*>(weight), weight_type, rows, cols};
-        std::vector<float> input(x, x + n_tokens * cols);
-        round_activations_like_weights(weight_type, input.data(), n_tokens * cols);
+        const int threads = n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        const std::unique_ptr<Backend> backend = use_reference ? make_cpu_ref_backend() : make_cpu_fast_backend(shared_pool(threads));
         std::vector<float> out(static_cast<size_t>(n_tokens * rows));
-        if (use_reference) {
-            matmul_ref(W, input.data(), n_tokens, out.data());
-        } else {
-            const int threads = n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-            matmul_fast(W, input.data(), n_tokens, out.data(), shared_pool(threads));
-        }
+        backend->matmul(W, x, n_tokens, out.data());
         std::copy(out.begin(), out.end(), y);
     });
 }
