@@ -210,7 +210,7 @@ public:
         if (b.n_segments != 1) fail(MOME_STATUS_UNSUPPORTED, "the CUDA LoRA backward serves one segment (routing per sequence)");
         std::vector<int32_t> iota(static_cast<size_t>(b.top_k));
         std::iota(iota.begin(), iota.end(), 0);
-        if (download(*this, b.indices, b.top_k) != iota || t.n_experts < b.top_k)
+        if (mome::download(*this, b.indices, b.top_k) != iota || t.n_experts < b.top_k)
             fail(MOME_STATUS_UNSUPPORTED, "the CUDA LoRA backward takes the route's experts as tables in route order");
         const int64_t per_table = static_cast<int64_t>(b.top_k) * t.rank * t.dim;
         Buffer da = floats(*this, per_table), db = floats(*this, per_table);
