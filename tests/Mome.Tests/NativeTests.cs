@@ -11,7 +11,7 @@ namespace Mome.Tests;
 /// </summary>
 public sealed class NativeTests
 {
-    /// <summary>CTest's exit code for a case that reported itself skipped (backend_ops without a GPU).</summary>
+    /// <summary>CTest's exit code for a case that reported itself skipped (a case that cannot run on this machine).</summary>
     private const string SkippedMarker = "***Skipped";
 
     public static IEnumerable<TestCaseData> CTestCases()
