@@ -99,8 +99,15 @@ public sealed class MomeChatClient : IChatClient
         {
             ResponseId = responseId, MessageId = responseId, ModelId = ModelId, CreatedAt = created,
         };
+        var started = false;
         await foreach (var piece in completion.StreamAsync(cancellationToken).ConfigureAwait(false))
-            yield return Update(piece);
+        {
+            // The answer's own text: a prompt's "A:" is followed by a space the reply does not need.
+            var shown = started ? piece : piece.TrimStart();
+            if (shown.Length == 0) continue;
+            started = true;
+            yield return Update(shown);
+        }
         var last = Update(null);
         last.FinishReason = completion.FinishReason == FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop;
         last.Contents.Add(new UsageContent(new UsageDetails

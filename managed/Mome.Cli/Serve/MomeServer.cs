@@ -33,6 +33,9 @@ public sealed class MomeServer : IAsyncDisposable
         Address = address;
     }
 
+    /// <summary>The generator every request decodes through.</summary>
+    public BatchedGenerator Generator => _generator;
+
     /// <summary>Where it listens, such as http://127.0.0.1:8080/.</summary>
     public Uri Address { get; }
 

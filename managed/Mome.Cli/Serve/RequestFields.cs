@@ -24,10 +24,11 @@ public sealed class RequestFields
         {
             throw OpenAiError.BadRequest($"the request body is not valid JSON: {e.Message}", code: "invalid_json");
         }
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        var kind = doc.RootElement.ValueKind;
+        if (kind != JsonValueKind.Object)
         {
             doc.Dispose();
-            throw OpenAiError.BadRequest($"the request body must be a JSON object, not {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}", code: "invalid_json");
+            throw OpenAiError.BadRequest($"the request body must be a JSON object, not {kind.ToString().ToLowerInvariant()}", code: "invalid_json");
         }
         return (new RequestFields(doc.RootElement), doc);
     }

@@ -43,6 +43,7 @@ public sealed class BatchedGenerator : IDisposable
     private readonly Thread _scheduler;
     private readonly TokenStream?[] _slots;
     private int _queued;
+    private int _peakSequences;
 
     public BatchedGenerator(MomeModel model, BatchedGeneratorOptions? options = null)
     {
@@ -72,6 +73,9 @@ public sealed class BatchedGenerator : IDisposable
     public int ContextLength { get; }
 
     public int MaxSequences => _slots.Length;
+
+    /// <summary>The most sequences one step has decoded together so far.</summary>
+    public int PeakSequences => Volatile.Read(ref _peakSequences);
 
     /// <summary>Generations started and not yet admitted to a sequence.</summary>
     public int Queued => Volatile.Read(ref _queued);
@@ -150,6 +154,7 @@ public sealed class BatchedGenerator : IDisposable
                 rows.Add(slot);
             }
             if (tokens.Count == 0) continue;
+            if (rows.Count > _peakSequences) Volatile.Write(ref _peakSequences, rows.Count);
             float[] logits;
             try
             {

@@ -44,6 +44,7 @@ public sealed class TextCompletion
         var filter = new StopSequenceFilter(_stops);
         await foreach (var token in stream.Tokens.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
+            cancellationToken.ThrowIfCancellationRequested(); // tokens already queued are not read
             CompletionTokens++;
             var text = filter.Push(decoder.Append(token));
             if (text.Length > 0) yield return text;
