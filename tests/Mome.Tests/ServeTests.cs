@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -157,6 +158,29 @@ public sealed class ServeTests
         var e = await Assert.ThrowsAsync<ClientResultException>(() => other.CompleteChatAsync(new UserChatMessage("hi")));
         Assert.That(e!.Status, Is.EqualTo(404));
         Assert.That(e.Message, Does.Contain("model_not_found"));
+    }
+
+    [Test]
+    public async Task TheServeCommandBindsLoopbackAndStopsCleanlyOnSigterm()
+    {
+        using var process = TuningCheckpointTests.StartCli(["serve", "--model", _memorised.ModelPath, "--memory", _memorised.BankPath, "--port", "0"]);
+        try
+        {
+            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.That(line, Does.StartWith("mome serve: listening on http://127.0.0.1:"));
+            var address = new Uri(line!.Split("listening on ")[1].Split(' ')[0]);
+            using var health = await _http.GetAsync(new Uri(address, "health"));
+            Assert.That(health.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                await kill.WaitForExitAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.That(process.ExitCode, Is.EqualTo(0));
+            Assert.That(await process.StandardOutput.ReadToEndAsync(), Does.Contain("mome serve: stopped"));
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
     }
 
     private Task<HttpResponseMessage> Post(string path, string json) =>
