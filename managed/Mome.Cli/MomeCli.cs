@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mome.Cli.Commands;
+using Mome.Cli.Serve;
 using Spectre.Console;
 
 namespace Mome.Cli;
@@ -29,6 +30,7 @@ public static class MomeCli
             MemoryCommands.Create(io),
             FactsCommands.Create(io),
             DemoCommand.Create(io),
+            ServeCommand.Create(io),
         };
         foreach (var command in TuningCommands.Create(io)) root.Subcommands.Add(command);
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });

@@ -230,7 +230,7 @@ public sealed class TuningCheckpointTests
     }
 
     // `mome` in its own process, from the test's output folder (the CLI project is referenced).
-    private static Process StartCli(string[] args)
+    internal static Process StartCli(string[] args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {

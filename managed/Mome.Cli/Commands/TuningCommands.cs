@@ -164,7 +164,7 @@ public static class TuningCommands
     public static string Ask(MemoryBank bank, string question, int maxTokens = 64)
     {
         using var generator = new TextGenerator(bank.Model, new SessionOptions { Memory = bank });
-        var prompt = new MemoryTuner(bank).PromptOf(question);
+        var prompt = bank.PromptOf(question) ?? new MemoryTuner(bank).PromptOf(question);
         return generator.Generate(prompt, new GenerationOptions { MaxTokens = maxTokens }).Trim();
     }
 

@@ -73,14 +73,17 @@ public sealed unsafe partial class MemoryBank : IDisposable
                 Status.Check(NativeMethods.mome_bank_load(m, f, &bank));
             return bank;
         });
-        return new MemoryBank(handle, model);
+        return new MemoryBank(handle, model) { PromptTemplate = BankPromptFile.Read(full) };
     }
 
-    /// <summary>Saves crash-safely: a previous file at <paramref name="path"/> survives any failure.</summary>
+    /// <summary>Saves crash-safely: a previous file at <paramref name="path"/> survives any failure.
+    /// The <see cref="PromptTemplate"/> goes to its side file first.</summary>
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var utf8 = System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(path) + "\0");
+        var full = Path.GetFullPath(path);
+        BankPromptFile.Write(full, PromptTemplate);
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(full + "\0");
         _handle.Use(b =>
         {
             fixed (byte* f = utf8)

@@ -118,6 +118,8 @@ public sealed class MemoryTuner
             throw new ArgumentException("the router phase trains banks that route per sequence (question); this one routes per token", nameof(options));
         if (_options.Resume && _options.CheckpointPath is null)
             throw new ArgumentException("resuming needs the checkpoint path the bank was loaded from", nameof(options));
+        if (!_options.PromptTemplate.Contains(BankPromptFile.QuestionMarker, StringComparison.Ordinal))
+            throw new ArgumentException($"the prompt template '{_options.PromptTemplate}' has no {BankPromptFile.QuestionMarker} to put the question in", nameof(options));
         _tokenizer = MomeTokenizer.FromModel(bank.Model);
         _router = bank.Router(0);
     }
@@ -162,6 +164,7 @@ public sealed class MemoryTuner
         ArgumentNullException.ThrowIfNull(facts);
         if (facts.Count == 0) throw new ArgumentException("no facts to tune on", nameof(facts));
         var encoded = facts.Select(Encode).ToList();
+        _bank.PromptTemplate = _options.PromptTemplate;
         var context = _bank.Model.Config.ContextLength;
         for (var i = 0; i < encoded.Count; i++)
             if (encoded[i].Tokens.Length > context)
@@ -280,6 +283,7 @@ public sealed class MemoryTuner
             Position = position with { BankHash = TuningCheckpoint.HashFile(next) },
             Experts = _experts, KeyRows = _keyRows, Wq = _wq,
         }.Save(TuningCheckpoint.StatePath(path));
+        File.Move(BankPromptFile.PathOf(next), BankPromptFile.PathOf(path), overwrite: true);
         File.Move(next, path, overwrite: true);
     }
 
