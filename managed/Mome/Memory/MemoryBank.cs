@@ -77,12 +77,11 @@ public sealed unsafe partial class MemoryBank : IDisposable
     }
 
     /// <summary>Saves crash-safely: a previous file at <paramref name="path"/> survives any failure.
-    /// The <see cref="PromptTemplate"/> goes to its side file first.</summary>
+    /// The <see cref="PromptTemplate"/> goes to its side file once the bank is written.</summary>
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = Path.GetFullPath(path);
-        BankPromptFile.Write(full, PromptTemplate);
         var utf8 = System.Text.Encoding.UTF8.GetBytes(full + "\0");
         _handle.Use(b =>
         {
@@ -90,6 +89,7 @@ public sealed unsafe partial class MemoryBank : IDisposable
                 Status.Check(NativeMethods.mome_bank_save(b, f));
             return 0;
         });
+        BankPromptFile.Write(full, PromptTemplate);
     }
 
     /// <summary>Bytes of the expert tables.</summary>
