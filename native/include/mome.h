@@ -466,7 +466,7 @@ MOME_API mome_status mome_model_quantize(const char* src_path, const char* dst_p
                                          mome_tensor_type type);
 
 /* ---------------------------------------------------------------------------------------
- * Sessions: the frozen Llama forward pass over a KV cache (CPU backend).
+ * Sessions: the frozen Llama forward pass over a KV cache, on the backend its params name.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct mome_session mome_session;
