@@ -7,7 +7,7 @@ internal static class MomeConstants
     /// <summary>
     /// Bumped whenever a signature or struct layout changes in a way old callers cannot use.
     /// </summary>
-    public const int MOME_ABI_VERSION = 3;
+    public const int MOME_ABI_VERSION = 4;
 
     /// <summary>
     /// Longest name a device reports, including the terminating NUL.

@@ -55,12 +55,32 @@ internal enum MomeStatus : int
     /// A bug in Mome: please report the message.
     /// </summary>
     InternalError = -10,
+
+    /// <summary>
+    /// The calling thread's abort callback asked to stop; nothing was changed.
+    /// </summary>
+    Cancelled = -11,
 }
 
+internal enum MomeLogLevel : int
+{
+    Debug = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+}
+
+/// <summary>
+/// Where work runs. CPU is the fast CPU backend (SIMD, threads); CPU_REFERENCE runs the plain
+/// reference loops on the CPU (to check the fast paths; its devices and memory are the CPU's);
+/// CUDA needs a library built with CUDA (libmome_cuda) and counts CUDA devices only (device 0
+/// is the first GPU).
+/// </summary>
 internal enum MomeBackend : int
 {
     Cpu = 0,
     Cuda = 1,
+    CpuReference = 2,
 }
 
 /// <summary>

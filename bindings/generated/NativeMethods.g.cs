@@ -33,6 +33,24 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName, EntryPoint = "mome_status_to_string")]
     internal static partial byte* /* const char* */ mome_status_to_string(MomeStatus status);
 
+    /// <summary>
+    /// Sets the process-wide log callback and the pointer passed to it. Null restores the
+    /// default: warnings and errors written to stderr, debug and info messages dropped.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_set_log_callback")]
+    internal static partial void mome_set_log_callback(delegate* unmanaged[Cdecl]<MomeLogLevel, byte*, void*, void> /* mome_log_callback */ callback, void* /* void* */ user_data);
+
+    /// <summary>
+    /// Sets the abort callback of the calling thread (null removes it); other threads are not
+    /// affected, and work the engine runs on its own pool threads is stopped through the call
+    /// that started it. Long calls poll it: mome_session_decode and mome_bank_fact_backward once
+    /// per layer, mome_bank_create per table it fills, mome_bank_save, mome_synthetic_write and
+    /// mome_model_quantize per write before the file is committed. When it returns nonzero the call fails with MOME_STATUS_CANCELLED, its outputs
+    /// untouched and every object (caches, routes, banks, files) as before the call.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_set_abort_callback")]
+    internal static partial void mome_set_abort_callback(delegate* unmanaged[Cdecl]<void*, byte> /* mome_abort_callback */ callback, void* /* void* */ user_data);
+
     [LibraryImport(LibraryName, EntryPoint = "mome_get_build_info")]
     internal static partial MomeStatus mome_get_build_info(MomeBuildInfo* /* mome_build_info* */ @out);
 
@@ -96,16 +114,19 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName, EntryPoint = "mome_value_get_string")]
     internal static partial MomeStatus mome_value_get_string(IntPtr /* const mome_value* */ value, ulong index, byte** /* const char** */ @out, ulong* /* uint64_t* */ out_length);
 
+    /// <summary>
+    /// Fills `*out` (out-&gt;struct_size set by the caller) with the defaults.
+    /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_model_default_params")]
-    internal static partial MomeModelParams mome_model_default_params();
+    internal static partial MomeStatus mome_model_default_params(MomeModelParams* /* mome_model_params* */ @out);
 
     /// <summary>
     /// Opens a GGUF file (memory-mapped, versions 2 and 3) and validates it: every count,
-    /// string, array and tensor range must lie inside the file. On failure `*out` is untouched
-    /// and the message names the file and the problem.
+    /// string, array and tensor range must lie inside the file. `params` null means the
+    /// defaults. On failure `*out` is untouched and the message names the file and the problem.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_model_open")]
-    internal static partial MomeStatus mome_model_open(byte* /* const char* */ path, MomeModelParams @params, IntPtr* /* mome_model** */ @out);
+    internal static partial MomeStatus mome_model_open(byte* /* const char* */ path, MomeModelParams* /* const mome_model_params* */ @params, IntPtr* /* mome_model** */ @out);
 
     /// <summary>
     /// Frees the model and every value borrowed from it. Null is ignored.
@@ -160,7 +181,8 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// Parameters of a named preset: "tiny" (~0.2M parameters), "mini" (~10M) or "small"
-    /// (~100M). MOME_STATUS_NOT_FOUND names the presets that exist.
+    /// (~100M). MOME_STATUS_NOT_FOUND names the presets that exist. out-&gt;struct_size is set by the
+    /// caller.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_synthetic_preset")]
     internal static partial MomeStatus mome_synthetic_preset(byte* /* const char* */ name, MomeSyntheticParams* /* mome_synthetic_params* */ @out);
@@ -182,14 +204,18 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName, EntryPoint = "mome_model_quantize")]
     internal static partial MomeStatus mome_model_quantize(byte* /* const char* */ src_path, byte* /* const char* */ dst_path, MomeTensorType type);
 
+    /// <summary>
+    /// Fills `*out` (out-&gt;struct_size set by the caller) with the defaults.
+    /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_default_params")]
-    internal static partial MomeSessionParams mome_session_default_params();
+    internal static partial MomeStatus mome_session_default_params(MomeSessionParams* /* mome_session_params* */ @out);
 
     /// <summary>
-    /// Creates a session over `model`, which must stay open until the session is freed.
+    /// Creates a session over `model`, which must stay open until the session is freed. `params`
+    /// null means the defaults.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_create")]
-    internal static partial MomeStatus mome_session_create(IntPtr /* const mome_model* */ model, MomeSessionParams @params, IntPtr* /* mome_session** */ @out);
+    internal static partial MomeStatus mome_session_create(IntPtr /* const mome_model* */ model, MomeSessionParams* /* const mome_session_params* */ @params, IntPtr* /* mome_session** */ @out);
 
     /// <summary>
     /// A CUDA session (params.backend must be MOME_BACKEND_CUDA) over a synthetic model whose
@@ -199,7 +225,7 @@ internal static unsafe partial class NativeMethods
     /// tokenizer and no bank.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_create_synthetic")]
-    internal static partial MomeStatus mome_session_create_synthetic(MomeSyntheticParams* /* const mome_synthetic_params* */ model, MomeSessionParams @params, IntPtr* /* mome_session** */ @out);
+    internal static partial MomeStatus mome_session_create_synthetic(MomeSyntheticParams* /* const mome_synthetic_params* */ model, MomeSessionParams* /* const mome_session_params* */ @params, IntPtr* /* mome_session** */ @out);
 
     /// <summary>
     /// Frees the session and its caches. Null is ignored.
@@ -236,12 +262,13 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// y[n_tokens x rows] = x[n_tokens x cols] * W^T for a row-major weight W [rows x cols]
-    /// (GGUF's layout: ne[0] = cols) in F32, F16 or BF16. Activations are rounded to the
-    /// weight's type first, as llama.cpp does. n_threads 0 means one per core; use_reference 1
-    /// runs the plain reference loop. `y` is untouched on error.
+    /// (GGUF's layout: ne[0] = cols) in F32, F16 or BF16, over host buffers. Activations are
+    /// rounded to the weight's type first, as llama.cpp does. `backend` is MOME_BACKEND_CPU or
+    /// MOME_BACKEND_CPU_REFERENCE (the plain reference loop); n_threads 0 means one per core.
+    /// `y` is untouched on error.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_matmul")]
-    internal static partial MomeStatus mome_matmul(void* /* const void* */ weight, MomeTensorType weight_type, long rows, long cols, float* /* const float* */ x, long n_tokens, float* /* float* */ y, int n_threads, byte use_reference);
+    internal static partial MomeStatus mome_matmul(void* /* const void* */ weight, MomeTensorType weight_type, long rows, long cols, float* /* const float* */ x, long n_tokens, float* /* float* */ y, int n_threads, MomeBackend backend);
 
     /// <summary>
     /// Routes `n_queries` F32 queries ([n_queries x key_dim]): for each, the top_k experts by
@@ -249,7 +276,12 @@ internal static unsafe partial class NativeMethods
     /// weights softmax(s / temperature) over the top_k, and optionally the scores themselves.
     /// Outputs are [n_queries x top_k]; `out_scores` may be null. The full score matrix is never
     /// stored. NaN or infinite queries or scores are reported (naming the query or expert), and
-    /// then no output is written.
+    /// then no output is written. n_threads (0: one per core) applies to the CPU backends.
+    /// On CUDA (router-&gt;backend) the scores run on tensor cores for F16/BF16 keys (queries
+    /// rounded to the keys' type, F32 accumulation) and on CUDA cores for F32 keys; the per-query
+    /// top-k is kept in registers as the key tiles stream by; top_k is at most 32 there. The call
+    /// waits for the stream and then reports a non-finite query or score (the outputs are then
+    /// unspecified).
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_route")]
     internal static partial MomeStatus mome_route(MomeRouterDesc* /* const mome_router_desc* */ router, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_scores, int n_threads);
@@ -260,62 +292,47 @@ internal static unsafe partial class NativeMethods
     /// Segmented form (per sequence, as Punica's SGMV): one segment per sequence, whose tokens
     /// share its top_k experts. Per-token form (as BGMV): n_segments = n_tokens, offsets 0..n.
     /// u and out are [n_tokens x dim]; indices and weights are [n_segments x top_k]. An index
-    /// outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched.
+    /// outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched
+    /// (on CUDA they are checked on the device first, and the call waits for that check).
+    /// n_threads (0: one per core) applies to the CPU backends.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_lora_apply")]
     internal static partial MomeStatus mome_lora_apply(MomeLoraDesc* /* const mome_lora_desc* */ experts, float* /* const float* */ u, long n_tokens, long* /* const int64_t* */ segment_offsets, long n_segments, int* /* const int32_t* */ indices, float* /* const float* */ weights, int top_k, float scale, float* /* float* */ @out, int n_threads);
 
-    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_alloc")]
-    internal static partial MomeStatus mome_cuda_alloc(int cuda_device, ulong bytes, void** /* void** */ @out);
+    [LibraryImport(LibraryName, EntryPoint = "mome_device_alloc")]
+    internal static partial MomeStatus mome_device_alloc(MomeBackend backend, int device, ulong bytes, void** /* void** */ @out);
 
     /// <summary>
-    /// Frees memory from mome_cuda_alloc; null is ignored.
+    /// Frees memory from mome_device_alloc of the same backend; null is ignored.
     /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_free")]
-    internal static partial MomeStatus mome_cuda_free(void* /* void* */ ptr);
+    [LibraryImport(LibraryName, EntryPoint = "mome_device_free")]
+    internal static partial MomeStatus mome_device_free(MomeBackend backend, void* /* void* */ ptr);
 
     /// <summary>
-    /// A synchronous copy of `bytes` between host and device memory.
+    /// A synchronous copy of `bytes` between host memory and the backend's device memory.
     /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_copy")]
-    internal static partial MomeStatus mome_cuda_copy(void* /* void* */ dst, void* /* const void* */ src, ulong bytes, MomeCopyKind kind);
+    [LibraryImport(LibraryName, EntryPoint = "mome_device_copy")]
+    internal static partial MomeStatus mome_device_copy(MomeBackend backend, void* /* void* */ dst, void* /* const void* */ src, ulong bytes, MomeCopyKind kind);
 
     /// <summary>
     /// Waits for everything queued on the device; reports any asynchronous error.
     /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_cuda_synchronize")]
-    internal static partial MomeStatus mome_cuda_synchronize(int cuda_device);
+    [LibraryImport(LibraryName, EntryPoint = "mome_device_synchronize")]
+    internal static partial MomeStatus mome_device_synchronize(MomeBackend backend, int device);
 
     /// <summary>
-    /// mome_route on a CUDA device: router-&gt;keys, the queries and the outputs are device
-    /// buffers. Scores run on tensor cores for F16/BF16 keys (queries rounded to the keys' type,
-    /// F32 accumulation) and on CUDA cores for F32 keys; the per-query top-k is kept in
-    /// registers as the key tiles stream by, so the n_queries x n_experts score matrix is never
-    /// written. top_k is at most 32 here. The call waits for the stream and then reports a
-    /// non-finite query or score (the outputs are then unspecified).
+    /// Fills `*out` (out-&gt;struct_size set by the caller) with the defaults.
     /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_route_cuda")]
-    internal static partial MomeStatus mome_route_cuda(int cuda_device, MomeRouterDesc* /* const mome_router_desc* */ router, float* /* const float* */ queries, long n_queries, int* /* int32_t* */ out_indices, float* /* float* */ out_weights, float* /* float* */ out_scores, void* /* void* */ stream);
-
-    /// <summary>
-    /// mome_lora_apply on a CUDA device: the expert tables, u, segment_offsets, indices, weights
-    /// and out are device buffers. Segments share their experts (as Punica's SGMV: each
-    /// segment's experts are read once for all its tokens); one token per segment is the
-    /// per-token form (BGMV). Offsets, indices and weights are checked on the device first (the
-    /// call waits for that check); a bad one is reported and `out` is left untouched.
-    /// </summary>
-    [LibraryImport(LibraryName, EntryPoint = "mome_lora_apply_cuda")]
-    internal static partial MomeStatus mome_lora_apply_cuda(int cuda_device, MomeLoraDesc* /* const mome_lora_desc* */ experts, float* /* const float* */ u, long n_tokens, long* /* const int64_t* */ segment_offsets, long n_segments, int* /* const int32_t* */ indices, float* /* const float* */ weights, int top_k, float scale, float* /* float* */ @out, void* /* void* */ stream);
-
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_default_params")]
-    internal static partial MomeBankParams mome_bank_default_params();
+    internal static partial MomeStatus mome_bank_default_params(MomeBankParams* /* mome_bank_params* */ @out);
 
     /// <summary>
     /// Creates a bank for `model` (which must stay open while the bank lives) with random keys,
     /// router and A, and B = 0, so that a fresh bank leaves the model's logits unchanged.
+    /// `params` null means the defaults.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_create")]
-    internal static partial MomeStatus mome_bank_create(IntPtr /* const mome_model* */ model, MomeBankParams @params, IntPtr* /* mome_bank** */ @out);
+    internal static partial MomeStatus mome_bank_create(IntPtr /* const mome_model* */ model, MomeBankParams* /* const mome_bank_params* */ @params, IntPtr* /* mome_bank** */ @out);
 
     /// <summary>
     /// Loads a bank file (safetensors, memory-mapped) for `model`: checks every tensor's
@@ -340,7 +357,8 @@ internal static unsafe partial class NativeMethods
     internal static partial void mome_bank_free(IntPtr /* mome_bank* */ bank);
 
     /// <summary>
-    /// The parameters the bank was made with (layers resolved to their indices).
+    /// The parameters the bank was made with (layers resolved to their indices); out-&gt;struct_size
+    /// is set by the caller.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_get_params")]
     internal static partial MomeStatus mome_bank_get_params(IntPtr /* const mome_bank* */ bank, MomeBankParams* /* mome_bank_params* */ @out);

@@ -71,6 +71,8 @@ internal unsafe struct MomeValueInfo
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeModelParams
 {
+    public uint StructSize;
+
     /// <summary>
     /// 1: read metadata and tensor infos of any GGUF file without requiring a Llama model
     /// or supported tensor types (what `mome model info` uses). 0 (default): the file must
@@ -183,6 +185,8 @@ internal unsafe struct MomeTensorInfo
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeSyntheticParams
 {
+    public uint StructSize;
+
     /// <summary>
     /// Vocabulary size: at least 3 control tokens + 256 byte tokens + 32.
     /// </summary>
@@ -230,6 +234,8 @@ internal unsafe struct MomeSyntheticParams
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeSessionParams
 {
+    public uint StructSize;
+
     /// <summary>
     /// Positions each sequence's cache holds; 0 means the model's training context.
     /// </summary>
@@ -246,24 +252,20 @@ internal unsafe struct MomeSessionParams
     public int NThreads;
 
     /// <summary>
-    /// 1: run the plain reference kernels instead of the fast paths (to check them).
-    /// </summary>
-    public byte UseReference;
-
-    /// <summary>
     /// A memory bank to run inside the model (null: the base model alone). The bank must
     /// belong to the session's model and stay alive until the session is freed.
     /// </summary>
     public IntPtr /* const mome_bank* */ Bank;
 
     /// <summary>
-    /// Where the forward pass runs: MOME_BACKEND_CPU (the default), or MOME_BACKEND_CUDA on
-    /// CUDA device `device_index` (weights and KV cache on the device; cuBLAS projections).
-    /// A bank's expert tables are copied to the device when the session is made: changes to
-    /// the bank after that are not seen by a CUDA session.
+    /// Where the forward pass runs: MOME_BACKEND_CPU (the default), MOME_BACKEND_CPU_REFERENCE
+    /// (the plain reference kernels, to check the fast paths; routing math too), or
+    /// MOME_BACKEND_CUDA on CUDA device `device` (weights and KV cache on the device; cuBLAS
+    /// projections). A bank's expert tables are copied to the device when the session is made:
+    /// changes to the bank after that are not seen by a CUDA session.
     /// </summary>
     public MomeBackend Backend;
-    public int DeviceIndex;
+    public int Device;
 }
 
 /// <summary>
@@ -274,6 +276,7 @@ internal unsafe struct MomeSessionParams
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeBatch
 {
+    public uint StructSize;
     public int NTokens;
     public int* /* const int32_t* */ Tokens;
     public int* /* const int32_t* */ Positions;
@@ -288,6 +291,7 @@ internal unsafe struct MomeBatch
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeRouterDesc
 {
+    public uint StructSize;
     public MomeRouterKind Kind;
 
     /// <summary>
@@ -320,11 +324,26 @@ internal unsafe struct MomeRouterDesc
     /// Softmax temperature of the weights (&gt; 0).
     /// </summary>
     public float Temperature;
+
+    /// <summary>
+    /// Where the keys, queries and outputs live and the routing runs (see mome_device_alloc):
+    /// MOME_BACKEND_CPU (host buffers, the default 0), MOME_BACKEND_CPU_REFERENCE (host
+    /// buffers, the plain reference loop) or MOME_BACKEND_CUDA on CUDA device `device`.
+    /// </summary>
+    public MomeBackend Backend;
+    public int Device;
+
+    /// <summary>
+    /// CUDA only: a cudaStream_t, or null for the device's default stream.
+    /// </summary>
+    public void* /* void* */ Stream;
 }
 
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeLoraDesc
 {
+    public uint StructSize;
+
     /// <summary>
     /// F32, F16 or BF16 for both tables.
     /// </summary>
@@ -350,11 +369,25 @@ internal unsafe struct MomeLoraDesc
     /// B: [n_experts x rank x dim]: expert e's B_e (d x r) stored transposed (r rows of d).
     /// </summary>
     public void* /* const void* */ B;
+
+    /// <summary>
+    /// Where the tables and every buffer of the call live, as in mome_router_desc: CPU (the
+    /// default 0; CPU_REFERENCE runs the same loop) or CUDA on CUDA device `device`.
+    /// </summary>
+    public MomeBackend Backend;
+    public int Device;
+
+    /// <summary>
+    /// CUDA only: a cudaStream_t, or null for the device's default stream.
+    /// </summary>
+    public void* /* void* */ Stream;
 }
 
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeBankParams
 {
+    public uint StructSize;
+
     /// <summary>
     /// Memory layers: n_layers indices into the model's blocks. n_layers 0 means one layer
     /// at about 3/4 depth.
@@ -434,6 +467,7 @@ internal unsafe struct MomeFactResult
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeFactDesc
 {
+    public uint StructSize;
     public int* /* const int32_t* */ Tokens;
     public int NTokens;
     public int AnswerStart;
@@ -464,6 +498,7 @@ internal unsafe struct MomeFactDesc
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MomeFactGrads
 {
+    public uint StructSize;
     public int* /* int32_t* */ Indices;
     public float* /* float* */ Weights;
     public float* /* float* */ Da;

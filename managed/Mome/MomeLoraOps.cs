@@ -31,6 +31,7 @@ public static unsafe partial class MomeOps
         MomeNativeLibrary.EnsureLoaded();
         var desc = new MomeLoraDesc
         {
+            StructSize = (uint)sizeof(MomeLoraDesc),
             WeightType = (MomeTensorType)(int)experts.WeightType, NExperts = experts.Experts, Dim = experts.Dim, Rank = experts.Rank,
         };
         fixed (byte* a = experts.A)

@@ -25,7 +25,7 @@ public static unsafe partial class MomeOps
         fixed (float* px = x)
         fixed (float* py = y)
             Status.Check(NativeMethods.mome_matmul(w, (MomeTensorType)(int)weightType, rows, cols, px, tokens, py, threads,
-                useReference ? (byte)1 : (byte)0));
+                useReference ? MomeBackend.CpuReference : MomeBackend.Cpu));
     }
 
     /// <summary>As <see cref="MatMul(ReadOnlySpan{byte}, TensorType, int, int, ReadOnlySpan{float}, int, Span{float}, int, bool)"/>

@@ -37,6 +37,7 @@ public static unsafe partial class MomeOps
         {
             var desc = new MomeRouterDesc
             {
+                StructSize = (uint)sizeof(MomeRouterDesc),
                 Kind = (MomeRouterKind)(int)spec.Kind, KeyType = (MomeTensorType)(int)spec.KeyType, NExperts = spec.Experts,
                 KeyDim = spec.KeyDim, Keys = keys, TopK = spec.TopK, Temperature = spec.Temperature,
             };

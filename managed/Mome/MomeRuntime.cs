@@ -3,7 +3,8 @@ using Mome.Native;
 
 namespace Mome;
 
-public enum DeviceBackend { Cpu = 0, Cuda = 1 }
+/// <summary>Where work runs; mirrors <c>mome_backend</c>.</summary>
+public enum DeviceBackend { Cpu = 0, Cuda = 1, CpuReference = 2 }
 
 /// <summary>A compute device: the CPU is always first; CUDA devices follow.</summary>
 public sealed record DeviceInfo(DeviceBackend Backend, int Index, string Name, ulong TotalMemory, int ComputeUnits,

@@ -15,16 +15,24 @@ public sealed record SessionOptions
     /// <summary>CPU threads; 0 means one per core.</summary>
     public int Threads { get; init; }
 
-    /// <summary>Run the plain reference kernels instead of the fast paths (for checking).</summary>
-    public bool UseReference { get; init; }
 
     /// <summary>A memory bank to run inside the model (null: the base model alone).</summary>
     public MemoryBank? Memory { get; init; }
 
-    /// <summary>Run on this CUDA device (0 = the first GPU) instead of the CPU: weights and KV
-    /// cache on the device (needs libmome_cuda). A memory bank is copied to the device when the
-    /// session is made.</summary>
-    public int? CudaDevice { get; init; }
+    /// <summary>Where the forward pass runs: <see cref="DeviceBackend.Cpu"/> (the default),
+    /// <see cref="DeviceBackend.CpuReference"/> (the plain reference kernels, to check the fast
+    /// paths) or <see cref="DeviceBackend.Cuda"/> on CUDA device <see cref="Device"/> (weights and
+    /// KV cache on the device; needs libmome_cuda; a memory bank is copied to the device when the
+    /// session is made).</summary>
+    public DeviceBackend Backend { get; init; } = DeviceBackend.Cpu;
+
+    /// <summary>The device of <see cref="Backend"/>: 0 = the first GPU for CUDA; the CPU backends
+    /// have device 0 only.</summary>
+    public int Device { get; init; }
+
+    /// <summary>Options for CUDA device <paramref name="cudaDevice"/>, or the CPU when it is null.</summary>
+    public static SessionOptions OnDevice(int? cudaDevice) =>
+        cudaDevice is { } d ? new SessionOptions { Backend = DeviceBackend.Cuda, Device = d } : new SessionOptions();
 }
 
 /// <summary>
@@ -39,16 +47,15 @@ public sealed unsafe class MomeSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new SessionOptions();
-        var p = NativeMethods.mome_session_default_params();
+        if (!Enum.IsDefined(options.Backend))
+            throw new ArgumentException($"unknown backend {(int)options.Backend}", nameof(options));
+        var p = new MomeSessionParams { StructSize = (uint)sizeof(MomeSessionParams) };
+        Status.Check(NativeMethods.mome_session_default_params(&p));
         p.NCtx = options.ContextLength;
         p.NSeqMax = options.MaxSequences;
         p.NThreads = options.Threads;
-        p.UseReference = options.UseReference ? (byte)1 : (byte)0;
-        if (options.CudaDevice is { } device)
-        {
-            p.Backend = MomeBackend.Cuda;
-            p.DeviceIndex = device;
-        }
+        p.Backend = (MomeBackend)(int)options.Backend;
+        p.Device = options.Device;
         if (options.Memory is { } bank && !ReferenceEquals(bank.Model, model))
             throw new ArgumentException("the memory bank was made for another MomeModel instance", nameof(options));
         _handle = SafeSessionHandle.Create(model.Handle, p, options.Memory?.Handle);
@@ -65,10 +72,12 @@ public sealed unsafe class MomeSession : IDisposable
     /// <summary>
     /// Evaluates tokens of one or more sequences; each sequence's tokens must continue at its
     /// current length. Returns VocabSize logits per token whose <paramref name="wantLogits"/>
-    /// is true (by default only the last token), in batch order. On error nothing changes.
+    /// is true (by default only the last token), in batch order. On error nothing changes;
+    /// <paramref name="cancellationToken"/> stops the native forward pass between layers
+    /// (OperationCanceledException), also leaving the session as it was.
     /// </summary>
     public float[] Decode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<int> sequenceIds,
-        ReadOnlySpan<bool> wantLogits = default)
+        ReadOnlySpan<bool> wantLogits = default, CancellationToken cancellationToken = default)
     {
         if (positions.Length != tokens.Length || sequenceIds.Length != tokens.Length)
             throw new ArgumentException("tokens, positions and sequence ids must have the same length");
@@ -94,9 +103,10 @@ public sealed unsafe class MomeSession : IDisposable
         fixed (byte* w = want)
         fixed (float* l = logits)
         {
-            var batch = new MomeBatch { NTokens = tokens.Length, Tokens = t, Positions = p, SeqIds = s, WantLogits = w };
+            var batch = new MomeBatch { StructSize = (uint)sizeof(MomeBatch), NTokens = tokens.Length, Tokens = t, Positions = p, SeqIds = s, WantLogits = w };
             var tp = (IntPtr)(&batch);
             var lp = (IntPtr)l;
+            using var abort = NativeAbort.Scope(cancellationToken);
             _handle.Use(h =>
             {
                 Status.Check(NativeMethods.mome_session_decode(h, (MomeBatch*)tp, (float*)lp, (ulong)logits.LongLength));
@@ -108,7 +118,8 @@ public sealed unsafe class MomeSession : IDisposable
 
     /// <summary>Appends <paramref name="tokens"/> to sequence <paramref name="sequence"/> and
     /// returns the logits of every token (<paramref name="allLogits"/>) or of the last.</summary>
-    public float[] Evaluate(ReadOnlySpan<int> tokens, int sequence = 0, bool allLogits = false)
+    public float[] Evaluate(ReadOnlySpan<int> tokens, int sequence = 0, bool allLogits = false,
+        CancellationToken cancellationToken = default)
     {
         var start = SequenceLength(sequence);
         var positions = new int[tokens.Length];
@@ -119,7 +130,7 @@ public sealed unsafe class MomeSession : IDisposable
             ids[i] = sequence;
         }
         var want = allLogits ? Enumerable.Repeat(true, tokens.Length).ToArray() : null;
-        return Decode(tokens, positions, ids, want);
+        return Decode(tokens, positions, ids, want, cancellationToken);
     }
 
     public int SequenceLength(int sequence) => _handle.Use(h =>

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mome.h"
 
@@ -66,10 +67,16 @@ int main(int argc, char** argv) {
     }
     mome_model* model = NULL;
     mome_bank* bank = NULL;
-    CHECK(mome_model_open(argv[1], mome_model_default_params(), &model));
+    mome_model_params model_params;
+    memset(&model_params, 0, sizeof model_params);
+    model_params.struct_size = sizeof model_params;
+    CHECK(mome_model_default_params(&model_params));
+    CHECK(mome_model_open(argv[1], &model_params, &model));
     CHECK(mome_bank_load(model, argv[2], &bank));
     mome_llama_config config;
     mome_bank_params p;
+    memset(&p, 0, sizeof p);
+    p.struct_size = sizeof p;
     CHECK(mome_model_get_config(model, &config));
     CHECK(mome_bank_get_params(bank, &p));
     const int64_t dim = config.n_embd, kd = p.key_dim, n_experts = p.n_experts;
@@ -110,7 +117,9 @@ int main(int argc, char** argv) {
             }
             queries[s * kd + r] = acc;
         }
-    mome_router_desc router = {0};
+    mome_router_desc router;
+    memset(&router, 0, sizeof router);
+    router.struct_size = sizeof router;
     router.kind = p.router;
     router.key_type = MOME_TENSOR_TYPE_F32;
     router.n_experts = n_experts;
@@ -131,7 +140,9 @@ int main(int argc, char** argv) {
         }
 
     /* The memory layer's delta, added to the host's hidden states. */
-    mome_lora_desc experts = {0};
+    mome_lora_desc experts;
+    memset(&experts, 0, sizeof experts);
+    experts.struct_size = sizeof experts;
     experts.weight_type = MOME_TENSOR_TYPE_F32;
     experts.n_experts = n_experts;
     experts.dim = dim;

@@ -3,8 +3,7 @@
  *
  * This is the only public header. Rules (see shared DESIGN.md):
  *  - Opaque handles, functions named mome_<object>_<verb>, paired _create/_open and _free.
- *  - Options are structs passed by value, filled by mome_*_default_params() first;
- *    structs only ever grow at the end.
+ *  - Options and descriptions are structs passed by pointer (see "Versioned structs").
  *  - Every fallible call returns mome_status (0 ok, < 0 error). On error,
  *    mome_last_error() returns a message for the calling thread that names the problem
  *    (and the file, for file errors). Output parameters are left untouched on error.
@@ -24,6 +23,30 @@
  * failure, whatever other threads do. Freeing an object while another thread uses it, or
  * before the objects that borrow it (a model before its sessions and banks), is undefined.
  * tests/native/concurrency_test.cpp checks this under -DMOME_SANITIZE=thread.
+ *
+ * Versioned structs. Every struct a caller fills in and hands to the library (the *_params
+ * structs, mome_batch, mome_router_desc, mome_lora_desc, mome_fact_desc, mome_fact_grads)
+ * starts with `uint32_t struct_size`, which the caller sets to sizeof the struct as its copy
+ * of this header declares it, whether the library is to read the struct or to fill it
+ * (mome_*_default_params, mome_synthetic_preset, mome_bank_get_params fill only the fields
+ * that fit in struct_size). Such structs only ever grow at the end, so a library accepts
+ * every size from the oldest layout it knows up to its own: fields a smaller (older) struct
+ * lacks take their defaults. A size below the oldest layout or above this library's is
+ * refused with MOME_STATUS_INVALID_ARGUMENT and a message naming the struct and both sizes
+ * (a caller built against a newer header than the library). The usual C idiom:
+ *     mome_session_params p = {sizeof p};
+ *     mome_session_default_params(&p);
+ * Structs the library only writes (mome_*_info, mome_llama_config) carry no size: changing
+ * one of them, like any other change of a signature or a layout, bumps MOME_ABI_VERSION,
+ * which callers check once at load (mome_abi_version).
+ *
+ * Backends and devices are chosen one way: a `backend` (mome_backend) and a `device` (index
+ * among that backend's devices) in the params or desc of the call, never a function per
+ * backend. Device memory for the standalone operators comes from mome_device_alloc.
+ *
+ * Logging and cancellation: mome_set_log_callback receives the engine's messages (default:
+ * warnings and errors to stderr); mome_set_abort_callback lets a thread stop its own long
+ * calls, which then fail with MOME_STATUS_CANCELLED and leave every object as it was.
  */
 #ifndef MOME_H
 #define MOME_H
@@ -42,7 +65,7 @@
 #endif
 
 /* Bumped whenever a signature or struct layout changes in a way old callers cannot use. */
-#define MOME_ABI_VERSION 3
+#define MOME_ABI_VERSION 4
 
 /* Longest name a device reports, including the terminating NUL. */
 #define MOME_DEVICE_NAME_SIZE 256
@@ -82,7 +105,9 @@ typedef enum mome_status {
     /* A compute backend (CUDA) reported an error. */
     MOME_STATUS_BACKEND_ERROR = -9,
     /* A bug in Mome: please report the message. */
-    MOME_STATUS_INTERNAL_ERROR = -10
+    MOME_STATUS_INTERNAL_ERROR = -10,
+    /* The calling thread's abort callback asked to stop; nothing was changed. */
+    MOME_STATUS_CANCELLED = -11
 } mome_status;
 
 /* MOME_ABI_VERSION of the loaded library; callers check it once at load. */
@@ -99,12 +124,48 @@ MOME_API const char* mome_last_error(void);
 MOME_API const char* mome_status_to_string(mome_status status);
 
 /* ---------------------------------------------------------------------------------------
+ * Logging and cancellation
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum mome_log_level {
+    MOME_LOG_LEVEL_DEBUG = 0,
+    MOME_LOG_LEVEL_INFO = 1,
+    MOME_LOG_LEVEL_WARN = 2,
+    MOME_LOG_LEVEL_ERROR = 3
+} mome_log_level;
+
+/* Receives one message (UTF-8, NUL-terminated, no trailing newline; valid during the call
+ * only). It is called on whichever thread does the work, possibly several at once, so it
+ * must be thread-safe; it must not call back into Mome. */
+typedef void (*mome_log_callback)(mome_log_level level, const char* message, void* user_data);
+
+/* Sets the process-wide log callback and the pointer passed to it. Null restores the
+ * default: warnings and errors written to stderr, debug and info messages dropped. */
+MOME_API void mome_set_log_callback(mome_log_callback callback, void* user_data);
+
+/* Polled by long calls on the thread that set it; returning nonzero stops the call. */
+typedef uint8_t (*mome_abort_callback)(void* user_data);
+
+/* Sets the abort callback of the calling thread (null removes it); other threads are not
+ * affected, and work the engine runs on its own pool threads is stopped through the call
+ * that started it. Long calls poll it: mome_session_decode and mome_bank_fact_backward once
+ * per layer, mome_bank_create per table it fills, mome_bank_save, mome_synthetic_write and
+ * mome_model_quantize per write before the file is committed. When it returns nonzero the call fails with MOME_STATUS_CANCELLED, its outputs
+ * untouched and every object (caches, routes, banks, files) as before the call. */
+MOME_API void mome_set_abort_callback(mome_abort_callback callback, void* user_data);
+
+/* ---------------------------------------------------------------------------------------
  * Build and devices
  * ------------------------------------------------------------------------------------- */
 
+/* Where work runs. CPU is the fast CPU backend (SIMD, threads); CPU_REFERENCE runs the plain
+ * reference loops on the CPU (to check the fast paths; its devices and memory are the CPU's);
+ * CUDA needs a library built with CUDA (libmome_cuda) and counts CUDA devices only (device 0
+ * is the first GPU). */
 typedef enum mome_backend {
     MOME_BACKEND_CPU = 0,
-    MOME_BACKEND_CUDA = 1
+    MOME_BACKEND_CUDA = 1,
+    MOME_BACKEND_CPU_REFERENCE = 2
 } mome_backend;
 
 typedef struct mome_build_info {
@@ -239,18 +300,20 @@ MOME_API mome_status mome_value_get_string(const mome_value* value, uint64_t ind
 typedef struct mome_model mome_model;
 
 typedef struct mome_model_params {
+    uint32_t struct_size;
     /* 1: read metadata and tensor infos of any GGUF file without requiring a Llama model
      * or supported tensor types (what `mome model info` uses). 0 (default): the file must
      * be a complete Llama model whose tensors Mome can compute with. */
     uint8_t metadata_only;
 } mome_model_params;
 
-MOME_API mome_model_params mome_model_default_params(void);
+/* Fills `*out` (out->struct_size set by the caller) with the defaults. */
+MOME_API mome_status mome_model_default_params(mome_model_params* out);
 
 /* Opens a GGUF file (memory-mapped, versions 2 and 3) and validates it: every count,
- * string, array and tensor range must lie inside the file. On failure `*out` is untouched
- * and the message names the file and the problem. */
-MOME_API mome_status mome_model_open(const char* path, mome_model_params params,
+ * string, array and tensor range must lie inside the file. `params` null means the
+ * defaults. On failure `*out` is untouched and the message names the file and the problem. */
+MOME_API mome_status mome_model_open(const char* path, const mome_model_params* params,
                                      mome_model** out);
 
 /* Frees the model and every value borrowed from it. Null is ignored. */
@@ -356,6 +419,7 @@ MOME_API mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_
  * ------------------------------------------------------------------------------------- */
 
 typedef struct mome_synthetic_params {
+    uint32_t struct_size;
     /* Vocabulary size: at least 3 control tokens + 256 byte tokens + 32. */
     int64_t n_vocab;
     int64_t n_ctx_train;
@@ -384,7 +448,8 @@ typedef struct mome_synthetic_params {
 } mome_synthetic_params;
 
 /* Parameters of a named preset: "tiny" (~0.2M parameters), "mini" (~10M) or "small"
- * (~100M). MOME_STATUS_NOT_FOUND names the presets that exist. */
+ * (~100M). MOME_STATUS_NOT_FOUND names the presets that exist. out->struct_size is set by the
+ * caller. */
 MOME_API mome_status mome_synthetic_preset(const char* name, mome_synthetic_params* out);
 
 /* Writes a synthetic Llama model to `path` atomically (a temporary file in the same folder,
@@ -401,7 +466,7 @@ MOME_API mome_status mome_model_quantize(const char* src_path, const char* dst_p
                                          mome_tensor_type type);
 
 /* ---------------------------------------------------------------------------------------
- * Sessions: the frozen Llama forward pass over a KV cache (CPU backend).
+ * Sessions: the frozen Llama forward pass over a KV cache, on the backend its params name.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct mome_session mome_session;
@@ -410,29 +475,31 @@ typedef struct mome_session mome_session;
 typedef struct mome_bank mome_bank;
 
 typedef struct mome_session_params {
+    uint32_t struct_size;
     /* Positions each sequence's cache holds; 0 means the model's training context. */
     int32_t n_ctx;
     /* Sequences held at once; their ids are 0 .. n_seq_max-1. */
     int32_t n_seq_max;
     /* CPU threads; 0 means one per core. */
     int32_t n_threads;
-    /* 1: run the plain reference kernels instead of the fast paths (to check them). */
-    uint8_t use_reference;
     /* A memory bank to run inside the model (null: the base model alone). The bank must
      * belong to the session's model and stay alive until the session is freed. */
     const mome_bank* bank;
-    /* Where the forward pass runs: MOME_BACKEND_CPU (the default), or MOME_BACKEND_CUDA on
-     * CUDA device `device_index` (weights and KV cache on the device; cuBLAS projections).
-     * A bank's expert tables are copied to the device when the session is made: changes to
-     * the bank after that are not seen by a CUDA session. */
+    /* Where the forward pass runs: MOME_BACKEND_CPU (the default), MOME_BACKEND_CPU_REFERENCE
+     * (the plain reference kernels, to check the fast paths; routing math too), or
+     * MOME_BACKEND_CUDA on CUDA device `device` (weights and KV cache on the device; cuBLAS
+     * projections). A bank's expert tables are copied to the device when the session is made:
+     * changes to the bank after that are not seen by a CUDA session. */
     mome_backend backend;
-    int32_t device_index;
+    int32_t device;
 } mome_session_params;
 
-MOME_API mome_session_params mome_session_default_params(void);
+/* Fills `*out` (out->struct_size set by the caller) with the defaults. */
+MOME_API mome_status mome_session_default_params(mome_session_params* out);
 
-/* Creates a session over `model`, which must stay open until the session is freed. */
-MOME_API mome_status mome_session_create(const mome_model* model, mome_session_params params,
+/* Creates a session over `model`, which must stay open until the session is freed. `params`
+ * null means the defaults. */
+MOME_API mome_status mome_session_create(const mome_model* model, const mome_session_params* params,
                                          mome_session** out);
 
 /* A CUDA session (params.backend must be MOME_BACKEND_CUDA) over a synthetic model whose
@@ -441,7 +508,7 @@ MOME_API mome_status mome_session_create(const mome_model* model, mome_session_p
  * be large, such as Llama-3-8B. The values differ from mome_synthetic_write's; there is no
  * tokenizer and no bank. */
 MOME_API mome_status mome_session_create_synthetic(const mome_synthetic_params* model,
-                                                   mome_session_params params,
+                                                   const mome_session_params* params,
                                                    mome_session** out);
 
 /* Frees the session and its caches. Null is ignored. */
@@ -451,6 +518,7 @@ MOME_API void mome_session_free(mome_session* session);
  * positions[i]; the tokens of one sequence must continue exactly where its cache ends
  * (positions length, length+1, ...), in batch order. Sequences may differ in length. */
 typedef struct mome_batch {
+    uint32_t struct_size;
     int32_t n_tokens;
     const int32_t* tokens;
     const int32_t* positions;
@@ -482,12 +550,13 @@ MOME_API mome_status mome_session_clear(mome_session* session);
  * ------------------------------------------------------------------------------------- */
 
 /* y[n_tokens x rows] = x[n_tokens x cols] * W^T for a row-major weight W [rows x cols]
- * (GGUF's layout: ne[0] = cols) in F32, F16 or BF16. Activations are rounded to the
- * weight's type first, as llama.cpp does. n_threads 0 means one per core; use_reference 1
- * runs the plain reference loop. `y` is untouched on error. */
+ * (GGUF's layout: ne[0] = cols) in F32, F16 or BF16, over host buffers. Activations are
+ * rounded to the weight's type first, as llama.cpp does. `backend` is MOME_BACKEND_CPU or
+ * MOME_BACKEND_CPU_REFERENCE (the plain reference loop); n_threads 0 means one per core.
+ * `y` is untouched on error. */
 MOME_API mome_status mome_matmul(const void* weight, mome_tensor_type weight_type, int64_t rows,
                                  int64_t cols, const float* x, int64_t n_tokens, float* y,
-                                 int32_t n_threads, uint8_t use_reference);
+                                 int32_t n_threads, mome_backend backend);
 
 /* ---------------------------------------------------------------------------------------
  * The memory router as a standalone operator: top-k experts per query by cross-attention
@@ -503,6 +572,7 @@ typedef enum mome_router_kind {
 } mome_router_kind;
 
 typedef struct mome_router_desc {
+    uint32_t struct_size;
     mome_router_kind kind;
     /* F32, F16 or BF16. */
     mome_tensor_type key_type;
@@ -517,6 +587,13 @@ typedef struct mome_router_desc {
     int32_t top_k;
     /* Softmax temperature of the weights (> 0). */
     float temperature;
+    /* Where the keys, queries and outputs live and the routing runs (see mome_device_alloc):
+     * MOME_BACKEND_CPU (host buffers, the default 0), MOME_BACKEND_CPU_REFERENCE (host
+     * buffers, the plain reference loop) or MOME_BACKEND_CUDA on CUDA device `device`. */
+    mome_backend backend;
+    int32_t device;
+    /* CUDA only: a cudaStream_t, or null for the device's default stream. */
+    void* stream;
 } mome_router_desc;
 
 /* Routes `n_queries` F32 queries ([n_queries x key_dim]): for each, the top_k experts by
@@ -524,7 +601,12 @@ typedef struct mome_router_desc {
  * weights softmax(s / temperature) over the top_k, and optionally the scores themselves.
  * Outputs are [n_queries x top_k]; `out_scores` may be null. The full score matrix is never
  * stored. NaN or infinite queries or scores are reported (naming the query or expert), and
- * then no output is written. */
+ * then no output is written. n_threads (0: one per core) applies to the CPU backends.
+ * On CUDA (router->backend) the scores run on tensor cores for F16/BF16 keys (queries
+ * rounded to the keys' type, F32 accumulation) and on CUDA cores for F32 keys; the per-query
+ * top-k is kept in registers as the key tiles stream by; top_k is at most 32 there. The call
+ * waits for the stream and then reports a non-finite query or score (the outputs are then
+ * unspecified). */
 MOME_API mome_status mome_route(const mome_router_desc* router, const float* queries,
                                 int64_t n_queries, int32_t* out_indices, float* out_weights,
                                 float* out_scores, int32_t n_threads);
@@ -535,6 +617,7 @@ MOME_API mome_status mome_route(const mome_router_desc* router, const float* que
  * ------------------------------------------------------------------------------------- */
 
 typedef struct mome_lora_desc {
+    uint32_t struct_size;
     /* F32, F16 or BF16 for both tables. */
     mome_tensor_type weight_type;
     int64_t n_experts;
@@ -546,6 +629,12 @@ typedef struct mome_lora_desc {
     const void* a;
     /* B: [n_experts x rank x dim]: expert e's B_e (d x r) stored transposed (r rows of d). */
     const void* b;
+    /* Where the tables and every buffer of the call live, as in mome_router_desc: CPU (the
+     * default 0; CPU_REFERENCE runs the same loop) or CUDA on CUDA device `device`. */
+    mome_backend backend;
+    int32_t device;
+    /* CUDA only: a cudaStream_t, or null for the device's default stream. */
+    void* stream;
 } mome_lora_desc;
 
 /* out[t] += scale * sum_j weights[s][j] * B_e (A_e u[t]) with e = indices[s][j], for every
@@ -553,7 +642,9 @@ typedef struct mome_lora_desc {
  * Segmented form (per sequence, as Punica's SGMV): one segment per sequence, whose tokens
  * share its top_k experts. Per-token form (as BGMV): n_segments = n_tokens, offsets 0..n.
  * u and out are [n_tokens x dim]; indices and weights are [n_segments x top_k]. An index
- * outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched. */
+ * outside 0..n_experts-1 or a non-finite weight is reported and `out` is left untouched
+ * (on CUDA they are checked on the device first, and the call waits for that check).
+ * n_threads (0: one per core) applies to the CPU backends. */
 MOME_API mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u,
                                      int64_t n_tokens, const int64_t* segment_offsets,
                                      int64_t n_segments, const int32_t* indices,
@@ -561,12 +652,11 @@ MOME_API mome_status mome_lora_apply(const mome_lora_desc* experts, const float*
                                      float* out, int32_t n_threads);
 
 /* ---------------------------------------------------------------------------------------
- * CUDA: device memory owned by the native core, and the router and grouped LoRA over device
- * buffers, so a host (or another inference server) needs no CUDA binding of its own. A
- * library built without CUDA (libmome.so) answers MOME_STATUS_UNSUPPORTED; a CUDA error
- * becomes MOME_STATUS_BACKEND_ERROR with CUDA's message. `cuda_device` counts CUDA devices
- * only (0 is the first GPU, not the CPU). `stream` is a cudaStream_t, or null for the
- * device's default stream.
+ * Device memory owned by the native core, so a host (or another inference server) needs no
+ * CUDA binding of its own to give the operators above device buffers. On the CPU backends
+ * it is host memory (64-byte aligned; device must be 0). On CUDA a library built without it
+ * (libmome.so) answers MOME_STATUS_UNSUPPORTED, and a CUDA error becomes
+ * MOME_STATUS_BACKEND_ERROR with CUDA's message.
  * ------------------------------------------------------------------------------------- */
 
 typedef enum mome_copy_kind {
@@ -575,35 +665,15 @@ typedef enum mome_copy_kind {
     MOME_COPY_KIND_DEVICE_TO_DEVICE = 2
 } mome_copy_kind;
 
-MOME_API mome_status mome_cuda_alloc(int32_t cuda_device, uint64_t bytes, void** out);
-/* Frees memory from mome_cuda_alloc; null is ignored. */
-MOME_API mome_status mome_cuda_free(void* ptr);
-/* A synchronous copy of `bytes` between host and device memory. */
-MOME_API mome_status mome_cuda_copy(void* dst, const void* src, uint64_t bytes, mome_copy_kind kind);
+MOME_API mome_status mome_device_alloc(mome_backend backend, int32_t device, uint64_t bytes,
+                                       void** out);
+/* Frees memory from mome_device_alloc of the same backend; null is ignored. */
+MOME_API mome_status mome_device_free(mome_backend backend, void* ptr);
+/* A synchronous copy of `bytes` between host memory and the backend's device memory. */
+MOME_API mome_status mome_device_copy(mome_backend backend, void* dst, const void* src,
+                                      uint64_t bytes, mome_copy_kind kind);
 /* Waits for everything queued on the device; reports any asynchronous error. */
-MOME_API mome_status mome_cuda_synchronize(int32_t cuda_device);
-
-/* mome_route on a CUDA device: router->keys, the queries and the outputs are device
- * buffers. Scores run on tensor cores for F16/BF16 keys (queries rounded to the keys' type,
- * F32 accumulation) and on CUDA cores for F32 keys; the per-query top-k is kept in
- * registers as the key tiles stream by, so the n_queries x n_experts score matrix is never
- * written. top_k is at most 32 here. The call waits for the stream and then reports a
- * non-finite query or score (the outputs are then unspecified). */
-MOME_API mome_status mome_route_cuda(int32_t cuda_device, const mome_router_desc* router,
-                                     const float* queries, int64_t n_queries,
-                                     int32_t* out_indices, float* out_weights, float* out_scores,
-                                     void* stream);
-
-/* mome_lora_apply on a CUDA device: the expert tables, u, segment_offsets, indices, weights
- * and out are device buffers. Segments share their experts (as Punica's SGMV: each
- * segment's experts are read once for all its tokens); one token per segment is the
- * per-token form (BGMV). Offsets, indices and weights are checked on the device first (the
- * call waits for that check); a bad one is reported and `out` is left untouched. */
-MOME_API mome_status mome_lora_apply_cuda(int32_t cuda_device, const mome_lora_desc* experts,
-                                          const float* u, int64_t n_tokens,
-                                          const int64_t* segment_offsets, int64_t n_segments,
-                                          const int32_t* indices, const float* weights,
-                                          int32_t top_k, float scale, float* out, void* stream);
+MOME_API mome_status mome_device_synchronize(mome_backend backend, int32_t device);
 
 /* ---------------------------------------------------------------------------------------
  * Memory banks: the expert tables of one or more memory layers attached to a model.
@@ -618,6 +688,7 @@ typedef enum mome_routing_mode {
 } mome_routing_mode;
 
 typedef struct mome_bank_params {
+    uint32_t struct_size;
     /* Memory layers: n_layers indices into the model's blocks. n_layers 0 means one layer
      * at about 3/4 depth. */
     int32_t n_layers;
@@ -642,11 +713,13 @@ typedef struct mome_bank_params {
     uint64_t seed;
 } mome_bank_params;
 
-MOME_API mome_bank_params mome_bank_default_params(void);
+/* Fills `*out` (out->struct_size set by the caller) with the defaults. */
+MOME_API mome_status mome_bank_default_params(mome_bank_params* out);
 
 /* Creates a bank for `model` (which must stay open while the bank lives) with random keys,
- * router and A, and B = 0, so that a fresh bank leaves the model's logits unchanged. */
-MOME_API mome_status mome_bank_create(const mome_model* model, mome_bank_params params,
+ * router and A, and B = 0, so that a fresh bank leaves the model's logits unchanged.
+ * `params` null means the defaults. */
+MOME_API mome_status mome_bank_create(const mome_model* model, const mome_bank_params* params,
                                       mome_bank** out);
 
 /* Loads a bank file (safetensors, memory-mapped) for `model`: checks every tensor's
@@ -663,7 +736,8 @@ MOME_API mome_status mome_bank_save(const mome_bank* bank, const char* path);
 /* Frees the bank. Null is ignored. */
 MOME_API void mome_bank_free(mome_bank* bank);
 
-/* The parameters the bank was made with (layers resolved to their indices). */
+/* The parameters the bank was made with (layers resolved to their indices); out->struct_size
+ * is set by the caller. */
 MOME_API mome_status mome_bank_get_params(const mome_bank* bank, mome_bank_params* out);
 
 /* Bytes of expert tables (keys, A, B, W_q) the bank holds. */
@@ -710,6 +784,7 @@ typedef struct mome_fact_result {
  * giving them back as `prefix` (optional, same layout, same tokens, same model) skips those
  * layers. Results are identical either way. */
 typedef struct mome_fact_desc {
+    uint32_t struct_size;
     const int32_t* tokens;
     int32_t n_tokens;
     int32_t answer_start;
@@ -733,6 +808,7 @@ typedef struct mome_fact_desc {
  * second half to sub-key indices[j] % n_sub of the second (n_sub = sqrt(n_experts); entries
  * sharing a sub-key add up). Router gradients need live routing (no cached route). */
 typedef struct mome_fact_grads {
+    uint32_t struct_size;
     int32_t* indices;
     float* weights;
     float* da;

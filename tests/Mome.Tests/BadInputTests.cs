@@ -232,7 +232,7 @@ public sealed class BadInputTests
         using var session = new MomeSession(model, new SessionOptions { ContextLength = 8 });
         Assert.That(session.Evaluate([1, 2, 3]).All(float.IsFinite), Is.True);
         // Quantized weights run on the CPU backend only; CUDA refuses them by name.
-        var cuda = Assert.Throws<MomeException>(() => new MomeSession(model, new SessionOptions { ContextLength = 8, CudaDevice = 0 }))!;
+        var cuda = Assert.Throws<MomeException>(() => new MomeSession(model, new SessionOptions { ContextLength = 8, Backend = DeviceBackend.Cuda, Device = 0 }))!;
         Assert.That(cuda.Code, Is.EqualTo(MomeErrorCode.Unsupported));
         Assert.That(cuda.Message, Does.Contain("'blk.0.attn_q.weight' is Q4_0").And.Contain("CUDA backend"));
     }

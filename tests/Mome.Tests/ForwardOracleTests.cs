@@ -117,7 +117,7 @@ public sealed class ForwardOracleTests
             MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny") with { WeightType = type }, path, seed: 9);
             using var model = MomeModel.Open(path);
             var tokens = RandomTokens(33, model.Config.VocabSize, seed: 1);
-            using var reference = new MomeSession(model, new SessionOptions { ContextLength = 64, UseReference = true });
+            using var reference = new MomeSession(model, new SessionOptions { ContextLength = 64, Backend = DeviceBackend.CpuReference });
             using var fast = new MomeSession(model, new SessionOptions { ContextLength = 64, Threads = 3 });
             var a = reference.Evaluate(tokens, allLogits: true);
             var b = fast.Evaluate(tokens, allLogits: true);

@@ -36,7 +36,7 @@ public sealed class MemoryBankTests
 
     private float[] Logits(MemoryBank? bank, int[] tokens, bool reference = false)
     {
-        using var session = new MomeSession(_model, new SessionOptions { ContextLength = 64, Memory = bank, UseReference = reference });
+        using var session = new MomeSession(_model, new SessionOptions { ContextLength = 64, Memory = bank, Backend = reference ? DeviceBackend.CpuReference : DeviceBackend.Cpu });
         return session.Evaluate(tokens, allLogits: true);
     }
 

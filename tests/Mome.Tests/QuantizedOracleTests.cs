@@ -136,7 +136,7 @@ public sealed class QuantizedOracleTests
         var vocab = (int)config.VocabSize;
         foreach (var reference in withReferenceAndDecode ? new[] { false, true } : [false])
         {
-            using var session = new MomeSession(model, new SessionOptions { ContextLength = 128, Threads = 2, UseReference = reference });
+            using var session = new MomeSession(model, new SessionOptions { ContextLength = 128, Threads = 2, Backend = reference ? DeviceBackend.CpuReference : DeviceBackend.Cpu });
             var all = session.Evaluate(tokens, allLogits: true);
             double worst = 0;
             var exact = 0;

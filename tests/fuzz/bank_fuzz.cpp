@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../native/abi_structs.h"
 #include "fuzz_support.h"
 
 namespace {
@@ -14,7 +15,7 @@ namespace {
 mome_model* g_model = nullptr;
 
 void use_bank(const mome_bank* bank) {
-    mome_bank_params p{};
+    mome_bank_params p = sized<mome_bank_params>();
     mome_fuzz::check(mome_bank_get_params(bank, &p), "mome_bank_get_params");
     mome_llama_config c{};
     mome_fuzz::check(mome_model_get_config(g_model, &c), "mome_model_get_config");
@@ -28,14 +29,14 @@ void use_bank(const mome_bank* bank) {
         for (int32_t e : indices)
             if (e < 0 || e >= p.n_experts) std::abort();
 
-    mome_session_params sp = mome_session_default_params();
+    mome_session_params sp = session_defaults();
     sp.n_ctx = 4;
     sp.n_threads = 1;
     sp.bank = bank;
     mome_session* session = nullptr;
-    mome_fuzz::check(mome_session_create(g_model, sp, &session), "mome_session_create");
+    mome_fuzz::check(mome_session_create(g_model, &sp, &session), "mome_session_create");
     const int32_t tokens[2] = {1, 300 % static_cast<int32_t>(c.n_vocab)}, positions[2] = {0, 1}, seqs[2] = {0, 0};
-    mome_batch batch{2, tokens, positions, seqs, nullptr};
+    mome_batch batch{sizeof(mome_batch), 2, tokens, positions, seqs, nullptr};
     std::vector<float> logits(static_cast<size_t>(c.n_vocab));
     (void)mome_session_decode(session, &batch, logits.data(), logits.size());
     mome_session_free(session);
@@ -47,7 +48,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const std::string model_path = mome_fuzz::input_path("bank") + ".gguf";
     const mome_synthetic_params mp = mome_fuzz::tiny_model_params();
     mome_fuzz::check(mome_synthetic_write(&mp, model_path.c_str()), "mome_synthetic_write");
-    mome_fuzz::check(mome_model_open(model_path.c_str(), mome_model_default_params(), &g_model), "mome_model_open");
+    mome_fuzz::check(mome_model_open(model_path.c_str(), nullptr, &g_model), "mome_model_open");
     std::remove(model_path.c_str());  // the mapping stays valid
     return 0;
 }

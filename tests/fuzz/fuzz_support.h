@@ -8,6 +8,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "../native/abi_structs.h"
 #include "mome.h"
 
 namespace mome_fuzz {
@@ -34,7 +35,7 @@ inline const std::string& write_input(const char* harness, const uint8_t* data, 
 // The smallest Llama model the synthetic writer accepts: seeds stay a few KiB, and a bank
 // file made for it (tests/fuzz/make_corpus.cpp) matches it by shape and checksum.
 inline mome_synthetic_params tiny_model_params() {
-    mome_synthetic_params p{};
+    mome_synthetic_params p = sized<mome_synthetic_params>();
     if (mome_synthetic_preset("tiny", &p) != MOME_STATUS_OK) std::abort();
     p.n_vocab = 3 + 256 + 32;
     p.n_ctx_train = 16;
@@ -51,7 +52,7 @@ inline mome_synthetic_params tiny_model_params() {
 
 // The bank the corpus holds: small enough that a seed is about 2 KiB.
 inline mome_bank_params tiny_bank_params() {
-    mome_bank_params p = mome_bank_default_params();
+    mome_bank_params p = bank_defaults();
     p.n_layers = 1;
     p.layers[0] = 1;
     p.n_experts = 4;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../native/abi_structs.h"
 #include "fuzz_support.h"
 
 namespace {
@@ -75,16 +76,16 @@ void read_model(const mome_model* model) {
 
 // One token through a model that opened fully (weights, RoPE tables, KV cache of 4).
 void decode_one(const mome_model* model) {
-    mome_session_params p = mome_session_default_params();
+    mome_session_params p = session_defaults();
     p.n_ctx = 4;
     p.n_threads = 1;
     mome_session* session = nullptr;
-    if (mome_session_create(model, p, &session) != MOME_STATUS_OK) return;
+    if (mome_session_create(model, &p, &session) != MOME_STATUS_OK) return;
     mome_llama_config config{};
     mome_fuzz::check(mome_model_get_config(model, &config), "mome_model_get_config");
     if (config.n_vocab <= 1 << 16) {
         const int32_t token = 1, position = 0, seq = 0;
-        mome_batch batch{1, &token, &position, &seq, nullptr};
+        mome_batch batch{sizeof(mome_batch), 1, &token, &position, &seq, nullptr};
         std::vector<float> logits(static_cast<size_t>(config.n_vocab));
         (void)mome_session_decode(session, &batch, logits.data(), logits.size());
     }
@@ -96,10 +97,10 @@ void decode_one(const mome_model* model) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string& path = mome_fuzz::write_input("gguf", data, size);
     for (uint8_t metadata_only : {0, 1}) {
-        mome_model_params params = mome_model_default_params();
+        mome_model_params params = model_defaults();
         params.metadata_only = metadata_only;
         mome_model* model = nullptr;
-        if (mome_model_open(path.c_str(), params, &model) != MOME_STATUS_OK) {
+        if (mome_model_open(path.c_str(), &params, &model) != MOME_STATUS_OK) {
             if (model != nullptr || mome_last_error()[0] == '\0') std::abort();  // a failure leaves *out alone and says why
             continue;
         }

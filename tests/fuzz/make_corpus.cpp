@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../native/abi_structs.h"
 #include "fuzz_support.h"
 #include "gguf/gguf_writer.h"
 
@@ -63,7 +64,7 @@ void gguf_seeds(const std::string& dir, const std::string& tmp) {
 
 std::vector<uint8_t> bank_file(mome_model* model, const mome_bank_params& p, const std::string& tmp) {
     mome_bank* bank = nullptr;
-    mome_fuzz::check(mome_bank_create(model, p, &bank), "mome_bank_create");
+    mome_fuzz::check(mome_bank_create(model, &p, &bank), "mome_bank_create");
     mome_fuzz::check(mome_bank_save(bank, tmp.c_str()), "mome_bank_save");
     mome_bank_free(bank);
     std::vector<uint8_t> bytes = read_all(tmp);
@@ -75,7 +76,7 @@ void bank_and_json_seeds(const std::string& bank_dir, const std::string& json_di
     const mome_synthetic_params mp = mome_fuzz::tiny_model_params();
     mome_fuzz::check(mome_synthetic_write(&mp, tmp.c_str()), "mome_synthetic_write");
     mome_model* model = nullptr;
-    mome_fuzz::check(mome_model_open(tmp.c_str(), mome_model_default_params(), &model), "mome_model_open");
+    mome_fuzz::check(mome_model_open(tmp.c_str(), nullptr, &model), "mome_model_open");
     std::remove(tmp.c_str());
     const std::string bank_tmp = tmp + ".bank";
 

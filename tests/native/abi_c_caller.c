@@ -8,7 +8,7 @@ const char* c_status_to_string(int status) { return mome_status_to_string((mome_
 const char* c_tensor_type_name(int type) { return mome_tensor_type_name((mome_tensor_type)type); }
 
 mome_status c_matmul(const float* weight, int weight_type, const float* x, float* y) {
-    return mome_matmul(weight, (mome_tensor_type)weight_type, 1, 1, x, 1, y, 1, 0);
+    return mome_matmul(weight, (mome_tensor_type)weight_type, 1, 1, x, 1, y, 1, MOME_BACKEND_CPU);
 }
 
 void c_set_session_backend(mome_session_params* p, int backend) { p->backend = (mome_backend)backend; }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "abi_c_caller.h"
+#include "abi_structs.h"
 #include "mome.h"
 #include "tiny_model.h"
 
@@ -31,7 +32,7 @@ TEST(AbiEnums, OperatorsRefuseUnknownTypesAndKinds) {
 
     std::vector<float> keys(16, 1.0f), query(4, 1.0f), weights(2);
     std::vector<int32_t> indices(2);
-    mome_router_desc r{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 4, keys.data(), 2, 1.0f};
+    mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 4, keys.data(), 2, 1.0f};
     c_set_router_enums(&r, 7, MOME_TENSOR_TYPE_F32);
     EXPECT_EQ(mome_route(&r, query.data(), 1, indices.data(), weights.data(), nullptr, 1), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(last_error().find("unknown kind 7"), std::string::npos) << last_error();
@@ -39,7 +40,7 @@ TEST(AbiEnums, OperatorsRefuseUnknownTypesAndKinds) {
     EXPECT_EQ(mome_route(&r, query.data(), 1, indices.data(), weights.data(), nullptr, 1), MOME_STATUS_UNSUPPORTED);
     EXPECT_NE(last_error().find("unknown type 1000"), std::string::npos) << last_error();
 
-    mome_lora_desc lora{MOME_TENSOR_TYPE_F32, 4, 4, 1, keys.data(), keys.data()};
+    mome_lora_desc lora{sizeof(mome_lora_desc), MOME_TENSOR_TYPE_F32, 4, 4, 1, keys.data(), keys.data()};
     c_set_lora_type(&lora, 1000);
     const int64_t offsets[2] = {0, 1};
     std::vector<float> out(4, 0.0f);
@@ -49,7 +50,7 @@ TEST(AbiEnums, OperatorsRefuseUnknownTypesAndKinds) {
 }
 
 TEST(AbiEnums, ParamsWithUnknownEnumsAreRefused) {
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ASSERT_EQ(mome_synthetic_preset("tiny", &sp), MOME_STATUS_OK);
     c_set_synthetic_enums(&sp, 9, MOME_TENSOR_TYPE_F32);
     const std::string never = std::string(::testing::TempDir()) + "mome_abi_enum_never.gguf";
@@ -61,25 +62,25 @@ TEST(AbiEnums, ParamsWithUnknownEnumsAreRefused) {
 
     TinyModel m("abi_enum");
     ASSERT_NE(m.model, nullptr);
-    mome_bank_params bp = mome_bank_default_params();
+    mome_bank_params bp = bank_defaults();
     bp.n_experts = 16, bp.key_dim = 8, bp.top_k = 2;
     mome_bank* bank = nullptr;
     c_set_bank_enums(&bp, 5, MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32);
-    EXPECT_EQ(mome_bank_create(m.model, bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_bank_create(m.model, &bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(last_error().find("routing 5"), std::string::npos) << last_error();
     c_set_bank_enums(&bp, MOME_ROUTING_MODE_SEQUENCE, 6, MOME_TENSOR_TYPE_F32);
-    EXPECT_EQ(mome_bank_create(m.model, bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_bank_create(m.model, &bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(last_error().find("router 6"), std::string::npos) << last_error();
     c_set_bank_enums(&bp, MOME_ROUTING_MODE_SEQUENCE, MOME_ROUTER_KIND_FLAT, 1000);
-    EXPECT_EQ(mome_bank_create(m.model, bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_bank_create(m.model, &bp, &bank), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(last_error().find("weight_type"), std::string::npos) << last_error();
     EXPECT_EQ(bank, nullptr);
 
-    mome_session_params sessp = mome_session_default_params();
+    mome_session_params sessp = session_defaults();
     sessp.n_ctx = 8;
     c_set_session_backend(&sessp, -3);
     mome_session* s = nullptr;
-    EXPECT_EQ(mome_session_create(m.model, sessp, &s), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_session_create(m.model, &sessp, &s), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(last_error().find("unknown backend -3"), std::string::npos) << last_error();
     EXPECT_EQ(s, nullptr);
 }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "abi_structs.h"
 #include "mome.h"
 #include "tiny_model.h"
 #include "test_seed.h"
@@ -68,12 +69,12 @@ std::vector<float> queries_for(int seed) {
 Results work(const mome_model* model, const mome_bank* bank, const std::vector<float>& keys, const std::vector<float>& experts,
              int64_t n_embd, int seed) {
     Results r;
-    mome_session_params sp = mome_session_default_params();
+    mome_session_params sp = session_defaults();
     sp.n_ctx = 16;
     sp.n_threads = 2;
     sp.bank = bank;
     mome_session* session = nullptr;
-    EXPECT_EQ(mome_session_create(model, sp, &session), MOME_STATUS_OK) << mome_last_error();
+    EXPECT_EQ(mome_session_create(model, &sp, &session), MOME_STATUS_OK) << mome_last_error();
     if (!session) return r;
     std::mt19937 rng(static_cast<unsigned>(seed));
     std::vector<int32_t> tokens = kTokens;
@@ -83,7 +84,7 @@ Results work(const mome_model* model, const mome_bank* bank, const std::vector<f
     mome_llama_config c{};
     EXPECT_EQ(mome_model_get_config(model, &c), MOME_STATUS_OK);
     r.logits.resize(static_cast<size_t>(c.n_vocab));
-    const mome_batch batch{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
+    const mome_batch batch{sizeof(mome_batch), static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
     EXPECT_EQ(mome_session_decode(session, &batch, r.logits.data(), r.logits.size()), MOME_STATUS_OK) << mome_last_error();
     mome_session_free(session);
 
@@ -92,12 +93,12 @@ Results work(const mome_model* model, const mome_bank* bank, const std::vector<f
     r.bank_weights.resize(3 * kTopK);
     EXPECT_EQ(mome_bank_route(bank, 0, q.data(), 3, r.bank_indices.data(), r.bank_weights.data(), 2), MOME_STATUS_OK);
 
-    const mome_router_desc router{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, kExperts, kKeyDim, keys.data(), kTopK, 0.5f};
+    const mome_router_desc router{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, kExperts, kKeyDim, keys.data(), kTopK, 0.5f};
     r.router_indices.resize(3 * kTopK);
     std::vector<float> w(3 * kTopK);
     EXPECT_EQ(mome_route(&router, q.data(), 3, r.router_indices.data(), w.data(), nullptr, 2), MOME_STATUS_OK);
 
-    const mome_lora_desc lora{MOME_TENSOR_TYPE_F32, kExperts, n_embd, kRank, experts.data(), experts.data()};
+    const mome_lora_desc lora{sizeof(mome_lora_desc), MOME_TENSOR_TYPE_F32, kExperts, n_embd, kRank, experts.data(), experts.data()};
     std::vector<float> u(static_cast<size_t>(3 * n_embd));
     for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<float>((i * 7 + static_cast<size_t>(seed)) % 13) / 13.0f;
     const int64_t offsets[2] = {0, 3};
@@ -110,11 +111,11 @@ Results work(const mome_model* model, const mome_bank* bank, const std::vector<f
     std::vector<float> gw(kTopK);
     r.da.resize(static_cast<size_t>(kTopK * kRank * n_embd));
     std::vector<float> db(r.da.size());
-    mome_fact_desc fact{};
+    mome_fact_desc fact = sized<mome_fact_desc>();
     fact.tokens = tokens.data();
     fact.n_tokens = static_cast<int32_t>(tokens.size());
     fact.answer_start = 5;
-    mome_fact_grads grads{};
+    mome_fact_grads grads = sized<mome_fact_grads>();
     grads.indices = gi.data(), grads.weights = gw.data(), grads.da = r.da.data(), grads.db = db.data();
     EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &grads, 2), MOME_STATUS_OK) << mome_last_error();
     r.loss = grads.result.loss;
@@ -138,10 +139,10 @@ TEST(Concurrency, ThreadsSharingAModelAndABankGetTheirOwnResultsAndErrors) {
     ASSERT_NE(m.model, nullptr);
     mome_llama_config c{};
     ASSERT_EQ(mome_model_get_config(m.model, &c), MOME_STATUS_OK);
-    mome_bank_params bp = mome_bank_default_params();
+    mome_bank_params bp = bank_defaults();
     bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = kExperts, bp.key_dim = kKeyDim, bp.top_k = kTopK, bp.rank = kRank;
     mome_bank* bank = nullptr;
-    ASSERT_EQ(mome_bank_create(m.model, bp, &bank), MOME_STATUS_OK) << mome_last_error();
+    ASSERT_EQ(mome_bank_create(m.model, &bp, &bank), MOME_STATUS_OK) << mome_last_error();
     // Non-zero B everywhere, so that the bank changes the logits and the gradients of A.
     MOME_TEST_RNG(rng, 11);
     std::normal_distribution<float> normal(0.0f, 0.2f);

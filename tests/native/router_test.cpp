@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "abi_structs.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "cpu/thread_pool.h"
@@ -117,7 +118,7 @@ TEST(Router, FlatEqualsBruteForce) {
             for (float& x : keys) x = normal(rng);
             for (float& x : queries) x = normal(rng);
             const auto bytes = keys_of(type, keys);
-            const mome_router_desc r{MOME_ROUTER_KIND_FLAT, type, c.n, c.d, bytes.data(), c.k, 0.7f};
+            const mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, type, c.n, c.d, bytes.data(), c.k, 0.7f};
             const Routed want = run(r, queries, c.nq, 0);
             const std::vector<float> stored = stored_values(type, keys);
             auto exact_score = [&](int64_t q, int64_t e) {
@@ -163,7 +164,7 @@ TEST(Router, TiesGoToTheLowerIndexWhateverTheThreads) {
     const int64_t n = 300, d = 8;
     std::vector<float> keys(static_cast<size_t>(n * d), 0.5f), query(static_cast<size_t>(d), 1.0f);
     const auto bytes = keys_of(MOME_TENSOR_TYPE_F32, keys);
-    const mome_router_desc r{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, n, d, bytes.data(), 10, 1.0f};
+    const mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, n, d, bytes.data(), 10, 1.0f};
     for (int threads : {0, 1, 4}) {
         const Routed got = run(r, query, 1, threads);
         for (int32_t j = 0; j < 10; ++j) EXPECT_EQ(got.indices[static_cast<size_t>(j)], j) << threads;
@@ -182,7 +183,7 @@ TEST(Router, ProductKeysEqualBruteForceOverAllProducts) {
             for (float& x : keys) x = normal(rng);
             for (float& x : queries) x = normal(rng);
             const auto bytes = keys_of(type, keys);
-            const mome_router_desc r{MOME_ROUTER_KIND_PRODUCT, type, n_sub * n_sub, d, bytes.data(), k, 1.0f};
+            const mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_PRODUCT, type, n_sub * n_sub, d, bytes.data(), k, 1.0f};
             const Routed want = run(r, queries, nq, 0);
             // Expert i * n_sub + j scores (q1.K1[i] + q2.K2[j]) / sqrt(d), K1 the first n_sub rows of d/2.
             const std::vector<float> stored = stored_values(type, keys);
@@ -213,7 +214,7 @@ TEST(Router, BadInputIsRefused) {
             EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
         }
     };
-    const mome_router_desc ok{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 4, bytes.data(), 2, 1.0f};
+    const mome_router_desc ok{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 4, bytes.data(), 2, 1.0f};
     EXPECT_NO_THROW(check_router(ok, query.data(), 1));
     auto r = ok;
     r.top_k = 5;
@@ -245,15 +246,40 @@ TEST(Router, BadInputIsRefused) {
 // The CPU-only library (these tests link its CUDA stand-in) refuses every CUDA call clearly.
 TEST(CudaAbsent, CallsSayTheLibraryHasNoCuda) {
     void* ptr = nullptr;
-    EXPECT_EQ(mome_cuda_alloc(0, 1024, &ptr), MOME_STATUS_UNSUPPORTED);
+    EXPECT_EQ(mome_device_alloc(MOME_BACKEND_CUDA, 0, 1024, &ptr), MOME_STATUS_UNSUPPORTED);
     EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
     EXPECT_EQ(ptr, nullptr);
     const float keys[8] = {1, 2, 3, 4, 5, 6, 7, 8}, query[2] = {1, 1};
     int32_t idx[1];
     float w[1];
-    mome_router_desc r{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 2, keys, 1, 1.0f};
-    EXPECT_EQ(mome_route_cuda(0, &r, query, 1, idx, w, nullptr, nullptr), MOME_STATUS_UNSUPPORTED);
+    mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 2, keys, 1, 1.0f};
+    r.backend = MOME_BACKEND_CUDA;
+    EXPECT_EQ(mome_route(&r, query, 1, idx, w, nullptr, 0), MOME_STATUS_UNSUPPORTED);
     r.top_k = 33;  // shape errors come first, naming the limit
-    EXPECT_EQ(mome_route_cuda(0, &r, query, 1, idx, w, nullptr, nullptr), MOME_STATUS_INVALID_ARGUMENT);
-    EXPECT_EQ(mome_cuda_free(nullptr), MOME_STATUS_OK);
+    EXPECT_EQ(mome_route(&r, query, 1, idx, w, nullptr, 0), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_device_free(MOME_BACKEND_CUDA, nullptr), MOME_STATUS_OK);
+}
+
+// The CPU backends' device memory is host memory: a route over it equals one over plain
+// buffers, and a device index other than 0 is refused.
+TEST(DeviceMemory, CpuBackendsAllocateHostMemory) {
+    const float keys[8] = {1, 2, 3, 4, 5, 6, 7, 8}, query[2] = {1, -1};
+    void* d_keys = nullptr;
+    ASSERT_EQ(mome_device_alloc(MOME_BACKEND_CPU, 0, sizeof keys, &d_keys), MOME_STATUS_OK) << mome_last_error();
+    ASSERT_EQ(mome_device_copy(MOME_BACKEND_CPU, d_keys, keys, sizeof keys, MOME_COPY_KIND_HOST_TO_DEVICE), MOME_STATUS_OK);
+    EXPECT_EQ(mome_device_synchronize(MOME_BACKEND_CPU, 0), MOME_STATUS_OK);
+    for (mome_backend backend : {MOME_BACKEND_CPU, MOME_BACKEND_CPU_REFERENCE}) {
+        mome_router_desc r{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_F32, 4, 2, d_keys, 2, 1.0f};
+        r.backend = backend;
+        int32_t idx[2];
+        float w[2];
+        ASSERT_EQ(mome_route(&r, query, 1, idx, w, nullptr, 1), MOME_STATUS_OK) << mome_last_error();
+        EXPECT_EQ(idx[0], 0);  // 1-2 = -1 is the largest of -1, -1, -1, -1: ties go to the lower index
+        EXPECT_EQ(idx[1], 1);
+    }
+    EXPECT_EQ(mome_device_free(MOME_BACKEND_CPU, d_keys), MOME_STATUS_OK);
+    void* ptr = nullptr;
+    EXPECT_EQ(mome_device_alloc(MOME_BACKEND_CPU, 1, 64, &ptr), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(mome_last_error()).find("device 0 only"), std::string::npos) << mome_last_error();
+    EXPECT_EQ(ptr, nullptr);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "abi_c_caller.h"
+#include "abi_structs.h"
 #include "mome.h"
 #include "test_seed.h"
 
@@ -35,20 +36,20 @@ double cross_entropy(const float* logits, int64_t n, int32_t target) {
 // The fact's mean answer loss as a user's session sees it: the question first (routing
 // from it), then the answer.
 double session_loss(const mome_model* model, const mome_bank* bank, const std::vector<int32_t>& tokens, int32_t answer_start) {
-    mome_session_params sp = mome_session_default_params();
+    mome_session_params sp = session_defaults();
     sp.n_ctx = 64;
     sp.n_threads = 1;
     sp.bank = bank;
     mome_session* s = nullptr;
-    EXPECT_EQ(mome_session_create(model, sp, &s), MOME_STATUS_OK) << mome_last_error();
+    EXPECT_EQ(mome_session_create(model, &sp, &s), MOME_STATUS_OK) << mome_last_error();
     const int64_t vocab = 512, n = static_cast<int64_t>(tokens.size());
     std::vector<float> logits(static_cast<size_t>(n * vocab));
     std::vector<int32_t> pos(static_cast<size_t>(n)), seq(static_cast<size_t>(n), 0);
     std::vector<uint8_t> want(static_cast<size_t>(n), 1);
     for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-    mome_batch question{answer_start, tokens.data(), pos.data(), seq.data(), want.data()};
+    mome_batch question{sizeof(mome_batch), answer_start, tokens.data(), pos.data(), seq.data(), want.data()};
     EXPECT_EQ(mome_session_decode(s, &question, logits.data(), logits.size()), MOME_STATUS_OK) << mome_last_error();
-    mome_batch answer{static_cast<int32_t>(n - answer_start), tokens.data() + answer_start, pos.data() + answer_start,
+    mome_batch answer{sizeof(mome_batch), static_cast<int32_t>(n - answer_start), tokens.data() + answer_start, pos.data() + answer_start,
                       seq.data(), want.data()};
     EXPECT_EQ(mome_session_decode(s, &answer, logits.data() + answer_start * vocab, logits.size() - answer_start * vocab),
               MOME_STATUS_OK);
@@ -65,12 +66,12 @@ constexpr int64_t kExperts = 64, kKeyDim = 8, kTopK = 4, kRank = 2, kEmbd = 64, 
 // the router's gradients).
 void make_fixture(Fixture& f, mome_router_kind router) {
     f.path = std::string(::testing::TempDir()) + "mome_tuning_" + std::to_string(getpid()) + ".gguf";
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ASSERT_EQ(mome_synthetic_preset("tiny", &sp), MOME_STATUS_OK);
     sp.init_std = 0.25f;
     ASSERT_EQ(mome_synthetic_write(&sp, f.path.c_str()), MOME_STATUS_OK) << mome_last_error();
-    ASSERT_EQ(mome_model_open(f.path.c_str(), mome_model_default_params(), &f.model), MOME_STATUS_OK);
-    mome_bank_params bp = mome_bank_default_params();
+    ASSERT_EQ(mome_model_open(f.path.c_str(), nullptr, &f.model), MOME_STATUS_OK);
+    mome_bank_params bp = bank_defaults();
     bp.n_layers = 1;
     bp.layers[0] = 0;
     bp.n_experts = kExperts;
@@ -78,7 +79,7 @@ void make_fixture(Fixture& f, mome_router_kind router) {
     bp.top_k = kTopK;
     bp.rank = kRank;
     bp.router = router;
-    ASSERT_EQ(mome_bank_create(f.model, bp, &f.bank), MOME_STATUS_OK) << mome_last_error();
+    ASSERT_EQ(mome_bank_create(f.model, &bp, &f.bank), MOME_STATUS_OK) << mome_last_error();
     std::mt19937 rng(mome_test::seed_or(3));
     std::normal_distribution<float> normal(0.0f, 0.3f);
     std::vector<float> values(static_cast<size_t>(kPerExpert));
@@ -104,8 +105,8 @@ struct Backward {
 
 Backward backward(const mome_bank* bank, bool router) {
     Backward b;
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr, nullptr, nullptr};
-    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), router ? b.dwq.data() : nullptr,
+    mome_fact_desc fact{sizeof(mome_fact_desc), kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, nullptr, nullptr, nullptr, nullptr};
+    mome_fact_grads out{sizeof(mome_fact_grads), b.idx.data(), b.w.data(), b.da.data(), b.db.data(), router ? b.dwq.data() : nullptr,
                         router ? b.dkeys.data() : nullptr, {}};
     EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_OK) << mome_last_error();
     b.result = out.result;
@@ -246,8 +247,8 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     Backward b;
     const std::vector<int32_t> route = {1, 2, 3, 64};
     const std::vector<float> weights(kTopK, 0.25f);
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, route.data(), weights.data(), nullptr, nullptr};
-    mome_fact_grads out{b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
+    mome_fact_desc fact{sizeof(mome_fact_desc), kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, route.data(), weights.data(), nullptr, nullptr};
+    mome_fact_grads out{sizeof(mome_fact_grads), b.idx.data(), b.w.data(), b.da.data(), b.db.data(), nullptr, nullptr, {}};
     EXPECT_EQ(mome_bank_fact_backward(f.bank, &fact, &out, 1), MOME_STATUS_OUT_OF_RANGE);  // expert 64 of 64
     EXPECT_NE(std::string(mome_last_error()).find("64"), std::string::npos) << mome_last_error();
     const std::vector<int32_t> good = {1, 2, 3, 4};
@@ -263,8 +264,8 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     // A cached route gives exactly what live routing gives.
     const Backward live = backward(f.bank, false);
     Backward again;
-    mome_fact_desc cached{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, live.idx.data(), live.w.data(), nullptr, nullptr};
-    mome_fact_grads out2{again.idx.data(), again.w.data(), again.da.data(), again.db.data(), nullptr, nullptr, {}};
+    mome_fact_desc cached{sizeof(mome_fact_desc), kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, live.idx.data(), live.w.data(), nullptr, nullptr};
+    mome_fact_grads out2{sizeof(mome_fact_grads), again.idx.data(), again.w.data(), again.da.data(), again.db.data(), nullptr, nullptr, {}};
     ASSERT_EQ(mome_bank_fact_backward(f.bank, &cached, &out2, 1), MOME_STATUS_OK) << mome_last_error();
     EXPECT_EQ(again.da, live.da);
     EXPECT_EQ(again.idx, live.idx);
@@ -275,9 +276,9 @@ TEST(Tuning, BackwardRefusesBadRequests) {
     for (float v : prefix) ASSERT_TRUE(std::isfinite(v));
     for (const int32_t* r : {static_cast<const int32_t*>(nullptr), live.idx.data()}) {
         Backward third;
-        mome_fact_desc kept{kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, r, r ? live.w.data() : nullptr,
+        mome_fact_desc kept{sizeof(mome_fact_desc), kTokens.data(), static_cast<int32_t>(kTokens.size()), kAnswerStart, r, r ? live.w.data() : nullptr,
                             prefix.data(), nullptr};
-        mome_fact_grads out3{third.idx.data(), third.w.data(), third.da.data(), third.db.data(), nullptr, nullptr, {}};
+        mome_fact_grads out3{sizeof(mome_fact_grads), third.idx.data(), third.w.data(), third.da.data(), third.db.data(), nullptr, nullptr, {}};
         ASSERT_EQ(mome_bank_fact_backward(f.bank, &kept, &out3, 1), MOME_STATUS_OK) << mome_last_error();
         EXPECT_EQ(third.da, live.da);
         EXPECT_EQ(third.db, live.db);
@@ -297,18 +298,18 @@ TEST(Tuning, BackwardRefusesBadRequests) {
 TEST(Sessions, CudaRequestsAreRefusedClearly) {
     Fixture f;
     make_fixture(f, MOME_ROUTER_KIND_FLAT);
-    mome_session_params sp = mome_session_default_params();
+    mome_session_params sp = session_defaults();
     sp.n_ctx = 32;
     sp.backend = MOME_BACKEND_CUDA;
     mome_session* s = nullptr;
-    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_UNSUPPORTED);
+    EXPECT_EQ(mome_session_create(f.model, &sp, &s), MOME_STATUS_UNSUPPORTED);
     EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
     sp.bank = f.bank;
-    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_UNSUPPORTED);
+    EXPECT_EQ(mome_session_create(f.model, &sp, &s), MOME_STATUS_UNSUPPORTED);
     EXPECT_NE(std::string(mome_last_error()).find("without CUDA"), std::string::npos) << mome_last_error();
     sp.bank = nullptr;
     c_set_session_backend(&sp, 7);
-    EXPECT_EQ(mome_session_create(f.model, sp, &s), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(mome_session_create(f.model, &sp, &s), MOME_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(s, nullptr);
 }
 
@@ -318,11 +319,11 @@ TEST(Sessions, CudaRequestsAreRefusedClearly) {
 TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
     Fixture f;
     make_fixture(f, MOME_ROUTER_KIND_FLAT);
-    mome_bank_params bp = mome_bank_default_params();
+    mome_bank_params bp = bank_defaults();
     bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = kExperts, bp.key_dim = kKeyDim, bp.top_k = kTopK, bp.rank = kRank;
     bp.routing = MOME_ROUTING_MODE_TOKEN;
     mome_bank* bank = nullptr;
-    ASSERT_EQ(mome_bank_create(f.model, bp, &bank), MOME_STATUS_OK) << mome_last_error();
+    ASSERT_EQ(mome_bank_create(f.model, &bp, &bank), MOME_STATUS_OK) << mome_last_error();
     MOME_TEST_RNG(rng, 4);
     std::normal_distribution<float> normal(0.0f, 0.3f);
     std::vector<float> values(static_cast<size_t>(kPerExpert));
@@ -333,8 +334,8 @@ TEST(Tuning, PerTokenRoutingGradientsMatchFiniteDifferences) {
     const int64_t n = static_cast<int64_t>(kTokens.size()), entries = n * kTopK;
     std::vector<int32_t> idx(static_cast<size_t>(entries)), experts(static_cast<size_t>(entries));
     std::vector<float> w(static_cast<size_t>(entries)), da(static_cast<size_t>(entries * kPerExpert)), db(da.size());
-    mome_fact_desc fact{kTokens.data(), static_cast<int32_t>(n), kAnswerStart, nullptr, nullptr, nullptr, nullptr, nullptr};
-    mome_fact_grads out{idx.data(), w.data(), da.data(), db.data(), nullptr, nullptr, {}, 0, experts.data(), 0};
+    mome_fact_desc fact{sizeof(mome_fact_desc), kTokens.data(), static_cast<int32_t>(n), kAnswerStart, nullptr, nullptr, nullptr, nullptr, nullptr};
+    mome_fact_grads out{sizeof(mome_fact_grads), idx.data(), w.data(), da.data(), db.data(), nullptr, nullptr, {}, 0, experts.data(), 0};
     EXPECT_EQ(mome_bank_fact_backward(bank, &fact, &out, 1), MOME_STATUS_INVALID_ARGUMENT);  // capacity top_k is too small
     EXPECT_NE(std::string(mome_last_error()).find("n_tokens x top_k"), std::string::npos) << mome_last_error();
     out.capacity = static_cast<int32_t>(entries);

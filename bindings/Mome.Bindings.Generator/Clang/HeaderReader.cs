@@ -256,6 +256,11 @@ internal sealed partial class HeaderReader
                 return new VoidType(isConst);
 
             case CXTypeKind.Pointer:
+                CXType pointee = clang_getCanonicalType(clang_getPointeeType(type));
+                if (pointee.Kind is CXTypeKind.FunctionProto or CXTypeKind.FunctionNoProto)
+                {
+                    return ResolveFunctionPointer(pointee, declaration, what, isConst);
+                }
                 return new PointerType(Resolve(clang_getPointeeType(type), declaration, what), isConst);
 
             case CXTypeKind.Record:
@@ -276,7 +281,8 @@ internal sealed partial class HeaderReader
                 return new ArrayType(element, clang_getArraySize(type), ArrayLengthSpelling(declaration));
 
             case CXTypeKind.FunctionProto or CXTypeKind.FunctionNoProto:
-                throw Unsupported(declaration, $"{what} uses a function type ({type.Spelling()}); callbacks cannot be bound.");
+                throw Unsupported(declaration, $"{what} uses a function type ({type.Spelling()}); only pointers to functions "
+                    + "(callbacks) can be bound.");
 
             case CXTypeKind.Long or CXTypeKind.ULong:
                 throw Unsupported(declaration, $"{what} uses {type.Spelling()}, whose size differs between Linux and "
@@ -311,9 +317,32 @@ internal sealed partial class HeaderReader
             StructType s => s with { WrittenName = name, IsConst = isConst },
             OpaqueType o => o with { WrittenName = name, IsConst = isConst },
             PrimitiveType p => p with { CName = name, IsConst = isConst },
+            FunctionPointerType f => f with { WrittenName = name, IsConst = isConst },
             _ => throw Unsupported(typedef, $"{what}: typedef {name} stands for {target.Spelling}; only typedefs of "
-                + "structs, enums and fixed-size integers can be bound."),
+                + "structs, enums, fixed-size integers and function pointers can be bound."),
         };
+    }
+
+    // A callback: every parameter and the result must be bindable themselves; C# calls it as an
+    // unmanaged function pointer with the platform's C convention.
+    private CType ResolveFunctionPointer(CXType function, CXCursor declaration, string what, bool isConst)
+    {
+        if (function.Kind == CXTypeKind.FunctionNoProto)
+        {
+            throw Unsupported(declaration, $"{what} points to a function without a prototype; declare (void) for no parameters.");
+        }
+        if (clang_isFunctionTypeVariadic(function) != 0)
+        {
+            throw Unsupported(declaration, $"{what} points to a variadic function, which C# cannot call back.");
+        }
+        CType result = Resolve(clang_getResultType(function), declaration, $"the result of {what}");
+        var parameters = new List<CType>();
+        int count = clang_getNumArgTypes(function);
+        for (uint i = 0; i < count; i++)
+        {
+            parameters.Add(Resolve(clang_getArgType(function, i), declaration, $"parameter {i + 1} of {what}"));
+        }
+        return new FunctionPointerType(result, parameters, "", isConst);
     }
 
     private CType ResolveRecord(CXCursor record, bool isConst, string what)

@@ -135,6 +135,21 @@ internal static unsafe partial class LibClang
     public static partial CXType clang_getPointeeType(CXType type);
 
     [LibraryImport(Library)]
+    public static partial CXType clang_getCanonicalType(CXType type);
+
+    [LibraryImport(Library)]
+    public static partial CXType clang_getResultType(CXType type);
+
+    [LibraryImport(Library)]
+    public static partial int clang_getNumArgTypes(CXType type);
+
+    [LibraryImport(Library)]
+    public static partial CXType clang_getArgType(CXType type, uint index);
+
+    [LibraryImport(Library)]
+    public static partial uint clang_isFunctionTypeVariadic(CXType type);
+
+    [LibraryImport(Library)]
     public static partial CXType clang_getArrayElementType(CXType type);
 
     [LibraryImport(Library)]

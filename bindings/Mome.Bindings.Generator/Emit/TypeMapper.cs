@@ -5,8 +5,9 @@ namespace Mome.Bindings.Generator.Emit;
 /// <summary>
 /// C types to blittable C# types, so [LibraryImport] generates no marshalling code and structs
 /// keep the C layout. Pointers to opaque structs become IntPtr (handles the caller never
-/// dereferences); every other pointer stays a typed pointer. Wherever a pointer or array is
-/// involved the C type is kept in a comment, since IntPtr and byte* alone lose it.
+/// dereferences); callbacks become unmanaged function pointers; every other pointer stays a
+/// typed pointer. Wherever a pointer, callback or array is involved the C type is kept in a
+/// comment, since IntPtr and byte* alone lose it.
 /// </summary>
 internal static class TypeMapper
 {
@@ -20,7 +21,7 @@ internal static class TypeMapper
     public static string Declare(CType type, string what)
     {
         string csharp = Map(type, what);
-        return type is PointerType ? $"{csharp} /* {type.Spelling} */" : csharp;
+        return type is PointerType or FunctionPointerType ? $"{csharp} /* {type.Spelling} */" : csharp;
     }
 
     /// <summary>A C array field as a C# fixed-size buffer.</summary>
@@ -43,6 +44,8 @@ internal static class TypeMapper
         StructType s => Names.Pascal(s.Tag),
         PointerType { Pointee: OpaqueType } => "IntPtr",
         PointerType pointer => Map(pointer.Pointee, what) + "*",
+        FunctionPointerType function => "delegate* unmanaged[Cdecl]<"
+            + string.Join(", ", function.Parameters.Select(p => Map(p, what)).Append(Map(function.Return, what))) + ">",
         OpaqueType opaque => throw new BindingException(
             $"{what} uses the opaque struct {opaque.Spelling} by value; only pointers to it can be bound."),
         ArrayType array => throw new BindingException(

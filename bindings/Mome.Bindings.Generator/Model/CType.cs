@@ -48,3 +48,11 @@ internal sealed record ArrayType(CType Element, long Length, string LengthSpelli
 {
     public override string Spelling => $"{Element.Spelling}[{LengthSpelling}]";
 }
+
+/// <summary>A pointer to a C function (a callback); <see cref="WrittenName"/> is its typedef's name when it has one.</summary>
+internal sealed record FunctionPointerType(CType Return, IReadOnlyList<CType> Parameters, string WrittenName, bool IsConst) : CType(IsConst)
+{
+    public override string Spelling => WrittenName.Length > 0
+        ? ConstPrefix + WrittenName
+        : $"{Return.Spelling} (*)({string.Join(", ", Parameters.Select(p => p.Spelling))})";
+}

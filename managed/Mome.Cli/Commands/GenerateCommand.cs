@@ -25,7 +25,7 @@ public static class GenerateCommand
         {
             using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
             using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m, bankFile.FullName) : null;
-            using var generator = new TextGenerator(m, new SessionOptions { Threads = parse.GetValue(threads), Memory = bank, CudaDevice = parse.GetValue(cuda) });
+            using var generator = new TextGenerator(m, SessionOptions.OnDevice(parse.GetValue(cuda)) with { Threads = parse.GetValue(threads), Memory = bank });
             var options = new GenerationOptions
             {
                 MaxTokens = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),

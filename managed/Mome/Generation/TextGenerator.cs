@@ -51,7 +51,7 @@ public sealed class TextGenerator : IDisposable
     {
         var sampler = new Sampler(options);
         _session.Clear();
-        var logits = _session.Evaluate(prompt);
+        var logits = _session.Evaluate(prompt, cancellationToken: cancellationToken);
         for (var produced = 0; produced < options.MaxTokens; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -59,7 +59,7 @@ public sealed class TextGenerator : IDisposable
             if (options.StopAtEndOfGeneration && Tokenizer.IsEndOfGeneration(token)) yield break;
             yield return token;
             if (prompt.Length + produced + 1 >= _contextLength) yield break;
-            logits = _session.Evaluate([token]);
+            logits = _session.Evaluate([token], cancellationToken: cancellationToken);
         }
     }
 

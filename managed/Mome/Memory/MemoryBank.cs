@@ -34,7 +34,8 @@ public sealed unsafe partial class MemoryBank : IDisposable
         options ??= new MemoryOptions();
         if (options.Layers.Count > MomeConstants.MOME_MAX_MEMORY_LAYERS)
             throw new ArgumentException($"at most {MomeConstants.MOME_MAX_MEMORY_LAYERS} memory layers", nameof(options));
-        var p = NativeMethods.mome_bank_default_params();
+        var p = new MomeBankParams { StructSize = (uint)sizeof(MomeBankParams) };
+        Status.Check(NativeMethods.mome_bank_default_params(&p));
         p.NLayers = options.Layers.Count;
         for (var i = 0; i < options.Layers.Count; i++) p.Layers[i] = options.Layers[i];
         p.NExperts = options.Experts;
@@ -51,7 +52,8 @@ public sealed unsafe partial class MemoryBank : IDisposable
         var handle = SafeBankHandle.Create(model.Handle, m =>
         {
             IntPtr bank;
-            Status.Check(NativeMethods.mome_bank_create(m, parameters, &bank));
+            var local = parameters;
+            Status.Check(NativeMethods.mome_bank_create(m, &local, &bank));
             return bank;
         });
         return new MemoryBank(handle, model);
@@ -223,9 +225,10 @@ public sealed unsafe partial class MemoryBank : IDisposable
         {
             var fact = new MomeFactDesc
             {
+                StructSize = (uint)sizeof(MomeFactDesc),
                 Tokens = t, NTokens = tokens.Length, AnswerStart = answerStart, RouteIndices = ri, RouteWeights = rw, Prefix = pi, PrefixOut = po,
             };
-            var grads = new MomeFactGrads { Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk, Capacity = entries, Experts = ex };
+            var grads = new MomeFactGrads { StructSize = (uint)sizeof(MomeFactGrads), Indices = i, Weights = w, Da = a, Db = b, Dwq = q, Dkeys = kk, Capacity = entries, Experts = ex };
             var (fp, gp) = ((IntPtr)(&fact), (IntPtr)(&grads));
             (MomeFactResult, int) Run(IntPtr bank, IntPtr session)
             {
@@ -250,7 +253,7 @@ public sealed unsafe partial class MemoryBank : IDisposable
 
     private MemoryOptions ReadOptions() => _handle.Use(b =>
     {
-        MomeBankParams p;
+        var p = new MomeBankParams { StructSize = (uint)sizeof(MomeBankParams) };
         Status.Check(NativeMethods.mome_bank_get_params(b, &p));
         var layers = new int[p.NLayers];
         for (var i = 0; i < layers.Length; i++) layers[i] = p.Layers[i];

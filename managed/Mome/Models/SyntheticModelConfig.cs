@@ -37,7 +37,7 @@ public sealed record SyntheticModelConfig
     {
         ArgumentNullException.ThrowIfNull(name);
         MomeNativeLibrary.EnsureLoaded();
-        MomeSyntheticParams p;
+        var p = new MomeSyntheticParams { StructSize = (uint)sizeof(MomeSyntheticParams) };
         var utf8 = System.Text.Encoding.UTF8.GetBytes(name + "\0");
         fixed (byte* n = utf8)
             Status.Check(NativeMethods.mome_synthetic_preset(n, &p));
@@ -52,8 +52,9 @@ public sealed record SyntheticModelConfig
         };
     }
 
-    internal MomeSyntheticParams ToNative(ulong seed) => new()
+    internal unsafe MomeSyntheticParams ToNative(ulong seed) => new()
     {
+        StructSize = (uint)sizeof(MomeSyntheticParams),
         NVocab = VocabSize, NCtxTrain = ContextLength, NEmbd = EmbeddingLength, NLayer = LayerCount,
         NHead = HeadCount, NHeadKv = KvHeadCount, HeadDim = HeadDim, NFf = FeedForwardLength,
         RopeFreqBase = RopeFreqBase, RmsNormEps = RmsNormEps, RopeScaling = (MomeRopeScaling)(int)RopeScaling,

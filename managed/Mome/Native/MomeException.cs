@@ -13,6 +13,8 @@ public enum MomeErrorCode
     OutOfMemory = -8,
     BackendError = -9,
     InternalError = -10,
+    /// <summary>A CancellationToken (through the native abort callback) stopped the call.</summary>
+    Cancelled = -11,
 }
 
 /// <summary>A native call failed; <see cref="Exception.Message"/> is the engine's message,

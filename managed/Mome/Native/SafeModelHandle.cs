@@ -10,12 +10,13 @@ internal sealed class SafeModelHandle : MomeSafeHandle
     public static unsafe SafeModelHandle Open(string path, bool metadataOnly)
     {
         MomeNativeLibrary.EnsureLoaded();
-        var parameters = NativeMethods.mome_model_default_params();
+        var parameters = new MomeModelParams { StructSize = (uint)sizeof(MomeModelParams) };
+        Status.Check(NativeMethods.mome_model_default_params(&parameters));
         parameters.MetadataOnly = metadataOnly ? (byte)1 : (byte)0;
         IntPtr model;
         var utf8 = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* p = utf8)
-            Status.Check(NativeMethods.mome_model_open(p, parameters, &model));
+            Status.Check(NativeMethods.mome_model_open(p, &parameters, &model));
         var handle = new SafeModelHandle();
         handle.SetHandle(model);
         return handle;

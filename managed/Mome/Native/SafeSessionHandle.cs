@@ -23,7 +23,7 @@ internal sealed class SafeSessionHandle : MomeSafeHandle
                 parameters.Bank = bank.DangerousGetHandle();
             }
             IntPtr raw;
-            Status.Check(NativeMethods.mome_session_create(model.DangerousGetHandle(), parameters, &raw));
+            Status.Check(NativeMethods.mome_session_create(model.DangerousGetHandle(), &parameters, &raw));
             session.SetHandle(raw);
             session._model = model;
             session._bank = bank;

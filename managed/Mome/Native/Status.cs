@@ -12,6 +12,8 @@ internal static unsafe class Status
         var message = Marshal.PtrToStringUTF8((IntPtr)NativeMethods.mome_last_error());
         if (string.IsNullOrEmpty(message))
             message = Marshal.PtrToStringUTF8((IntPtr)NativeMethods.mome_status_to_string(status)) ?? status.ToString();
+        if (status == MomeStatus.Cancelled)
+            throw new OperationCanceledException(message, new MomeException(MomeErrorCode.Cancelled, message), NativeAbort.CurrentToken);
         throw new MomeException((MomeErrorCode)(int)status, message);
     }
 

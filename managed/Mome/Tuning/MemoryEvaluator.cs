@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Mome.Native;
 
 namespace Mome;
 
@@ -40,10 +41,13 @@ public static class MemoryEvaluator
     ];
 
     public static EvaluationResult Evaluate(MemoryBank bank, IReadOnlyList<Fact> facts, IReadOnlyList<string>? unrelated = null,
-        TuningOptions? options = null, IReadOnlyList<Fact>? unseen = null, IReadOnlyList<Fact>? paraphrases = null)
+        TuningOptions? options = null, IReadOnlyList<Fact>? unseen = null, IReadOnlyList<Fact>? paraphrases = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(bank);
         ArgumentNullException.ThrowIfNull(facts);
+        // Evaluation only reads the bank: every native call of it may stop (OperationCanceledException).
+        using var abort = NativeAbort.Scope(cancellationToken);
         var tuner = new MemoryTuner(bank, options);
         var threads = options?.Threads ?? 0;
         var (exact, correct, total) = Recall(bank, tuner, facts, threads);

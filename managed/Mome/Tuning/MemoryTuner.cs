@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mome.Native;
 
 namespace Mome;
 
@@ -179,7 +180,7 @@ public sealed class MemoryTuner
         if (note is not null) progress?.Report(new TuningProgress(position.Epoch + 1, _options.Epochs, double.NaN, 0, encoded.Count, 0, TimeSpan.Zero, null) { Note = note });
 
         using var device = _options.CudaDevice is { } cuda
-            ? new MomeSession(_bank.Model, new SessionOptions { ContextLength = 1, CudaDevice = cuda, Threads = _options.Threads })
+            ? new MomeSession(_bank.Model, new SessionOptions { ContextLength = 1, Backend = DeviceBackend.Cuda, Device = cuda, Threads = _options.Threads })
             : null;
         var watch = Stopwatch.StartNew();
         var earlier = TimeSpan.FromSeconds(position.ElapsedSeconds);
@@ -212,8 +213,11 @@ public sealed class MemoryTuner
                 var (tokens, answerStart) = encoded[i];
                 var prefix = prefixes[i];
                 var keep = prefix is null && cacheLeft >= PrefixBytes(tokens) ? new float[PrefixBytes(tokens) / sizeof(float)] : null;
-                var step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep,
-                    routerPhase ? null : device);
+                FactStep step;
+                // The native step polls the token per layer; checkpoints below are never cut short.
+                using (NativeAbort.Scope(cancellationToken))
+                    step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep,
+                        routerPhase ? null : device);
                 if (keep is not null)
                 {
                     prefixes[i] = keep;

@@ -2,7 +2,7 @@
 // token per sequence), BF16 tables, validated against the CPU op (mome_lora_apply) and timed
 // with events (L2 flushed, median).
 //   1  naive: one thread per output element, walking every expert's A row and B column (rank 1 only)
-//   2  Mome's kernels (mome_lora_apply_cuda): shrink then expand, 16-byte loads
+//   2  Mome's kernels (mome_lora_apply on MOME_BACKEND_CUDA): shrink then expand, 16-byte loads
 // Usage: lora_lab [sequences] [d] [ranks...]; one JSON line per variant and rank, with the
 // bytes the op must read (each sequence's experts once) for the bandwidth fraction.
 #include <cmath>
@@ -73,15 +73,15 @@ int main(int argc, char** argv) {
         LAB_CUDA(cudaMemcpy(ha.data(), a, table * 2, cudaMemcpyDeviceToHost));
         LAB_CUDA(cudaMemcpy(hb.data(), b, table * 2, cudaMemcpyDeviceToHost));
         LAB_CUDA(cudaMemcpy(hu.data(), u, hu.size() * 4, cudaMemcpyDeviceToHost));
-        const mome_lora_desc cpu{MOME_TENSOR_TYPE_BF16, n_experts, d, r, ha.data(), hb.data()};
+        const mome_lora_desc cpu{sizeof(mome_lora_desc), MOME_TENSOR_TYPE_BF16, n_experts, d, r, ha.data(), hb.data()};
         lab_ok(mome_lora_apply(&cpu, hu.data(), checked, offsets.data(), checked, indices.data(), weights.data(), k, 2.0f, want.data(), 0),
                "mome_lora_apply");
-        const mome_lora_desc gpu{MOME_TENSOR_TYPE_BF16, n_experts, d, r, a, b};
+        const mome_lora_desc gpu{sizeof(mome_lora_desc), MOME_TENSOR_TYPE_BF16, n_experts, d, r, a, b, MOME_BACKEND_CUDA, 0, nullptr};
         const double bytes = double(seqs) * k * r * d * 2 * 2;  // A and B rows of each sequence's experts
         for (int variant = r == 1 ? 1 : 2; variant <= 2; ++variant) {  // the naive variant is too slow past rank 1
             auto run = [&] {
                 if (variant == 1) naive_lora<<<unsigned((seqs * d + 255) / 256), 256>>>(a, b, d, r, u, d_idx, d_w, k, 2.0f, out, seqs);
-                else lab_ok(mome_lora_apply_cuda(0, &gpu, u, seqs, d_off, seqs, d_idx, d_w, k, 2.0f, out, nullptr), "mome_lora_apply_cuda");
+                else lab_ok(mome_lora_apply(&gpu, u, seqs, d_off, seqs, d_idx, d_w, k, 2.0f, out, 0), "mome_lora_apply on CUDA");
             };
             LAB_CUDA(cudaMemset(out, 0, size_t(seqs) * d * 4));
             run();

@@ -1,7 +1,7 @@
 // Router lab: variants of the flat top-k router on one BF16 key table, validated against the
 // CPU router (mome_route) on a few queries and timed with events (L2 flushed, median).
 //   1  naive: the whole B x N score matrix to memory, then one warp per query scans it
-//   2  Mome's fused kernel (mome_route_cuda): tiles scored on tensor cores, top-k kept in
+//   2  Mome's fused kernel (mome_route on MOME_BACKEND_CUDA): tiles scored on tensor cores, top-k kept in
 //      registers, the score matrix never written
 // Usage: router_lab [N] [d] [B...]; prints one JSON line per variant and size.
 #include <cmath>
@@ -57,18 +57,19 @@ int main(int argc, char** argv) {
         LAB_CUDA(cudaMemcpy(host_q.data(), q, host_q.size() * 4, cudaMemcpyDeviceToHost));
         // The CPU's answer for the first queries.
         const int checked = std::min(b, 4);
-        mome_router_desc cpu{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, host_keys.data(), k, 1.0f};
+        mome_router_desc cpu{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, host_keys.data(), k, 1.0f};
         std::vector<int32_t> want(size_t(checked) * k);
         std::vector<float> want_w(want.size());
         lab_ok(mome_route(&cpu, host_q.data(), checked, want.data(), want_w.data(), nullptr, 0), "mome_route");
-        const mome_router_desc gpu{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, keys, k, 1.0f};
+        const mome_router_desc gpu{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, keys, k, 1.0f,
+                                    MOME_BACKEND_CUDA, 0, nullptr};
         for (int variant = 1; variant <= 2; ++variant) {
             auto run = [&] {
                 if (variant == 1) {
                     naive_scores<<<unsigned((int64_t(n) * b + 255) / 256), 256>>>(keys, q, n, d, b, scores);
                     naive_topk<<<b, 32>>>(scores, n, b, k, 1.0f / std::sqrt(float(d)), idx, w);
                 } else {
-                    lab_ok(mome_route_cuda(0, &gpu, q, b, idx, w, nullptr, nullptr), "mome_route_cuda");
+                    lab_ok(mome_route(&gpu, q, b, idx, w, nullptr, 0), "mome_route on CUDA");
                 }
             };
             run();

@@ -4,7 +4,11 @@
 #include <cstring>
 #include <thread>
 
+#include "core/abi_struct.h"
+#include "core/backend_kind.h"
+#include "core/cuda_backend.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/half.h"
 #include "cpu/shared_pools.h"
 #include "gguf/tensor_types.h"
@@ -17,24 +21,10 @@
 
 using namespace mome;
 
-extern "C" {
+namespace {
 
-mome_status mome_lora_apply(const mome_lora_desc* experts, const float* u, int64_t n_tokens, const int64_t* segment_offsets,
-                            int64_t n_segments, const int32_t* indices, const float* weights, int32_t top_k, float scale,
-                            float* out, int32_t n_threads) {
-    return guarded([&] {
-        require_arg(experts != nullptr && out != nullptr, "experts or out is null");
-        const LoraTables t = lora_tables_of(*experts);
-        LoraBatch b;
-        b.u = u, b.n_tokens = n_tokens, b.segment_offsets = segment_offsets, b.n_segments = n_segments;
-        b.indices = indices, b.weights = weights, b.top_k = top_k, b.scale = scale;
-        check_lora_batch(t, b);
-        lora_apply(t, b, out, shared_pool(threads_or_all(n_threads)));
-    });
-}
-
-mome_bank_params mome_bank_default_params(void) {
-    mome_bank_params p{};
+mome_bank_params default_bank_params() {
+    mome_bank_params p = abi_struct<mome_bank_params>();
     p.n_layers = 0;
     p.n_experts = 1 << 16;
     p.key_dim = 128;
@@ -49,10 +39,44 @@ mome_bank_params mome_bank_default_params(void) {
     return p;
 }
 
-mome_status mome_bank_create(const mome_model* model, mome_bank_params params, mome_bank** out) {
+}  // namespace
+
+extern "C" {
+
+mome_status mome_lora_apply(const mome_lora_desc* experts_in, const float* u, int64_t n_tokens, const int64_t* segment_offsets,
+                            int64_t n_segments, const int32_t* indices, const float* weights, int32_t top_k, float scale,
+                            float* out, int32_t n_threads) {
+    return guarded([&] {
+        const mome_lora_desc experts = read_abi_struct(experts_in, mome_lora_desc{}, "experts is null");
+        require_arg(out != nullptr, "out is null");
+        check_backend(experts.backend, experts.device);
+        const LoraTables t = lora_tables_of(experts);
+        LoraBatch b;
+        b.u = u, b.n_tokens = n_tokens, b.segment_offsets = segment_offsets, b.n_segments = n_segments;
+        b.indices = indices, b.weights = weights, b.top_k = top_k, b.scale = scale;
+        if (is_cuda(experts.backend)) {
+            check_lora_shape(b);
+            cuda_lora_apply(experts.device, experts, u, n_tokens, segment_offsets, n_segments, indices, weights, top_k, scale, out,
+                            experts.stream);
+            return;
+        }
+        check_lora_batch(t, b);
+        lora_apply(t, b, out, shared_pool(threads_or_all(n_threads)));
+    });
+}
+
+mome_status mome_bank_default_params(mome_bank_params* out) {
+    return guarded([&] { write_abi_struct(out, default_bank_params(), "out is null"); });
+}
+
+mome_status mome_bank_create(const mome_model* model, const mome_bank_params* params, mome_bank** out) {
     return guarded([&] {
         require_arg(model != nullptr && out != nullptr, "model or out is null");
-        *out = create_bank(*model, params).release();
+        const mome_bank_params p = params ? read_abi_struct(params, default_bank_params(), "params is null") : default_bank_params();
+        std::unique_ptr<mome_bank> bank = create_bank(*model, p);
+        log_info(format("memory bank: %d layer(s) of %lld experts, rank %d, top-%d", bank->params.n_layers,
+                        static_cast<long long>(bank->params.n_experts), bank->params.rank, bank->params.top_k));
+        *out = bank.release();
     });
 }
 
@@ -76,8 +100,8 @@ void mome_bank_free(mome_bank* bank) { delete bank; }
 
 mome_status mome_bank_get_params(const mome_bank* bank, mome_bank_params* out) {
     return guarded([&] {
-        require_arg(bank != nullptr && out != nullptr, "bank or out is null");
-        *out = bank->params;
+        require_arg(bank != nullptr, "bank is null");
+        write_abi_struct(out, bank->params, "out is null");
     });
 }
 
@@ -149,9 +173,13 @@ mome_status mome_bank_set_expert(mome_bank* bank, int32_t layer_slot, int64_t ex
 
 extern "C" {
 
-mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc* fact, mome_fact_grads* out, int32_t n_threads) {
+mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc* fact_in, mome_fact_grads* out_in, int32_t n_threads) {
     return guarded([&] {
-        require_arg(bank != nullptr && fact != nullptr && out != nullptr, "bank, fact or out is null");
+        require_arg(bank != nullptr, "bank is null");
+        const mome_fact_desc f = read_abi_struct(fact_in, mome_fact_desc{}, "fact is null");
+        mome_fact_grads g_out = read_abi_struct(out_in, mome_fact_grads{}, "out is null");
+        const mome_fact_desc* fact = &f;
+        mome_fact_grads* out = &g_out;
         require_arg(out->indices != nullptr && out->weights != nullptr && out->da != nullptr && out->db != nullptr,
                     "out->indices, weights, da and db are required");
         require_arg((out->dwq == nullptr) == (out->dkeys == nullptr), "out->dwq and out->dkeys come together: give both or neither");
@@ -183,6 +211,7 @@ mome_status mome_bank_fact_backward(const mome_bank* bank, const mome_fact_desc*
             std::copy(g.dkeys.begin(), g.dkeys.end(), out->dkeys);
         }
         out->result = mome_fact_result{static_cast<float>(g.loss), g.n_answer, g.n_correct};
+        write_abi_struct(out_in, g_out, "out is null");
     });
 }
 

@@ -1,9 +1,11 @@
-// ABI: version, errors, build information and devices.
+// ABI: version, errors, logging, cancellation, build information and devices.
 #include <cstring>
 
 #include "core/abi_enum.h"
+#include "core/abort.h"
 #include "core/devices.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "mome.h"
 
 using namespace mome;
@@ -29,9 +31,14 @@ const char* mome_status_to_string(mome_status status) {
         case MOME_STATUS_OUT_OF_MEMORY: return "out of memory";
         case MOME_STATUS_BACKEND_ERROR: return "backend error";
         case MOME_STATUS_INTERNAL_ERROR: return "internal error";
+        case MOME_STATUS_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }
+
+void mome_set_log_callback(mome_log_callback callback, void* user_data) { set_log_callback(callback, user_data); }
+
+void mome_set_abort_callback(mome_abort_callback callback, void* user_data) { t_abort_hook = AbortHook{callback, user_data}; }
 
 mome_status mome_get_build_info(mome_build_info* out) {
     return guarded([&] {

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "core/abi_enum.h"
+#include "core/abi_struct.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "gguf/tensor_types.h"
@@ -20,16 +21,30 @@ const char* mome_tensor_type_name(mome_tensor_type type) {
     return t ? t->name : "unknown";
 }
 
-mome_model_params mome_model_default_params(void) {
-    mome_model_params p{};
+}  // extern "C"
+
+namespace {
+
+mome_model_params default_model_params() {
+    mome_model_params p = abi_struct<mome_model_params>();
     p.metadata_only = 0;
     return p;
 }
 
-mome_status mome_model_open(const char* path, mome_model_params params, mome_model** out) {
+}  // namespace
+
+extern "C" {
+
+mome_status mome_model_default_params(mome_model_params* out) {
+    return guarded([&] { write_abi_struct(out, default_model_params(), "out is null"); });
+}
+
+mome_status mome_model_open(const char* path, const mome_model_params* params_in, mome_model** out) {
     return guarded([&] {
         require_arg(path != nullptr && *path != '\0', "path is null or empty");
         require_arg(out != nullptr, "out is null");
+        const mome_model_params params = params_in ? read_abi_struct(params_in, default_model_params(), "params is null")
+                                                   : default_model_params();
         auto model = std::make_unique<mome_model>();
         model->file = GgufFile::open(path);
         const GgufValue* arch = model->file->find("general.architecture");
@@ -225,15 +240,16 @@ mome_status mome_model_tensor_read_f32(const mome_model* model, uint64_t index, 
 mome_status mome_synthetic_preset(const char* name, mome_synthetic_params* out) {
     return guarded([&] {
         require_arg(name != nullptr && out != nullptr, "name or out is null");
-        *out = synthetic_preset(name);
+        checked_struct_size(out);
+        write_abi_struct(out, synthetic_preset(name), "out is null");
     });
 }
 
 mome_status mome_synthetic_write(const mome_synthetic_params* params, const char* path) {
     return guarded([&] {
-        require_arg(params != nullptr, "params is null");
+        const mome_synthetic_params p = read_abi_struct(params, mome_synthetic_params{}, "params is null");
         require_arg(path != nullptr && *path != '\0', "path is null or empty");
-        write_synthetic_model(*params, path);
+        write_synthetic_model(p, path);
     });
 }
 

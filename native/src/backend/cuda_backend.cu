@@ -169,7 +169,7 @@ public:
     }
     void lora_apply(const LoraTables& t, const LoraBatch& b, float* out) override {
         DeviceScope scope(device_);
-        const mome_lora_desc desc{t.type, t.n_experts, t.dim, t.rank, t.a, t.b};
+        const mome_lora_desc desc{static_cast<uint32_t>(sizeof(mome_lora_desc)), t.type, t.n_experts, t.dim, t.rank, t.a, t.b};
         cuda_lora_apply(device_, desc, b.u, b.n_tokens, b.segment_offsets, b.n_segments, b.indices, b.weights, b.top_k, b.scale, out,
                         stream_);
     }

@@ -1,5 +1,7 @@
 #include "core/atomic_file.h"
 
+#include "core/abort.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -45,6 +47,7 @@ AtomicFileWriter::~AtomicFileWriter() {
 }
 
 void AtomicFileWriter::write(const void* data, size_t size) {
+    check_abort();  // before the commit, stopping leaves the previous file as it was
     if (size == 0) return;
     if (std::fwrite(data, 1, size, file_) != size)
         fail(MOME_STATUS_IO_ERROR, format("%s: write failed: %s", path_.c_str(), std::strerror(errno)));
@@ -60,6 +63,7 @@ void AtomicFileWriter::pad_to(uint64_t alignment) {
 }
 
 void AtomicFileWriter::commit() {
+    check_abort();
     if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0)
         fail(MOME_STATUS_IO_ERROR, format("%s: cannot flush to disk: %s", path_.c_str(), std::strerror(errno)));
     const int rc = std::fclose(file_);

@@ -1,7 +1,8 @@
-// The CUDA kernels behind the ABI's mome_cuda_* and *_cuda calls: src/cuda/ in a CUDA build,
-// backend/cuda_absent.cpp (every call UNSUPPORTED) otherwise. The layer graph reaches CUDA
-// through backend/backend.h's make_cuda_backend instead. Arguments arrive checked
-// for shape (api/api_cuda.cpp); data on the device is checked here.
+// The CUDA kernels behind the ABI's CUDA device memory and mome_route / mome_lora_apply on
+// MOME_BACKEND_CUDA: src/cuda/ in a CUDA build, backend/cuda_absent.cpp (every call
+// UNSUPPORTED) otherwise. The layer graph reaches CUDA through backend/backend.h's
+// make_cuda_backend instead. Arguments arrive checked for shape (api/api_device.cpp,
+// api/api_route.cpp, api/api_bank.cpp); data on the device is checked here.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/abi_enum.h"
+#include "core/abort.h"
 #include "core/crc32c.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -34,6 +35,7 @@ uint64_t mix(uint64_t z) {
 // Fills `table` with N(0, std) values in its storage type: chunks of rows get their own
 // seeds, so the result is the same for any number of threads.
 void fill_normal(TableBytes& table, uint64_t seed, float std) {
+    check_abort();  // the bank is not handed out until every table is filled
     const uint64_t n = count_of(table.shape);
     const size_t elem = element_size(table.type);
     table.owned.assign(n * elem, 0);

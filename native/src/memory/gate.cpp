@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/abi_struct.h"
 #include "core/error.h"
 #include "memory/memory_layer.h"
 #include "memory/tuning.h"
@@ -65,7 +66,7 @@ void gate_evidence(const mome_bank& bank, int slot, const float* queries, int64_
     for (int64_t t = 0; t < n; ++t) evidence[t] = -1.0f;
     if (count == 0) return;
     // The nearest signature by the flat router's exact top-1: its score is cos / sqrt(d).
-    mome_router_desc desc{};
+    mome_router_desc desc = abi_struct<mome_router_desc>();
     desc.kind = MOME_ROUTER_KIND_FLAT;
     desc.key_type = MOME_TENSOR_TYPE_F32;
     desc.n_experts = count;

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "core/abi_struct.h"
 #include "core/error.h"
 #include "cpu/ops.h"
 #include "memory/bank.h"
@@ -60,7 +61,7 @@ void route_bank(const mome_bank& bank, int slot, const float* queries, int64_t n
                 int n_threads) {
     const mome_bank_params& p = bank.params;
     const MemoryLayer& m = bank.layers[static_cast<size_t>(slot)];
-    mome_router_desc desc{};
+    mome_router_desc desc = abi_struct<mome_router_desc>();
     desc.kind = p.router;
     desc.key_type = p.weight_type;
     desc.n_experts = p.n_experts;

@@ -1,5 +1,6 @@
 #include "model/llama_graph.h"
 
+#include "core/abort.h"
 #include "core/error.h"
 
 namespace mome {
@@ -75,6 +76,7 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
     Buffer s_up = floats(be, n * d.n_ff), s_act = floats(be, n * d.n_ff), s_memory = floats(be, memory ? n * d.d : 1);
 
     for (int64_t l = first; l < end; ++l) {
+        check_abort();
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
         BlockArrays a{nullptr,        s_xn.as(), s_q.as(),   s_k.as(),  s_v.as(),  s_attn.as(), s_o.as(), nullptr,
                       s_u.as(),       s_gate.as(), s_up.as(), s_act.as(), s_memory.as()};
@@ -134,6 +136,7 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
     const auto zero = [&](const Buffer& b, int64_t count) { be.zero(b.as<void>(), static_cast<uint64_t>(count) * sizeof(float)); };
 
     for (int64_t l = end - 1; l >= first; --l) {
+        check_abort();
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
         const LayerActivations& a = keep[static_cast<size_t>(l)];
         // MLP: x' = h + down(swiglu(gate u, up u)); dx becomes dh.

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "core/abi_enum.h"
+#include "core/abi_struct.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "gguf/gguf_writer.h"
@@ -172,7 +173,7 @@ SyntheticVocab synthetic_vocab(int64_t n_vocab) {
 }
 
 mome_synthetic_params synthetic_preset(const std::string& name) {
-    mome_synthetic_params p{};
+    mome_synthetic_params p = abi_struct<mome_synthetic_params>();
     p.rope_freq_base = 10000.0f;
     p.rms_norm_eps = 1e-5f;
     p.rope_scaling = MOME_ROPE_SCALING_NONE;

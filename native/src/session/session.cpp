@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/abi_enum.h"
+#include "core/backend_kind.h"
 #include "core/error.h"
 #include "gguf/tensor_types.h"
 #include "memory/memory_layer.h"
@@ -40,11 +41,8 @@ std::unique_ptr<mome_session> session_shell(const mome_llama_config& c, const mo
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
     if (params.n_threads < 0 || params.n_threads > 1024)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_threads = %d is outside 0..1024", params.n_threads));
+    check_backend(params.backend, params.device);
     const int32_t backend = abi_enum(params.backend);
-    if (backend != MOME_BACKEND_CPU && backend != MOME_BACKEND_CUDA)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d", backend));
-    if (params.backend == MOME_BACKEND_CUDA && (params.device_index < 0 || params.device_index > 1023))
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("device_index = %d is not a CUDA device index", params.device_index));
     auto s = std::make_unique<mome_session>();
     s->config = c;
     s->n_ctx = static_cast<int32_t>(n_ctx);
@@ -52,9 +50,9 @@ std::unique_ptr<mome_session> session_shell(const mome_llama_config& c, const mo
     const int threads = params.n_threads > 0 ? params.n_threads : std::max(1u, std::thread::hardware_concurrency());
     s->pool = std::make_unique<ThreadPool>(threads);
     s->n_threads = threads;
-    s->use_reference = params.use_reference != 0;
-    if (backend == MOME_BACKEND_CUDA) s->backend = make_cuda_backend(params.device_index);
-    else if (params.use_reference) s->backend = make_cpu_ref_backend();
+    s->use_reference = backend == MOME_BACKEND_CPU_REFERENCE;
+    if (backend == MOME_BACKEND_CUDA) s->backend = make_cuda_backend(params.device);
+    else if (s->use_reference) s->backend = make_cpu_ref_backend();
     else s->backend = make_cpu_fast_backend(*s->pool);
     s->seq_length.assign(static_cast<size_t>(s->n_seq), 0);
     return s;

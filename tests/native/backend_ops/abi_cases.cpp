@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../abi_structs.h"
 #include "cases.h"
 #include "mome.h"
 
@@ -48,20 +49,33 @@ void run_case(const char* name, F body) {
     }
 }
 
+// mome_route and mome_lora_apply with their desc placed on CUDA device `device`.
+mome_status route_cuda(int device, mome_router_desc desc, const float* queries, int64_t n_queries, int32_t* indices, float* weights,
+                       float* scores) {
+    desc.backend = MOME_BACKEND_CUDA, desc.device = device;
+    return mome_route(&desc, queries, n_queries, indices, weights, scores, 0);
+}
+
+mome_status lora_cuda(int device, mome_lora_desc desc, const float* u, int64_t n_tokens, const int64_t* offsets, int64_t n_segments,
+                      const int32_t* indices, const float* weights, int32_t top_k, float scale, float* out) {
+    desc.backend = MOME_BACKEND_CUDA, desc.device = device;
+    return mome_lora_apply(&desc, u, n_tokens, offsets, n_segments, indices, weights, top_k, scale, out, 0);
+}
+
 // A device buffer with host-side helpers.
 class DeviceBuffer {
 public:
-    DeviceBuffer(int device, size_t bytes) : bytes_(bytes) { ok(mome_cuda_alloc(device, bytes, &ptr_), "mome_cuda_alloc"); }
-    ~DeviceBuffer() { mome_cuda_free(ptr_); }
+    DeviceBuffer(int device, size_t bytes) : bytes_(bytes) { ok(mome_device_alloc(MOME_BACKEND_CUDA, device, bytes, &ptr_), "mome_device_alloc"); }
+    ~DeviceBuffer() { mome_device_free(MOME_BACKEND_CUDA, ptr_); }
     DeviceBuffer(const DeviceBuffer&) = delete;
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
     template <typename T>
     T* as() const { return static_cast<T*>(ptr_); }
-    void upload(const void* src) { ok(mome_cuda_copy(ptr_, src, bytes_, MOME_COPY_KIND_HOST_TO_DEVICE), "upload"); }
+    void upload(const void* src) { ok(mome_device_copy(MOME_BACKEND_CUDA, ptr_, src, bytes_, MOME_COPY_KIND_HOST_TO_DEVICE), "upload"); }
     template <typename T>
     std::vector<T> download() const {
         std::vector<T> out(bytes_ / sizeof(T));
-        ok(mome_cuda_copy(out.data(), ptr_, bytes_, MOME_COPY_KIND_DEVICE_TO_HOST), "download");
+        ok(mome_device_copy(MOME_BACKEND_CUDA, out.data(), ptr_, bytes_, MOME_COPY_KIND_DEVICE_TO_HOST), "download");
         return out;
     }
 
@@ -108,7 +122,7 @@ void test_router(int device, const RouterCase& c, std::mt19937& rng) {
     std::vector<float> key_values, queries;
     const std::vector<uint8_t> keys = random_table(c.type, n_keys, 1.0f, rng, key_values);
     random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(c.n_queries * c.key_dim), 1.0f, rng, queries);
-    mome_router_desc desc{c.kind, c.type, c.n_experts, c.key_dim, keys.data(), c.top_k, 0.7f};
+    mome_router_desc desc{sizeof(mome_router_desc), c.kind, c.type, c.n_experts, c.key_dim, keys.data(), c.top_k, 0.7f};
     const size_t n_out = static_cast<size_t>(c.n_queries * c.top_k);
     std::vector<int32_t> cpu_idx(n_out);
     std::vector<float> cpu_w(n_out), cpu_s(n_out);
@@ -122,8 +136,8 @@ void test_router(int device, const RouterCase& c, std::mt19937& rng) {
     d_w.upload(poison.data());
     d_s.upload(poison.data());
     desc.keys = d_keys.as<void>();
-    ok(mome_route_cuda(device, &desc, d_q.as<float>(), c.n_queries, d_idx.as<int32_t>(), d_w.as<float>(), d_s.as<float>(), nullptr),
-       "mome_route_cuda");
+    ok(route_cuda(device, desc, d_q.as<float>(), c.n_queries, d_idx.as<int32_t>(), d_w.as<float>(), d_s.as<float>()),
+       "mome_route on CUDA");
     const auto idx = d_idx.download<int32_t>();
     const auto w = d_w.download<float>(), s = d_s.download<float>();
 
@@ -186,7 +200,7 @@ void test_lora(int device, const LoraCase& c, std::mt19937& rng) {
     std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(c.n_experts - 1));
     std::uniform_real_distribution<float> weight(0.0f, 1.0f);
     for (size_t i = 0; i < indices.size(); ++i) indices[i] = pick(rng), weights[i] = weight(rng);
-    mome_lora_desc desc{c.type, c.n_experts, c.dim, c.rank, a.data(), b.data()};
+    mome_lora_desc desc{sizeof(mome_lora_desc), c.type, c.n_experts, c.dim, c.rank, a.data(), b.data()};
     std::vector<float> cpu = out0;
     ok(mome_lora_apply(&desc, u.data(), n_tokens, offsets.data(), n_segments, indices.data(), weights.data(), c.top_k, 1.5f, cpu.data(), 0),
        "mome_lora_apply (CPU)");
@@ -196,9 +210,9 @@ void test_lora(int device, const LoraCase& c, std::mt19937& rng) {
     d_a.upload(a.data()), d_b.upload(b.data()), d_u.upload(u.data()), d_out.upload(out0.data());
     d_off.upload(offsets.data()), d_idx.upload(indices.data()), d_w.upload(weights.data());
     desc.a = d_a.as<void>(), desc.b = d_b.as<void>();
-    ok(mome_lora_apply_cuda(device, &desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments, d_idx.as<int32_t>(),
-                            d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>(), nullptr),
-       "mome_lora_apply_cuda");
+    ok(lora_cuda(device, desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments, d_idx.as<int32_t>(),
+                            d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>()),
+       "mome_lora_apply on CUDA");
     const auto gpu = d_out.download<float>();
     std::vector<float> delta_gpu(gpu.size()), delta_cpu(cpu.size());
     for (size_t i = 0; i < gpu.size(); ++i) delta_gpu[i] = gpu[i] - out0[i], delta_cpu[i] = cpu[i] - out0[i];
@@ -210,8 +224,8 @@ void test_lora(int device, const LoraCase& c, std::mt19937& rng) {
     // A bad index is reported and nothing is written.
     indices[indices.size() / 2] = static_cast<int32_t>(c.n_experts);
     d_idx.upload(indices.data());
-    const mome_status s = mome_lora_apply_cuda(device, &desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments,
-                                               d_idx.as<int32_t>(), d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>(), nullptr);
+    const mome_status s = lora_cuda(device, desc, d_u.as<float>(), n_tokens, d_off.as<int64_t>(), n_segments,
+                                               d_idx.as<int32_t>(), d_w.as<float>(), c.top_k, 1.5f, d_out.as<float>());
     CHECK(s == MOME_STATUS_OUT_OF_RANGE, "a bad expert index gave status %d (%s)", s, mome_last_error());
     CHECK(d_out.download<float>() == gpu, "a refused call changed out");
 }
@@ -225,29 +239,29 @@ void test_bad_router_input(int device, std::mt19937& rng) {
     DeviceBuffer d_keys(device, keys.size()), d_q(device, queries.size() * 4), d_idx(device, 32 * 4), d_w(device, 32 * 4);
     d_keys.upload(keys.data());
     d_q.upload(queries.data());
-    mome_router_desc desc{c.kind, c.type, c.n_experts, c.key_dim, d_keys.as<void>(), c.top_k, 1.0f};
-    mome_status s = mome_route_cuda(device, &desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr);
+    mome_router_desc desc{sizeof(mome_router_desc), c.kind, c.type, c.n_experts, c.key_dim, d_keys.as<void>(), c.top_k, 1.0f};
+    mome_status s = route_cuda(device, desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr);
     CHECK(s == MOME_STATUS_INVALID_ARGUMENT && std::strstr(mome_last_error(), "not finite"), "a NaN query gave %d (%s)", s, mome_last_error());
     desc.top_k = 33;
-    s = mome_route_cuda(device, &desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr);
+    s = route_cuda(device, desc, d_q.as<float>(), 4, d_idx.as<int32_t>(), d_w.as<float>(), nullptr);
     CHECK(s == MOME_STATUS_UNSUPPORTED, "top_k 33 gave %d (%s)", s, mome_last_error());
 }
 
 
 // Device-generated synthetic models: the same seed gives the same logits, another seed others.
 void test_synthetic_sessions(int device) {
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ok(mome_synthetic_preset("tiny", &sp), "preset");
     sp.weight_type = MOME_TENSOR_TYPE_BF16, sp.init_std = 0.3f;
     std::vector<std::vector<float>> logits;
     for (uint64_t seed : {5, 5, 6}) {
         sp.seed = seed;
-        mome_session_params p = mome_session_default_params();
-        p.n_ctx = 32, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session_params p = session_defaults();
+        p.n_ctx = 32, p.backend = MOME_BACKEND_CUDA, p.device = device;
         mome_session* s = nullptr;
-        ok(mome_session_create_synthetic(&sp, p, &s), "synthetic session");
+        ok(mome_session_create_synthetic(&sp, &p, &s), "synthetic session");
         const std::vector<int32_t> tokens = {1, 70, 80, 90}, positions = {0, 1, 2, 3}, seqs = {0, 0, 0, 0};
-        const mome_batch b{4, tokens.data(), positions.data(), seqs.data(), nullptr};
+        const mome_batch b{sizeof(mome_batch), 4, tokens.data(), positions.data(), seqs.data(), nullptr};
         logits.emplace_back(static_cast<size_t>(sp.n_vocab), NAN);
         ok(mome_session_decode(s, &b, logits.back().data(), logits.back().size()), "decode");
         mome_session_free(s);
@@ -265,21 +279,21 @@ void test_synthetic_sessions(int device) {
 // projection), over a batch of two interleaved sequences and then token-by-token decode.
 void test_session(int device, mome_tensor_type type, bool llama3, bool tied, mome_routing_mode routing = MOME_ROUTING_MODE_SEQUENCE,
                   bool with_bank = false) {
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ok(mome_synthetic_preset("tiny", &sp), "preset");
     sp.weight_type = type, sp.tied_output = tied, sp.init_std = 0.25f, sp.n_head = 6, sp.n_head_kv = 2, sp.head_dim = 24;
     if (llama3) sp.rope_scaling = MOME_ROPE_SCALING_LLAMA3, sp.rope_freq_base = 500000.0f, sp.rope_scaling_factor = 8.0f;
     const std::string path = "/tmp/mome_backend_ops_" + std::to_string(static_cast<int>(type)) + std::to_string(llama3) + ".gguf";
     ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
     mome_model* model = nullptr;
-    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
+    ok(mome_model_open(path.c_str(), nullptr, &model), "model open");
     // A bank with random B (a fresh bank's B = 0 would change nothing) at block 0 of 2.
     mome_bank* bank = nullptr;
     if (with_bank) {
-        mome_bank_params bp = mome_bank_default_params();
+        mome_bank_params bp = bank_defaults();
         bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = 4096, bp.key_dim = 32, bp.top_k = 16, bp.rank = 4, bp.alpha = 4;
         bp.routing = routing, bp.weight_type = type;
-        ok(mome_bank_create(model, bp, &bank), "bank");
+        ok(mome_bank_create(model, &bp, &bank), "bank");
         std::mt19937 rng(9);
         std::normal_distribution<float> normal(0.0f, 0.2f);
         std::vector<float> values(static_cast<size_t>(bp.rank * sp.n_embd));
@@ -288,13 +302,13 @@ void test_session(int device, mome_tensor_type type, bool llama3, bool tied, mom
             ok(mome_bank_set_expert(bank, 0, e, nullptr, values.data()), "set expert");
         }
     }
-    mome_session_params cpu = mome_session_default_params();
+    mome_session_params cpu = session_defaults();
     cpu.n_ctx = 128, cpu.n_seq_max = 2, cpu.bank = bank;
     mome_session_params gpu = cpu;
-    gpu.backend = MOME_BACKEND_CUDA, gpu.device_index = device;
+    gpu.backend = MOME_BACKEND_CUDA, gpu.device = device;
     mome_session *a = nullptr, *b = nullptr;
-    ok(mome_session_create(model, cpu, &a), "CPU session");
-    ok(mome_session_create(model, gpu, &b), "CUDA session");
+    ok(mome_session_create(model, &cpu, &a), "CPU session");
+    ok(mome_session_create(model, &gpu, &b), "CUDA session");
     const int64_t vocab = sp.n_vocab;
     double worst = 0;
     // Step 0: 12 tokens of sequence 0 and 7 of sequence 1, interleaved; then 5 decode steps of both.
@@ -310,7 +324,7 @@ void test_session(int device, mome_tensor_type type, bool llama3, bool tied, mom
                 seqs.push_back(seq);
                 want.push_back(1);
             }
-        const mome_batch batch{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), want.data()};
+        const mome_batch batch{sizeof(mome_batch), static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), want.data()};
         std::vector<float> la(tokens.size() * vocab), lb(la.size(), NAN);
         ok(mome_session_decode(a, &batch, la.data(), la.size()), "CPU decode");
         ok(mome_session_decode(b, &batch, lb.data(), lb.size()), "CUDA decode");
@@ -331,22 +345,22 @@ void test_session(int device, mome_tensor_type type, bool llama3, bool tied, mom
 // A memory-tuning step on the device against the CPU's (loss, route, expert gradients), then
 // a short loss curve: the same plain gradient steps applied from both backends' gradients.
 void test_tuning_step(int device, mome_tensor_type type) {
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ok(mome_synthetic_preset("tiny", &sp), "preset");
     sp.weight_type = type, sp.init_std = 0.25f;
     const std::string path = "/tmp/mome_backend_ops_tune.gguf";
     ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
     mome_model* model = nullptr;
-    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
-    mome_bank_params bp = mome_bank_default_params();
+    ok(mome_model_open(path.c_str(), nullptr, &model), "model open");
+    mome_bank_params bp = bank_defaults();
     bp.n_layers = 1, bp.layers[0] = 0, bp.n_experts = 1024, bp.key_dim = 32, bp.top_k = 8, bp.rank = 2, bp.alpha = 4;
     mome_bank *cpu_bank = nullptr, *gpu_bank = nullptr;
-    ok(mome_bank_create(model, bp, &cpu_bank), "bank");
-    ok(mome_bank_create(model, bp, &gpu_bank), "bank");  // same seed: the same bank
-    mome_session_params p = mome_session_default_params();
-    p.n_ctx = 16, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+    ok(mome_bank_create(model, &bp, &cpu_bank), "bank");
+    ok(mome_bank_create(model, &bp, &gpu_bank), "bank");  // same seed: the same bank
+    mome_session_params p = session_defaults();
+    p.n_ctx = 16, p.backend = MOME_BACKEND_CUDA, p.device = device;
     mome_session* session = nullptr;
-    ok(mome_session_create(model, p, &session), "CUDA session");
+    ok(mome_session_create(model, &p, &session), "CUDA session");
     const std::vector<int32_t> tokens = {1, 40, 41, 42, 43, 44, 60, 61, 62, 63, 64};
     const int32_t answer_start = 6;
     const int64_t per_expert = bp.rank * sp.n_embd, k = bp.top_k;
@@ -359,9 +373,9 @@ void test_tuning_step(int device, mome_tensor_type type) {
         std::vector<float> db[2] = {da[0], da[1]};
         mome_fact_result result[2];
         for (int backend = 0; backend < 2; ++backend) {
-            mome_fact_desc fact{tokens.data(), static_cast<int32_t>(tokens.size()), answer_start, nullptr, nullptr, nullptr, nullptr,
+            mome_fact_desc fact{sizeof(mome_fact_desc), tokens.data(), static_cast<int32_t>(tokens.size()), answer_start, nullptr, nullptr, nullptr, nullptr,
                                 backend ? session : nullptr};
-            mome_fact_grads out{};
+            mome_fact_grads out = sized<mome_fact_grads>();
             out.indices = idx[backend].data(), out.weights = w[backend].data(), out.da = da[backend].data(), out.db = db[backend].data();
             ok(mome_bank_fact_backward(backend ? gpu_bank : cpu_bank, &fact, &out, 0), backend ? "CUDA step" : "CPU step");
             result[backend] = out.result;
@@ -433,12 +447,12 @@ namespace {
 template <typename F>
 double median_us(int device, int runs, F call) {
     call();
-    ok(mome_cuda_synchronize(device), "synchronize");
+    ok(mome_device_synchronize(MOME_BACKEND_CUDA, device), "synchronize");
     std::vector<double> times;
     for (int i = 0; i < runs; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         call();
-        ok(mome_cuda_synchronize(device), "synchronize");
+        ok(mome_device_synchronize(MOME_BACKEND_CUDA, device), "synchronize");
         times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(times.begin(), times.end());
@@ -463,30 +477,30 @@ int run_abi_perf(int device) {
             random_table(MOME_TENSOR_TYPE_F32, static_cast<size_t>(b * d), 1.0f, rng, q);
             DeviceBuffer d_q(device, q.size() * 4), d_idx(device, b * 32 * 4), d_w(device, b * 32 * 4);
             d_q.upload(q.data());
-            const mome_router_desc desc{MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, d_keys.as<void>(), 32, 1.0f};
+            const mome_router_desc desc{sizeof(mome_router_desc), MOME_ROUTER_KIND_FLAT, MOME_TENSOR_TYPE_BF16, n, d, d_keys.as<void>(), 32, 1.0f};
             const double us = median_us(device, 20, [&] {
-                ok(mome_route_cuda(device, &desc, d_q.as<float>(), b, d_idx.as<int32_t>(), d_w.as<float>(), nullptr, nullptr), "route");
+                ok(route_cuda(device, desc, d_q.as<float>(), b, d_idx.as<int32_t>(), d_w.as<float>(), nullptr), "route");
             });
             std::printf("perf router flat BF16 N=%lld d=%lld B=%lld k=32: %.1f us\n", (long long)n, (long long)d, (long long)b, us);
         }
     }
     // Whole-model decode on the `small` synthetic preset (~100M, BF16): tokens/s by batch.
-    mome_synthetic_params sp;
+    mome_synthetic_params sp = sized<mome_synthetic_params>();
     ok(mome_synthetic_preset("small", &sp), "preset");
     sp.weight_type = MOME_TENSOR_TYPE_BF16;
     const std::string path = "/tmp/mome_backend_ops_small.gguf";
     ok(mome_synthetic_write(&sp, path.c_str()), "synthetic model");
     mome_model* model = nullptr;
-    ok(mome_model_open(path.c_str(), mome_model_default_params(), &model), "model open");
+    ok(mome_model_open(path.c_str(), nullptr, &model), "model open");
     for (int32_t batch : {1, 16, 64}) {
-        mome_session_params p = mome_session_default_params();
-        p.n_ctx = 512, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session_params p = session_defaults();
+        p.n_ctx = 512, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device = device;
         mome_session* s = nullptr;
-        ok(mome_session_create(model, p, &s), "CUDA session");
+        ok(mome_session_create(model, &p, &s), "CUDA session");
         std::vector<int32_t> tokens, positions, seqs;
         for (int32_t q = 0; q < batch; ++q)
             for (int32_t t = 0; t < 128; ++t) tokens.push_back((t * 31 + q) % 1000), positions.push_back(t), seqs.push_back(q);
-        const mome_batch prompt{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
+        const mome_batch prompt{sizeof(mome_batch), static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
         std::vector<float> logits(static_cast<size_t>(batch) * sp.n_vocab);
         const auto t0 = std::chrono::steady_clock::now();
         ok(mome_session_decode(s, &prompt, logits.data(), logits.size()), "prefill");
@@ -499,7 +513,7 @@ int run_abi_perf(int device) {
             positions.assign(static_cast<size_t>(batch), 128 + step);
             seqs.resize(static_cast<size_t>(batch));
             std::iota(seqs.begin(), seqs.end(), 0);
-            const mome_batch next{batch, tokens.data(), positions.data(), seqs.data(), want.data()};
+            const mome_batch next{sizeof(mome_batch), batch, tokens.data(), positions.data(), seqs.data(), want.data()};
             ok(mome_session_decode(s, &next, logits.data(), logits.size()), "decode");
         }
         const double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
@@ -520,10 +534,10 @@ int run_abi_perf(int device) {
     const double weight_bytes = 2.0 * (2.0 * big.n_vocab * big.n_embd +
                                        big.n_layer * (2.0 * big.n_embd * big.n_embd + 2.0 * big.n_embd * 1024 + 3.0 * big.n_embd * big.n_ff));
     for (const auto& [batch, prompt] : std::vector<std::pair<int32_t, int32_t>>{{1, 2048}, {16, 128}, {64, 128}}) {
-        mome_session_params p = mome_session_default_params();
-        p.n_ctx = prompt + 40, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device_index = device;
+        mome_session_params p = session_defaults();
+        p.n_ctx = prompt + 40, p.n_seq_max = batch, p.backend = MOME_BACKEND_CUDA, p.device = device;
         mome_session* s = nullptr;
-        if (mome_session_create_synthetic(&big, p, &s) != MOME_STATUS_OK) {
+        if (mome_session_create_synthetic(&big, &p, &s) != MOME_STATUS_OK) {
             std::printf("perf llama3-8b shape batch=%d: session failed: %s\n", batch, mome_last_error());
             continue;
         }
@@ -531,7 +545,7 @@ int run_abi_perf(int device) {
         for (int32_t q = 0; q < batch; ++q)
             for (int32_t t = 0; t < prompt; ++t) tokens.push_back((t * 7919 + q) % 128000), positions.push_back(t), seqs.push_back(q);
         std::vector<float> logits(static_cast<size_t>(batch) * big.n_vocab);
-        const mome_batch first{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
+        const mome_batch first{sizeof(mome_batch), static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(), nullptr};
         const auto t0 = std::chrono::steady_clock::now();
         ok(mome_session_decode(s, &first, logits.data(), logits.size()), "prefill");
         const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -543,7 +557,7 @@ int run_abi_perf(int device) {
             positions.assign(static_cast<size_t>(batch), prompt + step);
             seqs.resize(static_cast<size_t>(batch));
             std::iota(seqs.begin(), seqs.end(), 0);
-            const mome_batch next{batch, tokens.data(), positions.data(), seqs.data(), want.data()};
+            const mome_batch next{sizeof(mome_batch), batch, tokens.data(), positions.data(), seqs.data(), want.data()};
             const auto t1 = std::chrono::steady_clock::now();
             ok(mome_session_decode(s, &next, logits.data(), logits.size()), "decode");
             if (step >= 2) decode_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();  // 2 warm-up steps

@@ -1,0 +1,21 @@
+// The ABI's one way to name where work runs: a mome_backend and a device index, checked here
+// for every call and params struct that takes them.
+#pragma once
+
+#include <cstdint>
+
+#include "mome.h"
+
+namespace mome {
+
+// Refuses a value that is no mome_backend, and a device index the backend cannot have
+// (the CPU backends have device 0 only).
+void check_backend(mome_backend backend, int32_t device);
+
+// For calls over host buffers: true for MOME_BACKEND_CPU_REFERENCE, false for MOME_BACKEND_CPU,
+// MOME_STATUS_UNSUPPORTED naming `call` for CUDA.
+bool host_backend(mome_backend backend, const char* call);
+
+bool is_cuda(mome_backend backend);
+
+}  // namespace mome
