@@ -5,7 +5,7 @@
 
 namespace mome {
 
-void check_backend(mome_backend backend, int32_t device) {
+void check_backend(const mome_backend& backend, int32_t device) {
     const int32_t b = abi_enum(backend);
     if (b != MOME_BACKEND_CPU && b != MOME_BACKEND_CPU_REFERENCE && b != MOME_BACKEND_CUDA)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("unknown backend %d (CPU 0, CUDA 1, CPU_REFERENCE 2)", b));
@@ -15,12 +15,12 @@ void check_backend(mome_backend backend, int32_t device) {
         fail(MOME_STATUS_INVALID_ARGUMENT, format("device = %d: the CPU backends have device 0 only", device));
 }
 
-bool host_backend(mome_backend backend, const char* call) {
+bool host_backend(const mome_backend& backend, const char* call) {
     check_backend(backend, 0);
     if (is_cuda(backend)) fail(MOME_STATUS_UNSUPPORTED, format("%s runs over host buffers: the CUDA backend is not one of its backends", call));
     return abi_enum(backend) == MOME_BACKEND_CPU_REFERENCE;
 }
 
-bool is_cuda(mome_backend backend) { return abi_enum(backend) == MOME_BACKEND_CUDA; }
+bool is_cuda(const mome_backend& backend) { return abi_enum(backend) == MOME_BACKEND_CUDA; }
 
 }  // namespace mome

@@ -70,7 +70,7 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
                                                      model.file->path().c_str(), t.name.c_str(), tensor_type_name(t.type).c_str()));
     auto s = session_shell(c, params);
     const int64_t n_ctx = s->n_ctx;
-    const bool on_cuda = params.backend == MOME_BACKEND_CUDA;
+    const bool on_cuda = abi_enum(params.backend) == MOME_BACKEND_CUDA;
     // A metadata-only open skipped the tensor checks; the forward pass needs them.
     check_llama_tensors(*model.file, c);
     const Dims d = dims_of(c);
