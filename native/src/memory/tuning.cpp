@@ -1,7 +1,6 @@
 #include "memory/tuning.h"
 
 #include <cmath>
-#include <cstring>
 #include <unordered_map>
 
 #include "core/error.h"

@@ -19,15 +19,6 @@ namespace {
 // Refuse caches beyond this many bytes instead of letting an absurd n_ctx exhaust memory.
 constexpr uint64_t kMaxCacheBytes = uint64_t(64) << 30;
 
-struct Dims {
-    int64_t d, q_dim, kv_dim, v_dim, attn_out, n_ff, n_vocab;
-};
-
-Dims dims_of(const mome_llama_config& c) {
-    return {c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v,
-            c.n_head * c.head_dim_v, c.n_ff, c.n_vocab};
-}
-
 }  // namespace
 
 void run_batch(mome_session& s, const mome_batch& b, float* logits, int64_t n_out);
@@ -73,9 +64,8 @@ std::unique_ptr<mome_session> create_session(const mome_model& model, const mome
     const bool on_cuda = abi_enum(params.backend) == MOME_BACKEND_CUDA;
     // A metadata-only open skipped the tensor checks; the forward pass needs them.
     check_llama_tensors(*model.file, c);
-    const Dims d = dims_of(c);
     const uint64_t per_layer = static_cast<uint64_t>(params.n_seq_max) * static_cast<uint64_t>(n_ctx) *
-                               static_cast<uint64_t>(d.kv_dim + d.v_dim);
+                               static_cast<uint64_t>(c.n_head_kv * (c.head_dim + c.head_dim_v));
     const uint64_t bytes = per_layer * static_cast<uint64_t>(c.n_layer) * sizeof(float);
     if (bytes > kMaxCacheBytes && !on_cuda)
         fail(MOME_STATUS_OUT_OF_MEMORY, format("a KV cache of %d sequences x %lld positions needs %.1f GiB (limit %.0f GiB)",
@@ -119,7 +109,6 @@ std::unique_ptr<mome_session> create_synthetic_session(const mome_synthetic_para
 
 void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits_capacity) {
     const mome_llama_config& c = s.config;
-    const Dims d = dims_of(c);
     if (b.n_tokens < 1) fail(MOME_STATUS_INVALID_ARGUMENT, "the batch is empty (n_tokens < 1)");
     require_arg(b.tokens && b.positions && b.seq_ids, "batch tokens, positions or seq_ids is null");
     const int64_t n = b.n_tokens;
@@ -148,9 +137,9 @@ void decode(mome_session& s, const mome_batch& b, float* logits, uint64_t logits
     }
     if (n_out > 0) {
         require_arg(logits != nullptr, "logits is null but the batch asks for logits");
-        if (static_cast<uint64_t>(n_out) * static_cast<uint64_t>(d.n_vocab) > logits_capacity)
+        if (static_cast<uint64_t>(n_out) * static_cast<uint64_t>(c.n_vocab) > logits_capacity)
             fail(MOME_STATUS_INVALID_ARGUMENT, format("the batch asks for %lld rows of %lld logits; the buffer holds %llu floats",
-                                                      static_cast<long long>(n_out), static_cast<long long>(d.n_vocab),
+                                                      static_cast<long long>(n_out), static_cast<long long>(c.n_vocab),
                                                       static_cast<unsigned long long>(logits_capacity)));
     }
 
