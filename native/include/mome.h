@@ -887,11 +887,11 @@ typedef enum mome_optimizer {
 } mome_optimizer;
 
 typedef enum mome_lr_schedule {
-    MOME_LR_CONSTANT = 0,
+    MOME_LR_SCHEDULE_CONSTANT = 0,
     /* Half a cosine from the rate down to final_lr_ratio of it over the epoch budget. */
-    MOME_LR_COSINE = 1,
+    MOME_LR_SCHEDULE_COSINE = 1,
     /* A straight line from the rate down to final_lr_ratio of it. */
-    MOME_LR_LINEAR = 2
+    MOME_LR_SCHEDULE_LINEAR = 2
 } mome_lr_schedule;
 
 typedef struct mome_tuner_params {
@@ -919,7 +919,7 @@ typedef struct mome_tuner_params {
     int32_t device;
 } mome_tuner_params;
 
-/* Defaults: AdamW, rate 0.1, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
+/* Defaults: AdamW, rate 0.3, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
  * 40 epochs, no router epochs (router rate 1e-3), batch 16, 1 GiB of activations, all
  * threads, the CPU. */
 MOME_API mome_status mome_tuner_default_params(mome_tuner_params* params);
@@ -989,19 +989,19 @@ MOME_API mome_status mome_tuner_evaluate(mome_tuner* tuner, uint8_t* exact, int3
 MOME_API mome_status mome_tuner_checkpoint(mome_tuner* tuner, const char* bank_path, double elapsed_seconds);
 
 typedef enum mome_resume_outcome {
-    MOME_RESUMED = 0,
+    MOME_RESUME_OUTCOME_RESUMED = 0,
     /* No state file next to the bank: the tuner starts afresh. */
-    MOME_RESUME_NO_STATE = 1,
+    MOME_RESUME_OUTCOME_NO_STATE = 1,
     /* The state was written for other facts (or another prompt template). */
-    MOME_RESUME_OTHER_FACTS = 2,
+    MOME_RESUME_OUTCOME_OTHER_FACTS = 2,
     /* Neither the state nor the previous state belongs to the bank at bank_path. */
-    MOME_RESUME_OTHER_BANK = 3
+    MOME_RESUME_OUTCOME_OTHER_BANK = 3
 } mome_resume_outcome;
 
 /* Continues from the checkpoint at `bank_path` (the tuner's bank must be the one loaded from
  * there, its facts added): restores the position, the optimiser and *elapsed_seconds. A state
  * that is not Mome's, is truncated or corrupt, or has another shape or optimiser is an error
- * (MOME_STATUS_FORMAT_ERROR naming the problem); an outcome other than MOME_RESUMED changes
+ * (MOME_STATUS_FORMAT_ERROR naming the problem); an outcome other than MOME_RESUME_OUTCOME_RESUMED changes
  * nothing. Only before the first step. */
 MOME_API mome_status mome_tuner_resume(mome_tuner* tuner, const char* bank_path, mome_resume_outcome* outcome,
                                        double* elapsed_seconds);

@@ -255,7 +255,7 @@ TEST_F(Checkpointed, ResumingGivesTheBankAnUninterruptedRunGives) {
         mome_resume_outcome outcome{};
         double elapsed = 0;
         ASSERT_EQ(mome_tuner_resume(resumed, path.c_str(), &outcome, &elapsed), MOME_STATUS_OK) << mome_last_error();
-        EXPECT_EQ(outcome, MOME_RESUMED);
+        EXPECT_EQ(outcome, MOME_RESUME_OUTCOME_RESUMED);
         EXPECT_DOUBLE_EQ(elapsed, 12.5);
         mome_tuner_info info{};
         ASSERT_EQ(mome_tuner_get_info(resumed, &info), MOME_STATUS_OK);
@@ -286,7 +286,7 @@ TEST_F(Checkpointed, ADamagedStateIsRefusedByNameAndChangesNothing) {
     const auto refused = [&](const std::vector<char>& bytes, const char* expect) {
         write_bytes(state, bytes);
         mome_tuner* fresh = make_tuner(bank, facts, p);
-        mome_resume_outcome outcome = MOME_RESUMED;
+        mome_resume_outcome outcome = MOME_RESUME_OUTCOME_RESUMED;
         double elapsed = -1;
         EXPECT_EQ(mome_tuner_resume(fresh, path.c_str(), &outcome, &elapsed), MOME_STATUS_FORMAT_ERROR);
         const std::string message = mome_last_error();
@@ -319,7 +319,7 @@ TEST_F(Checkpointed, ADamagedStateIsRefusedByNameAndChangesNothing) {
     mome_resume_outcome outcome{};
     double elapsed = 0;
     EXPECT_EQ(mome_tuner_resume(fresh, path.c_str(), &outcome, &elapsed), MOME_STATUS_OK);
-    EXPECT_EQ(outcome, MOME_RESUME_OTHER_FACTS);
+    EXPECT_EQ(outcome, MOME_RESUME_OUTCOME_OTHER_FACTS);
     mome_tuner_free(fresh);
     mome_bank_free(bank);
 }

@@ -17,8 +17,8 @@ mome_tuner_params default_tuner_params() {
     mome_tuner_params p{};
     p.struct_size = sizeof p;
     p.optimizer = MOME_OPTIMIZER_ADAMW;
-    p.learning_rate = 0.1f;
-    p.schedule = MOME_LR_CONSTANT;
+    p.learning_rate = 0.3f;
+    p.schedule = MOME_LR_SCHEDULE_CONSTANT;
     p.warmup_steps = 0;
     p.final_lr_ratio = 0.1f;
     p.beta1 = 0.9f, p.beta2 = 0.999f, p.epsilon = 1e-8f, p.weight_decay = 0.0f;
@@ -37,8 +37,8 @@ double learning_rate_at(const mome_tuner_params& p, double base_rate, int64_t up
     const double warm = p.warmup_steps > 0 ? std::min(1.0, (static_cast<double>(updates) + 1.0) / p.warmup_steps) : 1.0;
     const double floor = p.final_lr_ratio, x = std::clamp(progress, 0.0, 1.0);
     double decay = 1.0;
-    if (abi_enum(p.schedule) == MOME_LR_COSINE) decay = floor + (1 - floor) * 0.5 * (1 + std::cos(M_PI * x));
-    else if (abi_enum(p.schedule) == MOME_LR_LINEAR) decay = 1 - (1 - floor) * x;
+    if (abi_enum(p.schedule) == MOME_LR_SCHEDULE_COSINE) decay = floor + (1 - floor) * 0.5 * (1 + std::cos(M_PI * x));
+    else if (abi_enum(p.schedule) == MOME_LR_SCHEDULE_LINEAR) decay = 1 - (1 - floor) * x;
     return base_rate * warm * decay;
 }
 
@@ -48,7 +48,7 @@ void check_params(const mome_tuner_params& p) {
     const int32_t optimizer = abi_enum(p.optimizer), schedule = abi_enum(p.schedule);
     if (optimizer != MOME_OPTIMIZER_ADAMW && optimizer != MOME_OPTIMIZER_ADAFACTOR)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("optimizer = %d is no mome_optimizer", optimizer));
-    if (schedule < MOME_LR_CONSTANT || schedule > MOME_LR_LINEAR)
+    if (schedule < MOME_LR_SCHEDULE_CONSTANT || schedule > MOME_LR_SCHEDULE_LINEAR)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("schedule = %d is no mome_lr_schedule", schedule));
     const auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
     if (!in(p.learning_rate, 0, 1e3) || !in(p.router_learning_rate, 0, 1e3))

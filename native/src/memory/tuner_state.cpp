@@ -254,7 +254,7 @@ mome_resume_outcome tuner_resume(mome_tuner& t, const std::string& path, double&
     require_arg(!t.stepped, "a tuner resumes before its first step");
     const std::string state = path + ".state", prev = state + ".prev";
     const bool have_state = exists(state), have_prev = exists(prev);
-    if (!have_state && !have_prev) return MOME_RESUME_NO_STATE;
+    if (!have_state && !have_prev) return MOME_RESUME_OUTCOME_NO_STATE;
     const FileDigest bank = exists(path) ? file_digest(path) : FileDigest{};
     // The state, or the previous one when a kill came before the new bank's rename.
     std::optional<ParsedState> chosen;
@@ -264,15 +264,15 @@ mome_resume_outcome tuner_resume(mome_tuner& t, const std::string& path, double&
         if (!chosen || older.h.bank == bank) chosen = std::move(older);
     }
     const Header mine = header_of(t);
-    if (chosen->h.n_facts != mine.n_facts || chosen->h.facts_crc != mine.facts_crc) return MOME_RESUME_OTHER_FACTS;
-    if (!(chosen->h.bank == bank)) return MOME_RESUME_OTHER_BANK;
+    if (chosen->h.n_facts != mine.n_facts || chosen->h.facts_crc != mine.facts_crc) return MOME_RESUME_OUTCOME_OTHER_FACTS;
+    if (!(chosen->h.bank == bank)) return MOME_RESUME_OUTCOME_OTHER_BANK;
     if (chosen->h.at.position >= t.n_facts() && t.n_facts() > 0) fail(MOME_STATUS_FORMAT_ERROR, format("%s: its position is past the facts", state.c_str()));
     t.at = chosen->h.at;
     t.experts.states() = std::move(chosen->experts);
     t.key_rows.states() = std::move(chosen->key_rows);
     t.wq.states() = std::move(chosen->wq);
     elapsed_seconds = chosen->h.elapsed_seconds;
-    return MOME_RESUMED;
+    return MOME_RESUME_OUTCOME_RESUMED;
 }
 
 }  // namespace mome
