@@ -158,7 +158,7 @@ public sealed class TuningCheckpointTests
         var facts = SyntheticFacts.Random(8, seed: 2).Select(tuner.Encode).ToList();
         foreach (var (schedule, warmup) in new[] { (LearningRateSchedule.Cosine, 0), (LearningRateSchedule.Linear, 4), (LearningRateSchedule.Constant, 3) })
         {
-            var options = new TuningOptions { Schedule = schedule, WarmupSteps = warmup, FinalLearningRateRatio = 0.2f, LearningRate = 2f, Epochs = 3, BatchSize = 3, Threads = 1 };
+            var options = new TuningOptions { Schedule = schedule, WarmupSteps = warmup, FinalLearningRateRatio = 0.25f, LearningRate = 2f, Epochs = 3, BatchSize = 3, Threads = 1 };
             using var native = NativeTuner.Create(bank, options);
             native.AddFacts(facts);
             for (var i = 0; i < 9; i++)
@@ -168,8 +168,8 @@ public sealed class TuningCheckpointTests
                 var progress = (r.Epoch + r.FirstFact / 8.0) / 3;
                 var decay = schedule switch
                 {
-                    LearningRateSchedule.Cosine => 0.2 + 0.8 * 0.5 * (1 + Math.Cos(Math.PI * progress)),
-                    LearningRateSchedule.Linear => 1 - 0.8 * progress,
+                    LearningRateSchedule.Cosine => 0.25 + 0.75 * 0.5 * (1 + Math.Cos(Math.PI * progress)),
+                    LearningRateSchedule.Linear => 1 - 0.75 * progress,
                     _ => 1.0,
                 };
                 var warm = warmup > 0 ? Math.Min(1.0, (updatesBefore + 1.0) / warmup) : 1.0;
