@@ -31,11 +31,14 @@ public static class BenchCommands
         var lr = new Option<float>("--lr") { DefaultValueFactory = _ => new TuningOptions().LearningRate };
         var batch = new Option<int?>("--batch") { Description = "Facts per step (default: the tuner's, 16)." };
         var compare = new Option<string?>("--compare-batch") { Description = "Comma-separated batch sizes, each tuned from the same fresh bank in this run (e.g. 1,16)." };
+        var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
+        var bankType = new Option<TensorType>("--bank-type") { Description = "Storage type of the expert tables: F32, F16 or BF16.", DefaultValueFactory = _ => TensorType.F32 };
+        var save = new Option<string?>("--save") { Description = "Save each tuned bank here, load it back (memory-mapped) and evaluate the loaded bank." };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json");
         var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, optimiser state, peak memory, interference.")
         {
-            facts, preset, experts, epochs, routerEpochs, schedule, lr, optimizer, batch, compare, threads, json,
+            facts, preset, experts, rank, bankType, save, epochs, routerEpochs, schedule, lr, optimizer, batch, compare, threads, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -50,7 +53,12 @@ public static class BenchCommands
             MemoryOptions? bankOptions = null;
             foreach (var size in batches)
             {
-                using var bank = MemoryBank.Create(model, TuningCommands.BankFor(model, parse.GetValue(experts)));
+                var created = System.Diagnostics.Stopwatch.StartNew();
+                using var bank = MemoryBank.Create(model, TuningCommands.BankFor(model, parse.GetValue(experts), rank: parse.GetValue(rank)) with
+                {
+                    WeightType = parse.GetValue(bankType),
+                });
+                var createS = created.Elapsed.TotalSeconds;
                 bankOptions = bank.Options;
                 var options = new TuningOptions
                 {
@@ -63,14 +71,29 @@ public static class BenchCommands
                         io.Error.WriteLine($"batch {size?.ToString(CultureInfo.InvariantCulture) ?? "default"}, epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s");
                 })).GetAwaiter().GetResult();
                 var eval = MemoryEvaluator.Evaluate(bank, factList);
-                rows.Add(new JsonObject
+                var row = new JsonObject
                 {
                     ["batch"] = size ?? 16, ["learning_rate"] = options.LearningRate, ["optimizer"] = options.Optimizer.ToString().ToLowerInvariant(), ["epochs"] = result.Epochs,
                     ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1), ["facts_per_s"] = Math.Round(result.FactsPerSecond, 1),
                     ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),
                     ["interference_kl"] = Math.Round(eval.InterferenceKl, 4), ["touched_experts"] = result.TouchedExperts,
                     ["state_bytes_per_expert"] = result.StateBytesPerExpert, ["optimizer_state_mib"] = Math.Round(result.OptimizerStateBytes / 1048576.0, 1),
-                });
+                    ["gate_s"] = Math.Round(result.GateTime.TotalSeconds, 1), ["create_s"] = Math.Round(createS, 1),
+                    ["bank_mib"] = Math.Round(bank.SizeBytes / 1048576.0, 0), ["rss_after_tuning_mib"] = RssMiB(),
+                };
+                if (parse.GetValue(save) is { } savePath)
+                {
+                    var saving = System.Diagnostics.Stopwatch.StartNew();
+                    bank.Save(savePath);
+                    row["save_s"] = Math.Round(saving.Elapsed.TotalSeconds, 1);
+                    bank.Dispose();
+                    GC.Collect();
+                    using var loaded = MemoryBank.Load(model, savePath);
+                    var reloaded = MemoryEvaluator.Evaluate(loaded, factList);
+                    row["reloaded_exact_recall"] = reloaded.ExactRecall;
+                    row["rss_after_reload_eval_mib"] = RssMiB();
+                }
+                rows.Add(row);
             }
             var rssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
             var root = WithMachine(new JsonObject
@@ -97,6 +120,14 @@ public static class BenchCommands
             io.Console.Write(table);
         }));
         return command;
+    }
+
+    // This process's resident memory now (after a collection), in MiB.
+    private static double RssMiB()
+    {
+        GC.Collect();
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        return Math.Round(self.WorkingSet64 / 1048576.0, 0);
     }
 
     private static Command RouterCommand(CliIo io)
