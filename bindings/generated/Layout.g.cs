@@ -27,7 +27,7 @@ internal static class MomeLayout
         ("MomeFactResult", 12),
         ("MomeFactDesc", 64),
         ("MomeFactGrads", 88),
-        ("MomeTunerParams", 80),
+        ("MomeTunerParams", 88),
         ("MomeTunerStepResult", 72),
         ("MomeTunerInfo", 56),
     ];
@@ -190,6 +190,7 @@ internal static class MomeLayout
         ("MomeTunerParams", "NThreads", 64),
         ("MomeTunerParams", "Backend", 68),
         ("MomeTunerParams", "Device", 72),
+        ("MomeTunerParams", "MaxStepBytes", 80),
         ("MomeTunerStepResult", "StructSize", 0),
         ("MomeTunerStepResult", "Epoch", 4),
         ("MomeTunerStepResult", "FirstFact", 8),

@@ -441,7 +441,7 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_bank_set_centre(IntPtr /* mome_bank* */ bank, int layer_slot, float* /* const float* */ centre);
 
     /// <summary>
-    /// Defaults: AdamW, rate 0.1, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
+    /// Defaults: AdamW, rate 0.3, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
     /// 40 epochs, no router epochs (router rate 1e-3), batch 16, 1 GiB of activations, all
     /// threads, the CPU.
     /// </summary>

@@ -557,6 +557,12 @@ internal unsafe struct MomeTunerParams
     public int NThreads;
     public MomeBackend Backend;
     public int Device;
+
+    /// <summary>
+    /// The most bytes one step's activations may take; a batch estimated above it is refused
+    /// before anything runs, naming both sizes. 0: half of the machine's physical memory.
+    /// </summary>
+    public long MaxStepBytes;
 }
 
 [StructLayout(LayoutKind.Sequential)]

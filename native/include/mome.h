@@ -917,6 +917,9 @@ typedef struct mome_tuner_params {
     int32_t n_threads;
     mome_backend backend;
     int32_t device;
+    /* The most bytes one step's activations may take; a batch estimated above it is refused
+     * before anything runs, naming both sizes. 0: half of the machine's physical memory. */
+    int64_t max_step_bytes;
 } mome_tuner_params;
 
 /* Defaults: AdamW, rate 0.3, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,

@@ -347,6 +347,25 @@ TEST(TunerBadInput, FactsThatCannotBeTunedAreRefusedAndNoneIsAdded) {
     EXPECT_EQ(mome_tuner_step(t, &r), MOME_STATUS_INVALID_ARGUMENT) << "no facts";
     mome_tuner_free(t);
 
+    // A batch whose activations exceed the limit: named, before any update.
+    mome_tuner_params tight = tuner_defaults();
+    tight.max_step_bytes = 4096;
+    mome_tuner* limited = nullptr;
+    ASSERT_EQ(mome_tuner_create(bank, &tight, &limited), MOME_STATUS_OK);
+    const Facts some = random_facts(4, 3);
+    ASSERT_EQ(mome_tuner_add_facts(limited, some.tokens.data(), some.lengths.data(), some.answers.data(), 4), MOME_STATUS_OK);
+    std::vector<float> a(128), b(128), a2(128), b2(128);
+    ASSERT_EQ(mome_bank_get_expert(bank, 0, 5, a.data(), b.data()), MOME_STATUS_OK);
+    EXPECT_EQ(mome_tuner_step(limited, &r), MOME_STATUS_OUT_OF_MEMORY);
+    EXPECT_NE(std::string(mome_last_error()).find("smaller batch size"), std::string::npos) << mome_last_error();
+    ASSERT_EQ(mome_tuner_get_info(limited, &info), MOME_STATUS_OK);
+    EXPECT_EQ(info.updates, 0);
+    EXPECT_EQ(info.position, 0);
+    ASSERT_EQ(mome_bank_get_expert(bank, 0, 5, a2.data(), b2.data()), MOME_STATUS_OK);
+    EXPECT_EQ(a, a2);
+    EXPECT_EQ(b, b2);
+    mome_tuner_free(limited);
+
     mome_tuner_params bad = tuner_defaults();
     bad.batch_size = 0;
     EXPECT_EQ(mome_tuner_create(bank, &bad, &t), MOME_STATUS_INVALID_ARGUMENT);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <thread>
+#include <unistd.h>
 
 #include "core/abi_enum.h"
 #include "core/backend_kind.h"
@@ -30,6 +31,7 @@ mome_tuner_params default_tuner_params() {
     p.n_threads = 0;
     p.backend = MOME_BACKEND_CPU;
     p.device = 0;
+    p.max_step_bytes = 0;
     return p;
 }
 
@@ -63,6 +65,7 @@ void check_params(const mome_tuner_params& p) {
                                                   p.router_epochs));
     if (p.batch_size < 1 || p.batch_size > 4096)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("batch_size = %d is outside 1..4096", p.batch_size));
+    if (p.max_step_bytes < 0) fail(MOME_STATUS_INVALID_ARGUMENT, "max_step_bytes may not be negative");
     if (p.warmup_steps < 0 || p.activation_cache_bytes < 0 || p.n_threads < 0 || p.n_threads > 1024)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("warmup_steps = %d, activation_cache_bytes = %lld, n_threads = %d: none may be negative "
                                                   "(threads at most 1024)", p.warmup_steps, static_cast<long long>(p.activation_cache_bytes),
@@ -135,6 +138,32 @@ void update_router(mome_tuner& t, const FactGradients& g, double lr) {
         t.key_rows.update(static_cast<uint64_t>(r), key.data(), grad.data(), lr);
         write_floats(layer.keys, r * row, row, key.data());
     }
+}
+
+// The activations one step keeps (every block above the memory layer), its KV cache and its
+// loss head, estimated from the shapes: what a batch needs beyond the model and the bank.
+uint64_t step_bytes(const mome_tuner& t, const std::vector<FactInput>& facts) {
+    const mome_llama_config& c = t.bank->model->config;
+    uint64_t tokens = 0, answers = 0, longest = 0;
+    for (const FactInput& f : facts) {
+        tokens += static_cast<uint64_t>(f.n);
+        answers += static_cast<uint64_t>(f.n - f.answer_start);
+        longest = std::max<uint64_t>(longest, static_cast<uint64_t>(f.n));
+    }
+    const uint64_t q = static_cast<uint64_t>(c.n_head * c.head_dim), kv = static_cast<uint64_t>(c.n_head_kv * c.head_dim);
+    const uint64_t D = static_cast<uint64_t>(c.n_embd), ff = static_cast<uint64_t>(c.n_ff);
+    const uint64_t per_token_block = 4 * D + 2 * q + 2 * ff;  // x, xn, h, u; q, attn; gate, up
+    const uint64_t scratch = 6 * D + 2 * q + 2 * kv + 3 * ff;  // forward and backward scratch
+    const uint64_t floats = tokens * (per_token_block * static_cast<uint64_t>(c.n_layer) + scratch) +
+                            static_cast<uint64_t>(facts.size()) * longest * 2 * kv * static_cast<uint64_t>(c.n_layer) +
+                            answers * (2 * static_cast<uint64_t>(c.n_vocab) + 3 * D);
+    return floats * sizeof(float);
+}
+
+uint64_t step_limit(const mome_tuner& t) {
+    if (t.params.max_step_bytes > 0) return static_cast<uint64_t>(t.params.max_step_bytes);
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2 : ~uint64_t(0);
 }
 
 }  // namespace
@@ -244,6 +273,13 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         }
         facts.push_back(in);
     }
+
+    // A batch that cannot fit is refused before anything runs.
+    const uint64_t need = step_bytes(t, facts), limit = step_limit(t);
+    if (need > limit)
+        fail(MOME_STATUS_OUT_OF_MEMORY, format("a step over facts %d..%d (a batch of %d) needs about %.2f GiB of activations; the limit "
+                                               "is %.2f GiB (max_step_bytes, default half the machine's memory): use a smaller batch size",
+                                               first + 1, first + count, count, need / 1073741824.0, limit / 1073741824.0));
 
     mome_tuner_step_result r{};
     r.struct_size = sizeof r;
