@@ -366,6 +366,25 @@ TEST(TunerBadInput, FactsThatCannotBeTunedAreRefusedAndNoneIsAdded) {
     EXPECT_EQ(b, b2);
     mome_tuner_free(limited);
 
+    // Versioned structs: a size the library cannot read is refused, and a step refused for its
+    // result's size has not run.
+    mome_tuner_params unsized = tuner_defaults();
+    unsized.struct_size = 4;
+    mome_tuner* none = nullptr;
+    EXPECT_EQ(mome_tuner_create(bank, &unsized, &none), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(mome_last_error()).find("mome_tuner_params.struct_size"), std::string::npos) << mome_last_error();
+    EXPECT_EQ(none, nullptr);
+    mome_tuner* sized_tuner = nullptr;
+    ASSERT_EQ(mome_tuner_create(bank, &p, &sized_tuner), MOME_STATUS_OK);
+    ASSERT_EQ(mome_tuner_add_facts(sized_tuner, some.tokens.data(), some.lengths.data(), some.answers.data(), 4), MOME_STATUS_OK);
+    mome_tuner_step_result newer{};
+    newer.struct_size = sizeof newer + 8;
+    EXPECT_EQ(mome_tuner_step(sized_tuner, &newer), MOME_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(mome_last_error()).find("newer mome.h"), std::string::npos) << mome_last_error();
+    ASSERT_EQ(mome_tuner_get_info(sized_tuner, &info), MOME_STATUS_OK);
+    EXPECT_EQ(info.position, 0);
+    mome_tuner_free(sized_tuner);
+
     mome_tuner_params bad = tuner_defaults();
     bad.batch_size = 0;
     EXPECT_EQ(mome_tuner_create(bank, &bad, &t), MOME_STATUS_INVALID_ARGUMENT);
