@@ -111,9 +111,18 @@ public static class FactsFile
                 }
                 return s;
             }
-            var question = Field("question");
-            var answer = Field("answer");
-            return question is null || answer is null ? null : new Fact(question, answer);
+            try
+            {
+                var question = Field("question");
+                var answer = Field("answer");
+                return question is null || answer is null ? null : new Fact(question, answer);
+            }
+            catch (InvalidOperationException)
+            {
+                // System.Text.Json unescapes names and strings lazily and throws this for "\ud800".
+                problems.Add($"line {number}: a string escape that is no text (a lone surrogate such as \\ud800)");
+                return null;
+            }
         }
     }
 }
