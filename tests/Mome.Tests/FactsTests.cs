@@ -70,6 +70,15 @@ public sealed class FactsTests
         Assert.That(e.Problems, Is.EqualTo(new[] { "line 2" + problem, "line 3" + problem, "line 4" + problem }));
     }
 
+    [Test]
+    public void APromptLineOfOnlyEscapedNewlinesIsBlank()
+    {
+        // Found by ManagedParserFuzzTests (MOME_FUZZ_ITERATIONS=20000): "\n" alone was kept as a prompt.
+        var path = Path.Combine(_dir, "prompts.txt");
+        File.WriteAllText(path, "first\\nline\n\\n\n  \\n\\n \nlast\n");
+        Assert.That(PromptsFile.Load(path), Is.EqualTo(new[] { "first\nline", "last" }));
+    }
+
     [TestCase("random")]
     [TestCase("sql")]
     public void SyntheticFactsAreSeededDistinctAndRoundTrip(string kind)

@@ -134,7 +134,8 @@ public static class PromptsFile
     public static IReadOnlyList<string> Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"prompts file {path} does not exist", path);
-        return File.ReadAllLines(path).Where(l => l.Trim().Length > 0).Select(l => l.Replace("\\n", "\n", StringComparison.Ordinal)).ToList();
+        // Blank after unescaping: a line of only "\n" is no prompt either.
+        return File.ReadAllLines(path).Select(l => l.Replace("\\n", "\n", StringComparison.Ordinal)).Where(l => l.Trim().Length > 0).ToList();
     }
 
     public static void Save(string path, IEnumerable<string> prompts) =>
