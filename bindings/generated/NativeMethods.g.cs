@@ -249,6 +249,12 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_session_seq_length(IntPtr /* const mome_session* */ session, int seq_id, int* /* int32_t* */ out_length);
 
     /// <summary>
+    /// The positions each sequence's cache holds (the n_ctx the session was made with).
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_session_context_length")]
+    internal static partial MomeStatus mome_session_context_length(IntPtr /* const mome_session* */ session, int* /* int32_t* */ out_length);
+
+    /// <summary>
     /// Keeps the first `length` positions of a sequence (0 clears it).
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_session_seq_truncate")]

@@ -237,7 +237,9 @@ internal unsafe struct MomeSessionParams
     public uint StructSize;
 
     /// <summary>
-    /// Positions each sequence's cache holds; 0 means the model's training context.
+    /// Positions each sequence's cache holds, 1 .. 2^24; 0 (the default) means the model's
+    /// training context capped at 4096 positions, so that a file's context_length never sizes a
+    /// huge cache by itself (mome_session_context_length says what a session got).
     /// </summary>
     public int NCtx;
 

@@ -15,7 +15,7 @@ public sealed record MomeChatClientOptions
     /// <summary>Conversations decoded together.</summary>
     public int MaxSequences { get; init; } = 1;
 
-    /// <summary>Positions per conversation; 0 means the model's training context.</summary>
+    /// <summary>Positions per conversation; 0 means the model's training context, at most 4096.</summary>
     public int ContextLength { get; init; }
 
     public int Threads { get; init; }

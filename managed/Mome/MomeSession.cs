@@ -6,7 +6,9 @@ namespace Mome;
 /// <summary>Options of a <see cref="MomeSession"/>.</summary>
 public sealed record SessionOptions
 {
-    /// <summary>Positions each sequence's cache holds; 0 means the model's training context.</summary>
+    /// <summary>Positions each sequence's cache holds (1 .. 2^24); 0 means the model's training
+    /// context capped at 4096 positions (a file's context_length alone never sizes a huge cache).
+    /// <see cref="MomeSession.ContextLength"/> says what a session got.</summary>
     public int ContextLength { get; init; }
 
     /// <summary>Sequences held at once (ids 0 .. MaxSequences-1).</summary>
@@ -61,6 +63,12 @@ public sealed unsafe class MomeSession : IDisposable
         _handle = SafeSessionHandle.Create(model.Handle, p, options.Memory?.Handle);
         Model = model;
         VocabSize = checked((int)model.Config.VocabSize);
+        ContextLength = _handle.Use(h =>
+        {
+            int n;
+            Status.Check(NativeMethods.mome_session_context_length(h, &n));
+            return n;
+        });
     }
 
     public MomeModel Model { get; }
@@ -68,6 +76,9 @@ public sealed unsafe class MomeSession : IDisposable
     internal SafeSessionHandle Handle => _handle;
 
     public int VocabSize { get; }
+
+    /// <summary>Positions each sequence's cache holds.</summary>
+    public int ContextLength { get; }
 
     /// <summary>
     /// Evaluates tokens of one or more sequences; each sequence's tokens must continue at its

@@ -477,7 +477,9 @@ typedef struct mome_bank mome_bank;
 
 typedef struct mome_session_params {
     uint32_t struct_size;
-    /* Positions each sequence's cache holds; 0 means the model's training context. */
+    /* Positions each sequence's cache holds, 1 .. 2^24; 0 (the default) means the model's
+     * training context capped at 4096 positions, so that a file's context_length never sizes a
+     * huge cache by itself (mome_session_context_length says what a session got). */
     int32_t n_ctx;
     /* Sequences held at once; their ids are 0 .. n_seq_max-1. */
     int32_t n_seq_max;
@@ -538,6 +540,9 @@ MOME_API mome_status mome_session_decode(mome_session* session, const mome_batch
 /* Number of positions sequence `seq_id` holds. */
 MOME_API mome_status mome_session_seq_length(const mome_session* session, int32_t seq_id,
                                              int32_t* out_length);
+
+/* The positions each sequence's cache holds (the n_ctx the session was made with). */
+MOME_API mome_status mome_session_context_length(const mome_session* session, int32_t* out_length);
 
 /* Keeps the first `length` positions of a sequence (0 clears it). */
 MOME_API mome_status mome_session_seq_truncate(mome_session* session, int32_t seq_id,

@@ -57,6 +57,28 @@ public sealed class FactsTests
         Assert.Throws<IOException>(() => FactsFile.Load(_dir));
     }
 
+    [Test]
+    public void ALoneSurrogateEscapeIsAProblemOfItsLine()
+    {
+        // Found by ManagedParserFuzzTests: JsonElement.GetString threw InvalidOperationException.
+        var e = Assert.Throws<FactsFormatException>(() => FactsFile.Load(Write(string.Join("\n",
+            "{\"question\":\"fine \\ud83d\\ude00\",\"answer\":\"a\"}",
+            "{\"question\":\"half \\ud800\",\"answer\":\"b\"}",
+            "{\"question\":\"q\",\"answer\":\"low \\udc00 first\"}",
+            "{\"ques\\ud800tion\":\"q3\",\"answer\":\"c\"}"))))!;
+        const string problem = ": a string escape that is no text (a lone surrogate such as \\ud800)";
+        Assert.That(e.Problems, Is.EqualTo(new[] { "line 2" + problem, "line 3" + problem, "line 4" + problem }));
+    }
+
+    [Test]
+    public void APromptLineOfOnlyEscapedNewlinesIsBlank()
+    {
+        // Found by ManagedParserFuzzTests (MOME_FUZZ_ITERATIONS=20000): "\n" alone was kept as a prompt.
+        var path = Path.Combine(_dir, "prompts.txt");
+        File.WriteAllText(path, "first\\nline\n\\n\n  \\n\\n \nlast\n");
+        Assert.That(PromptsFile.Load(path), Is.EqualTo(new[] { "first\nline", "last" }));
+    }
+
     [TestCase("random")]
     [TestCase("sql")]
     public void SyntheticFactsAreSeededDistinctAndRoundTrip(string kind)

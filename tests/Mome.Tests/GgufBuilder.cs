@@ -22,6 +22,7 @@ internal sealed class GgufBuilder
     }
 
     public GgufBuilder U32(string key, uint value) => Raw(Entry(key, 4, w => w.Write(value)));
+    public GgufBuilder U64(string key, ulong value) => Raw(Entry(key, 10, w => w.Write(value)));
     public GgufBuilder F32(string key, float value) => Raw(Entry(key, 6, w => w.Write(value)));
     public GgufBuilder Str(string key, string value) => Raw(Entry(key, 8, w => WriteString(w, value)));
 
@@ -125,11 +126,11 @@ internal sealed class GgufBuilder
     }
 
     /// <summary>A complete one-layer Llama model (vocabulary size only, zero weights).</summary>
-    public static GgufBuilder TinyLlama(int embd = 8, int ff = 16, int vocab = 32, int heads = 2)
+    public static GgufBuilder TinyLlama(int embd = 8, int ff = 16, int vocab = 32, int heads = 2, ulong context = 64)
     {
-        var b = new GgufBuilder()
-            .Str("general.architecture", "llama")
-            .U32("llama.context_length", 64)
+        var b = new GgufBuilder().Str("general.architecture", "llama");
+        b = context <= uint.MaxValue ? b.U32("llama.context_length", (uint)context) : b.U64("llama.context_length", context);
+        b
             .U32("llama.embedding_length", (uint)embd)
             .U32("llama.block_count", 1)
             .U32("llama.feed_forward_length", (uint)ff)

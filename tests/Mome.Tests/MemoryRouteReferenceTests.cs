@@ -1,7 +1,7 @@
 namespace Mome.Tests;
 
-/// <summary>The route a fact takes through the memory layer against a plain reference written
-/// here from the bank's own tables, sharing none of the routing code: q = W_q (mean(u) - centre)
+/// <summary>The route a fact takes through the memory layer against a plain reference
+/// (<see cref="MemoryReference"/>) from the bank's own tables, sharing none of the routing code: q = W_q (mean(u) - centre)
 /// with u the memory layer's input over the question, every expert's score q.k / sqrt(d_k) in
 /// double, the top k best first (ties to the lower index) and their weights
 /// softmax(score / temperature).</summary>
@@ -28,36 +28,12 @@ public sealed class MemoryRouteReferenceTests
         var random = new Random(17);
         var centre = Enumerable.Range(0, d).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
         bank.SetCentre(0, centre);
-        var router = bank.Router(0);
-        var wq = router.GetQueryProjection();
-        var keys = router.GetKeyRows(0, (int)router.KeyRows);
-        var keyDim = (int)options.KeyDim;
-
         foreach (var (tokens, answerStart) in new[] { (new[] { 1, 40, 41, 42, 43, 44, 60, 61, 62 }, 6), (new[] { 1, 7, 70, 3, 90, 91 }, 4) })
         {
-            var mean = bank.QuestionMean(tokens.AsSpan(0, answerStart));
-            var q = new double[keyDim];
-            for (var r = 0; r < keyDim; r++)
-                for (var i = 0; i < d; i++) q[r] += (double)wq[r * d + i] * (mean[i] - centre[i]);
-            double Score(long e)
-            {
-                double dot = 0;
-                if (kind == RouterKind.Flat)
-                    for (var i = 0; i < keyDim; i++) dot += q[i] * keys[e * keyDim + i];
-                else
-                {
-                    // Expert i * n_sub + j: the first half of q against sub-key i, the second against sub-key n_sub + j.
-                    var (half, nSub) = (keyDim / 2, router.SubKeys);
-                    for (var i = 0; i < half; i++)
-                        dot += q[i] * keys[e / nSub * half + i] + q[half + i] * keys[(nSub + e % nSub) * half + i];
-                }
-                return dot / Math.Sqrt(keyDim);
-            }
-            var ranked = Enumerable.Range(0, (int)options.Experts).Select(e => (Score: Score(e), Index: e))
-                .OrderByDescending(x => x.Score).ThenBy(x => x.Index).ToArray();
+            var ranked = MemoryReference.RankExperts(bank, bank.QuestionMean(tokens.AsSpan(0, answerStart)));
+            double Score(long e) => ranked.First(x => x.Index == e).Score;
             var k = options.TopK;
-            var exp = ranked.Take(k).Select(x => Math.Exp((x.Score - ranked[0].Score) / options.Temperature)).ToArray();
-            var weights = exp.Select(x => x / exp.Sum()).ToArray();
+            var weights = MemoryReference.Weights(ranked, k, options.Temperature);
 
             var step = bank.FactBackward(tokens, answerStart, route: null, routerGradients: false, threads: 1);
             const double near = 1e-4;

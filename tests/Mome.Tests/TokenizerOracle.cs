@@ -66,12 +66,15 @@ internal sealed unsafe class TokenizerOracle : IDisposable
         var vocab = ((delegate* unmanaged<IntPtr, IntPtr>)_modelGetVocab)(_weights.NativeHandle.DangerousGetHandle());
         var detokenize = (delegate* unmanaged<IntPtr, int*, int, byte*, int, byte, byte, int>)_detokenize;
         var buffer = new byte[tokens.Length * 16 + 64];
-        int n;
-        fixed (int* t = tokens)
-        fixed (byte* b = buffer)
-            n = detokenize(vocab, t, tokens.Length, b, buffer.Length, removeSpecial ? (byte)1 : (byte)0, unparseSpecial ? (byte)1 : (byte)0);
-        if (n < 0) throw new InvalidOperationException($"llama_detokenize needs {-n} bytes");
-        return Encoding.UTF8.GetString(buffer, 0, n);
+        while (true)
+        {
+            int n;
+            fixed (int* t = tokens)
+            fixed (byte* b = buffer)
+                n = detokenize(vocab, t, tokens.Length, b, buffer.Length, removeSpecial ? (byte)1 : (byte)0, unparseSpecial ? (byte)1 : (byte)0);
+            if (n >= 0) return Encoding.UTF8.GetString(buffer, 0, n);
+            buffer = new byte[-n]; // a negative result is the size needed
+        }
     }
 
     public void Dispose() => _weights.Dispose();

@@ -9,7 +9,7 @@ namespace Mome.Tests;
 /// vocabularies (see <see cref="TokenizerTestData"/>).
 /// </summary>
 [NonParallelizable]
-public sealed class TokenizerTests
+public sealed partial class TokenizerTests
 {
     public enum Vocab
     {

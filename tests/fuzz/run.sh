@@ -52,6 +52,9 @@ if [ "$make_corpus" = 1 ]; then
 fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
+# The parsers read paths, so each input is written to a file (fuzz_support.h): on tmpfs that
+# costs a few microseconds, on a journaling disk it was half of the bank harness's time.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 failed=0

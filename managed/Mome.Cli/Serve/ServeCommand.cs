@@ -14,7 +14,7 @@ public static class ServeCommand
         var port = new Option<int>("--port") { Description = "The TCP port (0: a free one).", DefaultValueFactory = _ => defaults.Port };
         var parallel = new Option<int>("--parallel") { Description = "Requests decoded together in one batched step.", DefaultValueFactory = _ => defaults.Parallel };
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a free sequence (429 beyond).", DefaultValueFactory = _ => defaults.Queue };
-        var context = new Option<int>("--ctx") { Description = "Positions per request, prompt plus completion (0: the model's context).", DefaultValueFactory = _ => 0 };
+        var context = new Option<int>("--ctx") { Description = "Positions per request, prompt plus completion (0: the model's context, at most 4096).", DefaultValueFactory = _ => 0 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "The largest max_tokens a request may ask for (0: the context length).", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var command = new Command("serve", "Serve the model (and bank) over HTTP with OpenAI's API: /v1/chat/completions, /v1/completions, /v1/models, /health.")

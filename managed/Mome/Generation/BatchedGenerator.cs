@@ -8,7 +8,7 @@ public sealed record BatchedGeneratorOptions
     /// <summary>Sequences decoded together (the KV cache holds this many).</summary>
     public int MaxSequences { get; init; } = 4;
 
-    /// <summary>Positions per sequence; 0 means the model's training context.</summary>
+    /// <summary>Positions per sequence; 0 means the model's training context, at most 4096.</summary>
     public int ContextLength { get; init; }
 
     /// <summary>CPU threads; 0 means one per core.</summary>
@@ -53,10 +53,9 @@ public sealed class BatchedGenerator : IDisposable
         Model = model;
         Memory = options.Memory;
         Tokenizer = MomeTokenizer.FromModel(model);
-        ContextLength = options.ContextLength > 0 ? options.ContextLength : checked((int)model.Config.ContextLength);
         _session = new MomeSession(model, new SessionOptions
         {
-            ContextLength = ContextLength, MaxSequences = options.MaxSequences, Threads = options.Threads, Memory = options.Memory,
+            ContextLength = options.ContextLength, MaxSequences = options.MaxSequences, Threads = options.Threads, Memory = options.Memory,
         });
         _slots = new TokenStream?[options.MaxSequences];
         _scheduler = new Thread(Schedule) { IsBackground = true, Name = "mome-batched-generator" };
@@ -70,7 +69,7 @@ public sealed class BatchedGenerator : IDisposable
     public MomeTokenizer Tokenizer { get; }
 
     /// <summary>Positions each sequence holds: a prompt plus its generated tokens fit in it.</summary>
-    public int ContextLength { get; }
+    public int ContextLength => _session.ContextLength;
 
     public int MaxSequences => _slots.Length;
 

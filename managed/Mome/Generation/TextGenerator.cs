@@ -20,13 +20,11 @@ public sealed record GenerationOptions : SamplingOptions
 public sealed class TextGenerator : IDisposable
 {
     private readonly MomeSession _session;
-    private readonly int _contextLength;
 
     public TextGenerator(MomeModel model, SessionOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new SessionOptions();
-        _contextLength = options.ContextLength > 0 ? options.ContextLength : checked((int)model.Config.ContextLength);
         Tokenizer = MomeTokenizer.FromModel(model);
         _session = new MomeSession(model, options with { MaxSequences = 1 });
     }
@@ -41,9 +39,9 @@ public sealed class TextGenerator : IDisposable
         ArgumentNullException.ThrowIfNull(prompt);
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty (no tokens)", nameof(prompt));
         if (options.MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), "MaxTokens must be >= 0");
-        if (prompt.Count >= _contextLength)
+        if (prompt.Count >= _session.ContextLength)
             throw new MomeException(MomeErrorCode.OutOfRange,
-                $"the prompt has {prompt.Count} tokens; the context holds {_contextLength}, leaving no room to generate");
+                $"the prompt has {prompt.Count} tokens; the context holds {_session.ContextLength}, leaving no room to generate");
         return Iterate(prompt.ToArray(), options, cancellationToken);
     }
 
@@ -58,7 +56,7 @@ public sealed class TextGenerator : IDisposable
             var token = sampler.Sample(logits);
             if (options.StopAtEndOfGeneration && Tokenizer.IsEndOfGeneration(token)) yield break;
             yield return token;
-            if (prompt.Length + produced + 1 >= _contextLength) yield break;
+            if (prompt.Length + produced + 1 >= _session.ContextLength) yield break;
             logits = _session.Evaluate([token], cancellationToken: cancellationToken);
         }
     }

@@ -53,8 +53,9 @@ internal static class BankPromptFile
                 t.GetString()!.Contains(QuestionMarker, StringComparison.Ordinal))
                 return t.GetString();
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: GetString of an escape that is no UTF-16 text ("\ud800").
         }
         throw new InvalidDataException($"{path}: not a bank prompt file (a JSON object whose \"prompt_template\" string holds {QuestionMarker})");
     }

@@ -111,9 +111,18 @@ public static class FactsFile
                 }
                 return s;
             }
-            var question = Field("question");
-            var answer = Field("answer");
-            return question is null || answer is null ? null : new Fact(question, answer);
+            try
+            {
+                var question = Field("question");
+                var answer = Field("answer");
+                return question is null || answer is null ? null : new Fact(question, answer);
+            }
+            catch (InvalidOperationException)
+            {
+                // System.Text.Json unescapes names and strings lazily and throws this for "\ud800".
+                problems.Add($"line {number}: a string escape that is no text (a lone surrogate such as \\ud800)");
+                return null;
+            }
         }
     }
 }
@@ -125,7 +134,8 @@ public static class PromptsFile
     public static IReadOnlyList<string> Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"prompts file {path} does not exist", path);
-        return File.ReadAllLines(path).Where(l => l.Trim().Length > 0).Select(l => l.Replace("\\n", "\n", StringComparison.Ordinal)).ToList();
+        // Blank after unescaping: a line of only "\n" is no prompt either.
+        return File.ReadAllLines(path).Select(l => l.Replace("\\n", "\n", StringComparison.Ordinal)).Where(l => l.Trim().Length > 0).ToList();
     }
 
     public static void Save(string path, IEnumerable<string> prompts) =>

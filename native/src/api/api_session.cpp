@@ -80,6 +80,13 @@ mome_status mome_session_seq_length(const mome_session* session, int32_t seq_id,
     });
 }
 
+mome_status mome_session_context_length(const mome_session* session, int32_t* out_length) {
+    return guarded([&] {
+        require_arg(session != nullptr && out_length != nullptr, "session or out_length is null");
+        *out_length = session->n_ctx;
+    });
+}
+
 mome_status mome_session_seq_truncate(mome_session* session, int32_t seq_id, int32_t length) {
     return guarded([&] {
         require_arg(session != nullptr, "session is null");

@@ -1,6 +1,7 @@
 #include "model/llama_config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"
@@ -93,7 +94,9 @@ mome_llama_config read_llama_config(const GgufFile& f) {
     Keys k(f, arch);
 
     mome_llama_config c{};
-    c.n_ctx_train = k.dim("context_length", -1, int64_t(1) << 30);
+    // Any positive length: it is a claim about training and sizes nothing (a session's default
+    // cache is capped, see session.cpp).
+    c.n_ctx_train = k.dim("context_length", -1, INT64_MAX);
     c.n_embd = k.dim("embedding_length", -1);
     c.n_layer = k.dim("block_count", -1, kMaxLayers);
     c.n_ff = k.dim("feed_forward_length", -1);

@@ -19,15 +19,23 @@ namespace {
 // Refuse caches beyond this many bytes instead of letting an absurd n_ctx exhaust memory.
 constexpr uint64_t kMaxCacheBytes = uint64_t(64) << 30;
 
+// The cache a session gets when its params leave n_ctx at 0: the model's training context, at
+// most this many positions (llama.cpp's tools default to 4096 too). A file's context_length is
+// only a claim, so a hostile or merely huge one never sizes the cache; longer contexts are asked
+// for explicitly.
+constexpr int64_t kDefaultMaxContext = 4096;
+constexpr int64_t kMaxContext = int64_t(1) << 24;
+
 }  // namespace
 
 void run_batch(mome_session& s, const mome_batch& b, float* logits, int64_t n_out);
 
 // The parts every session shares, after checking the parameters that size them.
 std::unique_ptr<mome_session> session_shell(const mome_llama_config& c, const mome_session_params& params) {
-    const int64_t n_ctx = params.n_ctx == 0 ? c.n_ctx_train : params.n_ctx;
-    if (n_ctx < 1 || n_ctx > (int64_t(1) << 24))
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("n_ctx = %lld is outside 1..%lld", static_cast<long long>(n_ctx), 1ll << 24));
+    const int64_t n_ctx = params.n_ctx == 0 ? std::min(c.n_ctx_train, kDefaultMaxContext) : params.n_ctx;
+    if (n_ctx < 1 || n_ctx > kMaxContext)
+        fail(MOME_STATUS_INVALID_ARGUMENT,
+             format("n_ctx = %lld is outside 1..%lld", static_cast<long long>(n_ctx), static_cast<long long>(kMaxContext)));
     if (params.n_seq_max < 1 || params.n_seq_max > 4096)
         fail(MOME_STATUS_INVALID_ARGUMENT, format("n_seq_max = %d is outside 1..4096", params.n_seq_max));
     if (params.n_threads < 0 || params.n_threads > 1024)
