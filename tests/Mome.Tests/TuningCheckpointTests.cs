@@ -186,10 +186,12 @@ public sealed class TuningCheckpointTests
         var factsPath = Path.Combine(_dir, "facts.jsonl");
         FactsFile.Save(factsPath, SyntheticFacts.Random(60, seed: 8));
         var path = Path.Combine(_dir, "bank.mome");
+        // One fact per step: many short steps, each followed by a checkpoint, so that the run
+        // lasts long enough for kills to land inside checkpoints.
         string[] Args(bool resume) =>
         [
             "tune", "--model", modelPath, "--facts", factsPath, "--out", path, "--experts", "1024", "--top-k", "16", "--rank", "2",
-            "--threads", "1", "--checkpoint-seconds", "0", "--epochs", "60", .. resume ? new[] { "--resume" } : [],
+            "--threads", "1", "--checkpoint-seconds", "0", "--epochs", "60", "--batch", "1", .. resume ? new[] { "--resume" } : [],
         ];
         // The files a checkpoint in progress leaves (see mome_tuner_checkpoint): the bank's
         // side file while it is written, the side file before the rename, the state while it is
