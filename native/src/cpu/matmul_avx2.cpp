@@ -18,6 +18,7 @@ struct Vec {
         return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
     }
     static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
     static float hsum(V v) {
         const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));

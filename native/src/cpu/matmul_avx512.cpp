@@ -18,6 +18,7 @@ struct Vec {
         return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
     }
     static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
     static float hsum(V v) { return _mm512_reduce_add_ps(v); }
     static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 };

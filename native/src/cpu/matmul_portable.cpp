@@ -34,6 +34,10 @@ struct Vec {
         for (int i = 0; i < 8; ++i) acc.lane[i] += a.lane[i] * b.lane[i];
         return acc;
     }
+    static V add(V a, V b) {
+        for (int i = 0; i < 8; ++i) a.lane[i] += b.lane[i];
+        return a;
+    }
     static float hsum(V v) {
         float s = 0;
         for (float x : v.lane) s += x;
