@@ -10,6 +10,8 @@
 #include <cstdint>
 
 #include "mome.h"
+#include "core/half.h"
+#include "quant/quant_blocks.h"
 #include "quant/quant_unpacked.h"
 
 namespace {
@@ -17,11 +19,14 @@ namespace {
 // Lane m = sum of w[i] a[i] over bytes 4m..4m+3 of a run of 32: |w| times a with w's sign,
 // multiplied and added in pairs to 16 bits (at most 2 x 128 x 127, no saturation), then
 // pairs of those to 32 bits.
-inline __m256i lane_sums_x86(const int8_t* w, const int8_t* a) {
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+inline __m256i lane_sums_x86(__m256i wv, const int8_t* a) {
     const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
     const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv));
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+inline __m256i lane_sums_x86(const int8_t* w, const int8_t* a) {
+    return lane_sums_x86(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), a);
 }
 
 inline int32_t hsum_int_x86(__m256i v) {
@@ -99,6 +104,47 @@ struct X86Dot {
             return w.has_min ? sum - mins : sum;
         }
         }
+    }
+
+    // Weights read in their packed blocks, for decode, where unpacking a row costs more than
+    // using it once: the integers and float steps of dot() for the same type, so the same
+    // result bit for bit.
+    static bool reads_packed(uint32_t type) { return type == MOME_TENSOR_TYPE_Q8_0 || type == MOME_TENSOR_TYPE_Q4_K; }
+
+    static float packed_dot(uint32_t type, const uint8_t* w, const mome::UnpackedRow& a, int64_t n) {
+        const int8_t* aq = a.q.data();
+        if (type == MOME_TENSOR_TYPE_Q8_0) {
+            const auto* b = reinterpret_cast<const mome::BlockQ8_0*>(w);
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t i = 0; i < n / 32; ++i) {
+                const __m256 sums = _mm256_cvtepi32_ps(lane_sums_x86(b[i].qs, aq + 32 * i));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(mome::f16_to_float(b[i].d) * a.scale[i]), sums, acc);
+            }
+            return lanes_total_x86(acc);
+        }
+        // Q4_K: each 32 bytes of qs hold the low nibbles of one run of 32 and the high nibbles
+        // of the next.
+        const auto* b = reinterpret_cast<const mome::BlockQ4_K*>(w);
+        const __m256i low4 = _mm256_set1_epi8(0x0F);
+        float sum = 0, mins = 0;
+        for (int64_t i = 0; i < n / 256; ++i) {
+            uint8_t sc[8], m[8];
+            for (int j = 0; j < 8; ++j) mome::k_scale_min(j, b[i].scales, &sc[j], &m[j]);
+            __m256i sums = _mm256_setzero_si256();
+            for (int chunk = 0; chunk < 4; ++chunk) {
+                const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * chunk));
+                const int8_t* run = aq + 256 * i + 64 * chunk;
+                const __m256i lo = lane_sums_x86(_mm256_and_si256(bytes, low4), run);
+                const __m256i hi = lane_sums_x86(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), run + 32);
+                sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(lo, _mm256_set1_epi32(sc[2 * chunk])));
+                sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(hi, _mm256_set1_epi32(sc[2 * chunk + 1])));
+            }
+            int32_t min = 0;
+            for (int g = 0; g < 16; ++g) min += m[g / 2] * a.group[static_cast<size_t>(16 * i + g)];
+            sum = std::fma(mome::f16_to_float(b[i].d) * a.scale[i], static_cast<float>(hsum_int_x86(sums)), sum);
+            mins = std::fma(mome::f16_to_float(b[i].dmin) * a.scale[i], static_cast<float>(min), mins);
+        }
+        return sum - mins;
     }
 };
 

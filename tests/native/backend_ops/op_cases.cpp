@@ -263,6 +263,8 @@ std::vector<OpCase> forward_cases(std::mt19937& rng) {
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q8_0, 33, 96, 3, rng));
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_0, 70, 64, 9, rng));
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_K, 17, 512, 4, rng));
+    c.push_back(matmul_case(MOME_TENSOR_TYPE_Q8_0, 259, 512, 1, rng));  // decode: packed rows
+    c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_K, 33, 1024, 1, rng));
     c.push_back(store_kv_case(5, 12, 12, 3, 6, rng));
     c.push_back(store_kv_case(3, 16, 8, 1, 4, rng));
     c.push_back(attention_case(7, 3, 9, 6, 2, 16, rng));    // GQA, three sequences
