@@ -9,6 +9,7 @@ struct Vec {
     using V = __m256;
     static constexpr int64_t kWidth = 8;
     static constexpr int kTokens = 2;  // 8 accumulators + 2 tokens + 1 weight of 16 registers
+    static constexpr int kDecodeRows = 4;  // 8 accumulators + 2 of x + 1 weight
     static V broadcast(float a) { return _mm256_set1_ps(a); }
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }

@@ -9,6 +9,7 @@ struct Vec {
     using V = __m512;
     static constexpr int64_t kWidth = 16;
     static constexpr int kTokens = 4;  // 16 accumulators + 4 tokens + 1 weight of 32 registers
+    static constexpr int kDecodeRows = 8;  // 16 accumulators + 2 of x + 1 weight
     static V broadcast(float a) { return _mm512_set1_ps(a); }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }

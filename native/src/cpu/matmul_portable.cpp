@@ -9,6 +9,7 @@ struct Vec {
     };
     static constexpr int64_t kWidth = 8;
     static constexpr int kTokens = 2;
+    static constexpr int kDecodeRows = 4;
     static V broadcast(float a) {
         V v;
         for (float& x : v.lane) x = a;
