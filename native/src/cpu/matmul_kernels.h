@@ -69,14 +69,6 @@ inline void micro_kernel(const Rows& w, const float* const* x, int64_t n, float 
         }
 }
 
-template <class Rows, class Elem>
-Rows rows_at(const mome::Tensor& W, int64_t r, int64_t nr) {
-    Rows rows{};
-    for (int i = 0; i < kRows; ++i)
-        rows.rows[i] = reinterpret_cast<const Elem*>(W.data) + (r + std::min<int64_t>(i, nr - 1)) * W.cols;
-    return rows;
-}
-
 // How the decode kernel reads one storage type: a vector at p, one element at p.
 struct F32Load {
     using Elem = float;
@@ -170,6 +162,13 @@ inline void block_times_tokens(const Rows& w, const float* X, int64_t cols, int6
     }
 }
 
+template <class Rows, class Elem>
+Rows rows_at(const mome::Tensor& W, int64_t r, int64_t nr) {
+    Rows rows{};
+    for (int i = 0; i < kRows; ++i)
+        rows.rows[i] = reinterpret_cast<const Elem*>(W.data) + (r + std::min<int64_t>(i, nr - 1)) * W.cols;
+    return rows;
+}
 
 template <class Vec>
 void convert_row(const mome::Tensor& W, int64_t r, float* dst) {
