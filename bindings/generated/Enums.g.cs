@@ -179,3 +179,52 @@ internal enum MomeRoutingMode : int
     /// </summary>
     Token = 1,
 }
+
+internal enum MomeOptimizer : int
+{
+    /// <summary>
+    /// Adam with decoupled weight decay; 2 floats of state per trained value.
+    /// </summary>
+    Adamw = 0,
+
+    /// <summary>
+    /// Adafactor-style: a factored second moment (row and column means) and no first moment;
+    /// rank + n_embd floats of state per expert table instead of 2 x rank x n_embd.
+    /// </summary>
+    Adafactor = 1,
+}
+
+internal enum MomeLrSchedule : int
+{
+    Constant = 0,
+
+    /// <summary>
+    /// Half a cosine from the rate down to final_lr_ratio of it over the epoch budget.
+    /// </summary>
+    Cosine = 1,
+
+    /// <summary>
+    /// A straight line from the rate down to final_lr_ratio of it.
+    /// </summary>
+    Linear = 2,
+}
+
+internal enum MomeResumeOutcome : int
+{
+    Resumed = 0,
+
+    /// <summary>
+    /// No state file next to the bank: the tuner starts afresh.
+    /// </summary>
+    NoState = 1,
+
+    /// <summary>
+    /// The state was written for other facts (or another prompt template).
+    /// </summary>
+    OtherFacts = 2,
+
+    /// <summary>
+    /// Neither the state nor the previous state belongs to the bank at bank_path.
+    /// </summary>
+    OtherBank = 3,
+}

@@ -441,6 +441,71 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_bank_set_centre(IntPtr /* mome_bank* */ bank, int layer_slot, float* /* const float* */ centre);
 
     /// <summary>
+    /// Defaults: AdamW, rate 0.3, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
+    /// 40 epochs, no router epochs (router rate 1e-3), batch 16, 1 GiB of activations, all
+    /// threads, the CPU.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_default_params")]
+    internal static partial MomeStatus mome_tuner_default_params(MomeTunerParams* /* mome_tuner_params* */ @params);
+
+    /// <summary>
+    /// A tuner of a bank (one memory layer). Fails naming the parameter out of range.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_create")]
+    internal static partial MomeStatus mome_tuner_create(IntPtr /* mome_bank* */ bank, MomeTunerParams* /* const mome_tuner_params* */ @params, IntPtr* /* mome_tuner** */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_free")]
+    internal static partial void mome_tuner_free(IntPtr /* mome_tuner* */ tuner);
+
+    /// <summary>
+    /// Appends facts: fact i is fact_lengths[i] tokens of `tokens` (one after the other), its
+    /// answer starting at answer_starts[i] (&gt;= 1, with at least one answer token). A fact longer
+    /// than the model's context, an empty answer or a token outside the vocabulary is refused,
+    /// naming the fact, and none of the facts is added. Only before the first step.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_add_facts")]
+    internal static partial MomeStatus mome_tuner_add_facts(IntPtr /* mome_tuner* */ tuner, int* /* const int32_t* */ tokens, int* /* const int32_t* */ fact_lengths, int* /* const int32_t* */ answer_starts, int n_facts);
+
+    /// <summary>
+    /// One step (see above); the bank's experts change. Cancellable (mome_set_abort_callback):
+    /// then nothing changes. Fails when the epoch budget is spent.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_step")]
+    internal static partial MomeStatus mome_tuner_step(IntPtr /* mome_tuner* */ tuner, MomeTunerStepResult* /* mome_tuner_step_result* */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_get_info")]
+    internal static partial MomeStatus mome_tuner_get_info(IntPtr /* const mome_tuner* */ tuner, MomeTunerInfo* /* mome_tuner_info* */ @out);
+
+    /// <summary>
+    /// Greedy exactness of every fact as the bank is now (forward only, in batches): exact[i]
+    /// (optional, n_facts entries) is 1 when fact i's answer is decoded exactly; *n_exact
+    /// receives the count. Nothing changes but the caches.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_evaluate")]
+    internal static partial MomeStatus mome_tuner_evaluate(IntPtr /* mome_tuner* */ tuner, byte* /* uint8_t* */ exact, int* /* int32_t* */ n_exact);
+
+    /// <summary>
+    /// A checkpoint at `bank_path`: the bank to "&lt;bank_path&gt;.next", the tuner's state to
+    /// "&lt;bank_path&gt;.state" (the one it replaces kept as "&lt;bank_path&gt;.state.prev"), then the bank
+    /// renamed to `bank_path`; every file written crash-safely (temporary file, flush, rename).
+    /// Killed anywhere, the bank at `bank_path` matches the state or the previous state. The state
+    /// names the bank by its size and CRC-32C and the facts by theirs; `elapsed_seconds` is kept
+    /// for the caller.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_checkpoint")]
+    internal static partial MomeStatus mome_tuner_checkpoint(IntPtr /* mome_tuner* */ tuner, byte* /* const char* */ bank_path, double elapsed_seconds);
+
+    /// <summary>
+    /// Continues from the checkpoint at `bank_path` (the tuner's bank must be the one loaded from
+    /// there, its facts added): restores the position, the optimiser and *elapsed_seconds. A state
+    /// that is not Mome's, is truncated or corrupt, or has another shape or optimiser is an error
+    /// (MOME_STATUS_FORMAT_ERROR naming the problem); an outcome other than MOME_RESUME_OUTCOME_RESUMED changes
+    /// nothing. Only before the first step.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_tuner_resume")]
+    internal static partial MomeStatus mome_tuner_resume(IntPtr /* mome_tuner* */ tuner, byte* /* const char* */ bank_path, MomeResumeOutcome* /* mome_resume_outcome* */ outcome, double* /* double* */ elapsed_seconds);
+
+    /// <summary>
     /// Adds the signatures of one fact (tokens = question then answer, the answer starting at
     /// `answer_start` &gt;= 1), as the bank routes it now (centre and W_q as they are); signatures
     /// bit-identical to held ones are skipped. On failure nothing changes.

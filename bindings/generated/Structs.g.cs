@@ -519,3 +519,104 @@ internal unsafe struct MomeFactGrads
     public int* /* int32_t* */ Experts;
     public int NExperts;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeTunerParams
+{
+    public uint StructSize;
+    public MomeOptimizer Optimizer;
+    public float LearningRate;
+    public MomeLrSchedule Schedule;
+
+    /// <summary>
+    /// Steps over which the rate ramps up linearly from 0 (0: none).
+    /// </summary>
+    public int WarmupSteps;
+    public float FinalLrRatio;
+    public float Beta1;
+    public float Beta2;
+    public float Epsilon;
+    public float WeightDecay;
+
+    /// <summary>
+    /// The epoch budget (what the schedule spans) and the router epochs within it.
+    /// </summary>
+    public int Epochs;
+    public int RouterEpochs;
+    public float RouterLearningRate;
+
+    /// <summary>
+    /// Facts per step (&gt;= 1).
+    /// </summary>
+    public int BatchSize;
+
+    /// <summary>
+    /// Bytes kept for the facts' frozen-layer outputs (2 x n_tokens x n_embd floats a fact).
+    /// </summary>
+    public long ActivationCacheBytes;
+    public int NThreads;
+    public MomeBackend Backend;
+    public int Device;
+
+    /// <summary>
+    /// The most bytes one step's activations may take; a batch estimated above it is refused
+    /// before anything runs, naming both sizes. 0: half of the machine's physical memory.
+    /// </summary>
+    public long MaxStepBytes;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeTunerStepResult
+{
+    public uint StructSize;
+
+    /// <summary>
+    /// The epoch (0-based) and the facts [first_fact, first_fact + n_facts) this step took.
+    /// </summary>
+    public int Epoch;
+    public int FirstFact;
+    public int NFacts;
+
+    /// <summary>
+    /// Of those: the sum of their mean answer losses, and how many were exact (not updated).
+    /// </summary>
+    public double LossSum;
+    public int NExact;
+
+    /// <summary>
+    /// The rate this step used, and the steps that updated something so far (all epochs).
+    /// </summary>
+    public double LearningRate;
+    public long Updates;
+    public byte RouterPhase;
+
+    /// <summary>
+    /// 1 when this step ended its epoch; then epoch_loss (mean over the facts) and
+    /// epoch_exact describe the whole epoch.
+    /// </summary>
+    public byte EpochDone;
+    public double EpochLoss;
+    public int EpochExact;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeTunerInfo
+{
+    public int NFacts;
+
+    /// <summary>
+    /// Where the next step starts.
+    /// </summary>
+    public int Epoch;
+    public int Position;
+    public long Updates;
+
+    /// <summary>
+    /// Experts with optimiser state, the state's bytes per expert and in all (experts, key
+    /// rows, W_q), and the bytes of the activation cache in use.
+    /// </summary>
+    public long TouchedExperts;
+    public long StateBytesPerExpert;
+    public long StateBytes;
+    public long ActivationBytes;
+}

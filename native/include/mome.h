@@ -25,7 +25,8 @@
  * tests/native/concurrency_test.cpp checks this under -DMOME_SANITIZE=thread.
  *
  * Versioned structs. Every struct a caller fills in and hands to the library (the *_params
- * structs, mome_batch, mome_router_desc, mome_lora_desc, mome_fact_desc, mome_fact_grads)
+ * structs, mome_batch, mome_router_desc, mome_lora_desc, mome_fact_desc, mome_fact_grads,
+ * mome_tuner_step_result)
  * starts with `uint32_t struct_size`, which the caller sets to sizeof the struct as its copy
  * of this header declares it, whether the library is to read the struct or to fill it
  * (mome_*_default_params, mome_synthetic_preset, mome_bank_get_params fill only the fields
@@ -859,6 +860,154 @@ MOME_API mome_status mome_bank_question_mean(const mome_bank* bank, const int32_
  * that differ in a few words still reach different experts. `centre` holds n_embd floats. */
 MOME_API mome_status mome_bank_get_centre(const mome_bank* bank, int32_t layer_slot, float* out);
 MOME_API mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, const float* centre);
+
+/* ---------------------------------------------------------------------------------------
+ * The tuner: memory tuning of a one-layer bank, native end to end. It holds the facts, the
+ * optimiser's state for the experts (and, in router epochs, W_q and key rows) it has updated,
+ * each fact's route once the router is frozen, and the frozen layers' outputs of as many
+ * facts as its activation budget holds. Each step takes the next `batch_size` facts (in the
+ * order they were added), runs them as one batch (one sequence per fact), and updates the
+ * union of their routed experts with the sum of the gradients of the facts that greedy
+ * decoding does not yet get exactly; exact facts are not updated (per-fact early stop).
+ * Router epochs (the first `router_epochs`) step one fact at a time with live routes and also
+ * train W_q and the route's key rows. The caller does what is not the optimiser: centring,
+ * whitening, the gate, progress, and when to checkpoint. The tuner borrows the bank (which
+ * must outlive it) and is its only writer while it steps; using one tuner from two threads
+ * at once is undefined.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_tuner mome_tuner;
+
+typedef enum mome_optimizer {
+    /* Adam with decoupled weight decay; 2 floats of state per trained value. */
+    MOME_OPTIMIZER_ADAMW = 0,
+    /* Adafactor-style: a factored second moment (row and column means) and no first moment;
+     * rank + n_embd floats of state per expert table instead of 2 x rank x n_embd. */
+    MOME_OPTIMIZER_ADAFACTOR = 1
+} mome_optimizer;
+
+typedef enum mome_lr_schedule {
+    MOME_LR_SCHEDULE_CONSTANT = 0,
+    /* Half a cosine from the rate down to final_lr_ratio of it over the epoch budget. */
+    MOME_LR_SCHEDULE_COSINE = 1,
+    /* A straight line from the rate down to final_lr_ratio of it. */
+    MOME_LR_SCHEDULE_LINEAR = 2
+} mome_lr_schedule;
+
+typedef struct mome_tuner_params {
+    uint32_t struct_size;
+    mome_optimizer optimizer;
+    float learning_rate;
+    mome_lr_schedule schedule;
+    /* Steps over which the rate ramps up linearly from 0 (0: none). */
+    int32_t warmup_steps;
+    float final_lr_ratio;
+    float beta1;
+    float beta2;
+    float epsilon;
+    float weight_decay;
+    /* The epoch budget (what the schedule spans) and the router epochs within it. */
+    int32_t epochs;
+    int32_t router_epochs;
+    float router_learning_rate;
+    /* Facts per step (>= 1). */
+    int32_t batch_size;
+    /* Bytes kept for the facts' frozen-layer outputs (2 x n_tokens x n_embd floats a fact). */
+    int64_t activation_cache_bytes;
+    int32_t n_threads;
+    mome_backend backend;
+    int32_t device;
+    /* The most bytes one step's activations may take; a batch estimated above it is refused
+     * before anything runs, naming both sizes. 0: half of the machine's physical memory. */
+    int64_t max_step_bytes;
+} mome_tuner_params;
+
+/* Defaults: AdamW, rate 0.3, constant, betas 0.9 / 0.999, epsilon 1e-8, no weight decay,
+ * 40 epochs, no router epochs (router rate 1e-3), batch 16, 1 GiB of activations, all
+ * threads, the CPU. */
+MOME_API mome_status mome_tuner_default_params(mome_tuner_params* params);
+
+/* A tuner of a bank (one memory layer). Fails naming the parameter out of range. */
+MOME_API mome_status mome_tuner_create(mome_bank* bank, const mome_tuner_params* params, mome_tuner** out);
+MOME_API void mome_tuner_free(mome_tuner* tuner);
+
+/* Appends facts: fact i is fact_lengths[i] tokens of `tokens` (one after the other), its
+ * answer starting at answer_starts[i] (>= 1, with at least one answer token). A fact longer
+ * than the model's context, an empty answer or a token outside the vocabulary is refused,
+ * naming the fact, and none of the facts is added. Only before the first step. */
+MOME_API mome_status mome_tuner_add_facts(mome_tuner* tuner, const int32_t* tokens, const int32_t* fact_lengths,
+                                          const int32_t* answer_starts, int32_t n_facts);
+
+typedef struct mome_tuner_step_result {
+    uint32_t struct_size;
+    /* The epoch (0-based) and the facts [first_fact, first_fact + n_facts) this step took. */
+    int32_t epoch;
+    int32_t first_fact;
+    int32_t n_facts;
+    /* Of those: the sum of their mean answer losses, and how many were exact (not updated). */
+    double loss_sum;
+    int32_t n_exact;
+    /* The rate this step used, and the steps that updated something so far (all epochs). */
+    double learning_rate;
+    int64_t updates;
+    uint8_t router_phase;
+    /* 1 when this step ended its epoch; then epoch_loss (mean over the facts) and
+     * epoch_exact describe the whole epoch. */
+    uint8_t epoch_done;
+    double epoch_loss;
+    int32_t epoch_exact;
+} mome_tuner_step_result;
+
+/* One step (see above); the bank's experts change. Cancellable (mome_set_abort_callback):
+ * then nothing changes. Fails when the epoch budget is spent. */
+MOME_API mome_status mome_tuner_step(mome_tuner* tuner, mome_tuner_step_result* out);
+
+typedef struct mome_tuner_info {
+    int32_t n_facts;
+    /* Where the next step starts. */
+    int32_t epoch;
+    int32_t position;
+    int64_t updates;
+    /* Experts with optimiser state, the state's bytes per expert and in all (experts, key
+     * rows, W_q), and the bytes of the activation cache in use. */
+    int64_t touched_experts;
+    int64_t state_bytes_per_expert;
+    int64_t state_bytes;
+    int64_t activation_bytes;
+} mome_tuner_info;
+
+MOME_API mome_status mome_tuner_get_info(const mome_tuner* tuner, mome_tuner_info* out);
+
+/* Greedy exactness of every fact as the bank is now (forward only, in batches): exact[i]
+ * (optional, n_facts entries) is 1 when fact i's answer is decoded exactly; *n_exact
+ * receives the count. Nothing changes but the caches. */
+MOME_API mome_status mome_tuner_evaluate(mome_tuner* tuner, uint8_t* exact, int32_t* n_exact);
+
+/* A checkpoint at `bank_path`: the bank to "<bank_path>.next", the tuner's state to
+ * "<bank_path>.state" (the one it replaces kept as "<bank_path>.state.prev"), then the bank
+ * renamed to `bank_path`; every file written crash-safely (temporary file, flush, rename).
+ * Killed anywhere, the bank at `bank_path` matches the state or the previous state. The state
+ * names the bank by its size and CRC-32C and the facts by theirs; `elapsed_seconds` is kept
+ * for the caller. */
+MOME_API mome_status mome_tuner_checkpoint(mome_tuner* tuner, const char* bank_path, double elapsed_seconds);
+
+typedef enum mome_resume_outcome {
+    MOME_RESUME_OUTCOME_RESUMED = 0,
+    /* No state file next to the bank: the tuner starts afresh. */
+    MOME_RESUME_OUTCOME_NO_STATE = 1,
+    /* The state was written for other facts (or another prompt template). */
+    MOME_RESUME_OUTCOME_OTHER_FACTS = 2,
+    /* Neither the state nor the previous state belongs to the bank at bank_path. */
+    MOME_RESUME_OUTCOME_OTHER_BANK = 3
+} mome_resume_outcome;
+
+/* Continues from the checkpoint at `bank_path` (the tuner's bank must be the one loaded from
+ * there, its facts added): restores the position, the optimiser and *elapsed_seconds. A state
+ * that is not Mome's, is truncated or corrupt, or has another shape or optimiser is an error
+ * (MOME_STATUS_FORMAT_ERROR naming the problem); an outcome other than MOME_RESUME_OUTCOME_RESUMED changes
+ * nothing. Only before the first step. */
+MOME_API mome_status mome_tuner_resume(mome_tuner* tuner, const char* bank_path, mome_resume_outcome* outcome,
+                                       double* elapsed_seconds);
 
 /* ---------------------------------------------------------------------------------------
  * The locality gate (one-layer banks, slot 0): the experts add their delta only where a

@@ -125,12 +125,13 @@ public sealed class TuningCheckpointTests
         var flipped = (byte[])good.Clone();
         flipped[good.Length / 2] ^= 0x40;
         File.WriteAllBytes(statePath, flipped);
-        var e = (await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!;
+        var e = (await Assert.ThrowsAsync<MomeException>(() => ResumeNotes(9)))!;
+        Assert.That(e.Code, Is.EqualTo(MomeErrorCode.FormatError));
         Assert.That(e.Message, Does.Contain(statePath).And.Contain("checksum"));
         File.WriteAllBytes(statePath, good[..20]);
-        Assert.That((await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!.Message, Does.Contain(statePath));
+        Assert.That((await Assert.ThrowsAsync<MomeException>(() => ResumeNotes(9)))!.Message, Does.Contain(statePath).And.Contain("truncated"));
         File.WriteAllBytes(statePath, Forge(good, rowCount: ulong.MaxValue / 2));
-        Assert.That((await Assert.ThrowsAsync<InvalidDataException>(() => ResumeNotes(9)))!.Message, Does.Contain("do not fit"));
+        Assert.That((await Assert.ThrowsAsync<MomeException>(() => ResumeNotes(9)))!.Message, Does.Contain("do not fit"));
 
         // A finished budget is said plainly.
         File.WriteAllBytes(statePath, good);
@@ -138,27 +139,43 @@ public sealed class TuningCheckpointTests
         Assert.That(budget.Message, Does.Contain("larger epoch budget"));
     }
 
-    // The state file with its first section's row count replaced and its checksum redone.
+    // The state file with its first section's entry count replaced and its checksum redone
+    // (the layout is in native/src/memory/tuner_state.h: the sections start after 112 bytes).
     private static byte[] Forge(byte[] state, ulong rowCount)
     {
-        var headerLength = BitConverter.ToInt32(state, 12);
-        var at = 16 + headerLength + 4;
-        var body = state[..^32];
-        BitConverter.GetBytes(rowCount).CopyTo(body, at);
-        return [.. body, .. SHA256.HashData(body)];
+        var forged = (byte[])state.Clone();
+        BitConverter.GetBytes(rowCount).CopyTo(forged, 112);
+        return Crc32C.Resealed(forged);
     }
 
+    // The native tuner's rate at every step against the schedules written out here.
     [Test]
     public void LearningRateSchedules()
     {
-        var cosine = new TuningOptions { Schedule = LearningRateSchedule.Cosine, FinalLearningRateRatio = 0.1f };
-        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 0.0), Is.EqualTo(2.0).Within(1e-6));
-        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 0.5), Is.EqualTo(1.1).Within(1e-6));
-        Assert.That(MemoryTuner.LearningRateAt(cosine, 2.0, 100, 1.0), Is.EqualTo(0.2).Within(1e-6));
-        var linear = new TuningOptions { Schedule = LearningRateSchedule.Linear, FinalLearningRateRatio = 0.1f, WarmupSteps = 4 };
-        Assert.That(MemoryTuner.LearningRateAt(linear, 1.0, 100, 0.25), Is.EqualTo(0.775).Within(1e-6));
-        Assert.That(MemoryTuner.LearningRateAt(linear, 1.0, 0, 0.0), Is.EqualTo(0.25).Within(1e-12), "first of 4 warm-up steps");
-        Assert.That(MemoryTuner.LearningRateAt(new TuningOptions(), 0.1, 0, 0.9), Is.EqualTo(0.1).Within(1e-12), "constant");
+        using var model = TinyModel();
+        using var bank = MemoryBank.Create(model, SmallBank);
+        var tuner = new MemoryTuner(bank);
+        var facts = SyntheticFacts.Random(8, seed: 2).Select(tuner.Encode).ToList();
+        foreach (var (schedule, warmup) in new[] { (LearningRateSchedule.Cosine, 0), (LearningRateSchedule.Linear, 4), (LearningRateSchedule.Constant, 3) })
+        {
+            var options = new TuningOptions { Schedule = schedule, WarmupSteps = warmup, FinalLearningRateRatio = 0.25f, LearningRate = 2f, Epochs = 3, BatchSize = 3, Threads = 1 };
+            using var native = NativeTuner.Create(bank, options);
+            native.AddFacts(facts);
+            for (var i = 0; i < 9; i++)
+            {
+                var updatesBefore = native.Info.Updates;
+                var r = native.Step();
+                var progress = (r.Epoch + r.FirstFact / 8.0) / 3;
+                var decay = schedule switch
+                {
+                    LearningRateSchedule.Cosine => 0.25 + 0.75 * 0.5 * (1 + Math.Cos(Math.PI * progress)),
+                    LearningRateSchedule.Linear => 1 - 0.75 * progress,
+                    _ => 1.0,
+                };
+                var warm = warmup > 0 ? Math.Min(1.0, (updatesBefore + 1.0) / warmup) : 1.0;
+                Assert.That(r.LearningRate, Is.EqualTo(2.0 * warm * decay).Within(1e-9), $"{schedule}, step {i + 1}");
+            }
+        }
     }
 
     [Test]
@@ -174,7 +191,7 @@ public sealed class TuningCheckpointTests
             "tune", "--model", modelPath, "--facts", factsPath, "--out", path, "--experts", "1024", "--top-k", "16", "--rank", "2",
             "--threads", "1", "--checkpoint-seconds", "0", "--epochs", "60", .. resume ? new[] { "--resume" } : [],
         ];
-        // The files a checkpoint in progress leaves (see MemoryTuner.SaveCheckpoint): the bank's
+        // The files a checkpoint in progress leaves (see mome_tuner_checkpoint): the bank's
         // side file while it is written, the side file before the rename, the state while it is
         // written. The tuner never reads them, so leftovers of a kill are cleared before each
         // run and their presence after a kill proves that the kill interrupted a checkpoint.
@@ -182,13 +199,13 @@ public sealed class TuningCheckpointTests
         {
             ("bank write", (Func<bool>)(() => Directory.EnumerateFiles(_dir, "bank.mome.next.tmp-*").Any())),
             ("before the rename", () => File.Exists(path + ".next")),
-            ("state write", () => File.Exists(TuningCheckpoint.StatePath(path) + ".tmp")),
+            ("state write", () => Directory.EnumerateFiles(_dir, "bank.mome.state.tmp-*").Any()),
         };
         bool Interrupted() => phases.Any(p => p.Item2());
         void ClearLeftovers()
         {
             foreach (var f in Directory.EnumerateFiles(_dir, "bank.mome.next*")) File.Delete(f);
-            File.Delete(TuningCheckpoint.StatePath(path) + ".tmp");
+            foreach (var f in Directory.EnumerateFiles(_dir, "bank.mome.state.tmp-*")) File.Delete(f);
         }
 
         var random = new Random(5);
@@ -263,7 +280,7 @@ public sealed class TuningCheckpointTests
         using var model = TinyModel();
         using var bank = MemoryBank.Create(model, SmallBank);
         var before = bank.GetExpert(0, 3);
-        var tuner = new MemoryTuner(bank, new TuningOptions { CudaDevice = 0, Epochs = 1 });
+        var tuner = new MemoryTuner(bank, new TuningOptions { Backend = DeviceBackend.Cuda, Epochs = 1 });
         var e = (await Assert.ThrowsAsync<MomeException>(() => tuner.TuneAsync(SyntheticFacts.Random(3, seed: 1))))!;
         // Without a GPU: the CUDA library reports no device; with the CPU-only library: no CUDA at all.
         Assert.That(e.Message, Does.Contain("CUDA"));

@@ -27,11 +27,18 @@ public static class BenchCommands
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 60 };
         var routerEpochs = new Option<int>("--router-epochs") { Description = "Phase 0 epochs that also train the router." };
         var schedule = new Option<LearningRateSchedule>("--lr-schedule") { DefaultValueFactory = _ => new TuningOptions().Schedule };
+        var optimizer = new Option<TuningOptimizer>("--optimizer") { DefaultValueFactory = _ => new TuningOptions().Optimizer };
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => new TuningOptions().LearningRate };
+        var batch = new Option<int?>("--batch") { Description = "Facts per step (default: the tuner's, 16)." };
+        var compare = new Option<string?>("--compare-batch") { Description = "Comma-separated batch sizes, each tuned from the same fresh bank in this run (e.g. 1,16)." };
+        var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
+        var bankType = new Option<TensorType>("--bank-type") { Description = "Storage type of the expert tables: F32, F16 or BF16.", DefaultValueFactory = _ => TensorType.F32 };
+        var save = new Option<string?>("--save") { Description = "Save each tuned bank here, load it back (memory-mapped) and evaluate the loaded bank." };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json");
-        var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, peak memory, interference.")
+        var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, optimiser state, peak memory, interference.")
         {
-            facts, preset, experts, epochs, routerEpochs, schedule, threads, json,
+            facts, preset, experts, rank, bankType, save, epochs, routerEpochs, schedule, lr, optimizer, batch, compare, threads, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -40,34 +47,87 @@ public static class BenchCommands
             if (!File.Exists(path))
                 MomeModel.CreateSynthetic(SyntheticModelConfig.Preset(parse.GetValue(preset)!) with { InitStd = 0.25f }, path, seed: 3);
             using var model = MomeModel.Open(path);
-            using var bank = MemoryBank.Create(model, TuningCommands.BankFor(model, parse.GetValue(experts)));
             var factList = SyntheticFacts.Random(parse.GetValue(facts), seed: 11);
-            var options = new TuningOptions
+            var batches = parse.GetValue(compare) is { } list ? Ints(list).Select(b => (int?)b).ToArray() : [parse.GetValue(batch)];
+            var rows = new JsonArray();
+            MemoryOptions? bankOptions = null;
+            foreach (var size in batches)
             {
-                Epochs = parse.GetValue(epochs), RouterEpochs = parse.GetValue(routerEpochs), Schedule = parse.GetValue(schedule),
-                Threads = parse.GetValue(threads),
-            };
-            var result = new MemoryTuner(bank, options).TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
-            {
-                if (p.Position == p.Total)
-                    io.Error.WriteLine($"epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s");
-            })).GetAwaiter().GetResult();
-            var eval = MemoryEvaluator.Evaluate(bank, factList);
+                var created = System.Diagnostics.Stopwatch.StartNew();
+                using var bank = MemoryBank.Create(model, TuningCommands.BankFor(model, parse.GetValue(experts), rank: parse.GetValue(rank)) with
+                {
+                    WeightType = parse.GetValue(bankType),
+                });
+                var createS = created.Elapsed.TotalSeconds;
+                bankOptions = bank.Options;
+                var options = new TuningOptions
+                {
+                    Epochs = parse.GetValue(epochs), RouterEpochs = parse.GetValue(routerEpochs), Schedule = parse.GetValue(schedule),
+                    Optimizer = parse.GetValue(optimizer), BatchSize = size, Threads = parse.GetValue(threads), LearningRate = parse.GetValue(lr),
+                };
+                var result = new MemoryTuner(bank, options).TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
+                {
+                    if (p.Position == p.Total)
+                        io.Error.WriteLine($"batch {size?.ToString(CultureInfo.InvariantCulture) ?? "default"}, epoch {p.Epoch}: loss {p.Loss:F3}, recall {p.Recall:P1}, {p.FactsPerSecond:F0} facts/s");
+                })).GetAwaiter().GetResult();
+                var eval = MemoryEvaluator.Evaluate(bank, factList);
+                var row = new JsonObject
+                {
+                    ["batch"] = size ?? 16, ["learning_rate"] = options.LearningRate, ["optimizer"] = options.Optimizer.ToString().ToLowerInvariant(), ["epochs"] = result.Epochs,
+                    ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1), ["facts_per_s"] = Math.Round(result.FactsPerSecond, 1),
+                    ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),
+                    ["interference_kl"] = Math.Round(eval.InterferenceKl, 4), ["touched_experts"] = result.TouchedExperts,
+                    ["state_bytes_per_expert"] = result.StateBytesPerExpert, ["optimizer_state_mib"] = Math.Round(result.OptimizerStateBytes / 1048576.0, 1),
+                    ["gate_s"] = Math.Round(result.GateTime.TotalSeconds, 1), ["create_s"] = Math.Round(createS, 1),
+                    ["bank_mib"] = Math.Round(bank.SizeBytes / 1048576.0, 0), ["rss_after_tuning_mib"] = RssMiB(),
+                };
+                if (parse.GetValue(save) is { } savePath)
+                {
+                    var saving = System.Diagnostics.Stopwatch.StartNew();
+                    bank.Save(savePath);
+                    row["save_s"] = Math.Round(saving.Elapsed.TotalSeconds, 1);
+                    bank.Dispose();
+                    GC.Collect();
+                    using var loaded = MemoryBank.Load(model, savePath);
+                    var reloaded = MemoryEvaluator.Evaluate(loaded, factList);
+                    row["reloaded_exact_recall"] = reloaded.ExactRecall;
+                    row["rss_after_reload_eval_mib"] = RssMiB();
+                }
+                rows.Add(row);
+            }
             var rssMiB = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);
             var root = WithMachine(new JsonObject
             {
                 ["model"] = Path.GetFileName(path), ["parameters"] = model.Config.ParameterCount, ["facts"] = factList.Count,
-                ["experts"] = bank.Options.Experts, ["router"] = bank.Options.Router.ToString().ToLowerInvariant(), ["top_k"] = bank.Options.TopK, ["rank"] = bank.Options.Rank,
-                ["router_epochs"] = options.RouterEpochs, ["lr_schedule"] = options.Schedule.ToString().ToLowerInvariant(),
-                ["epochs"] = result.Epochs, ["wall_s"] = Math.Round(result.Elapsed.TotalSeconds, 1),
-                ["facts_per_s"] = Math.Round(result.Epochs * factList.Count / result.Elapsed.TotalSeconds, 1),
-                ["exact_recall"] = eval.ExactRecall, ["token_accuracy"] = Math.Round(eval.TokenAccuracy, 4),
-                ["interference_kl"] = Math.Round(eval.InterferenceKl, 4), ["peak_rss_mib"] = Math.Round(rssMiB, 0),
+                ["experts"] = bankOptions!.Experts, ["router"] = bankOptions.Router.ToString().ToLowerInvariant(), ["top_k"] = bankOptions.TopK,
+                ["rank"] = bankOptions.Rank, ["router_epochs"] = parse.GetValue(routerEpochs),
+                ["lr_schedule"] = parse.GetValue(schedule).ToString().ToLowerInvariant(), ["peak_rss_mib"] = Math.Round(rssMiB, 0),
+                ["results"] = rows,
             });
-            if (parse.GetValue(json)) io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            else foreach (var (key, value) in root) io.Console.WriteLine($"{key,-16} {value}");
+            if (rows.Count > 1 && rows[0]!["facts_per_s"]!.GetValue<double>() > 0)
+                root["speedup_last_vs_first"] = Math.Round(rows[^1]!["facts_per_s"]!.GetValue<double>() / rows[0]!["facts_per_s"]!.GetValue<double>(), 2);
+            if (parse.GetValue(json))
+            {
+                io.Output.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                return;
+            }
+            foreach (var (key, value) in root.Where(p => p.Key != "results")) io.Console.WriteLine($"{key,-24} {value}");
+            var table = new Table().AddColumns("batch", "optimizer", "epochs", "wall s", "facts/s", "exact recall", "KL", "touched", "state B/expert");
+            foreach (var r in rows)
+                table.AddRow(r!["batch"]!.ToString(), r["optimizer"]!.ToString(), r["epochs"]!.ToString(), r["wall_s"]!.ToString(),
+                    r["facts_per_s"]!.ToString(), r["exact_recall"]!.ToString(), r["interference_kl"]!.ToString(), r["touched_experts"]!.ToString(),
+                    r["state_bytes_per_expert"]!.ToString());
+            io.Console.Write(table);
         }));
         return command;
+    }
+
+    // This process's resident memory now (after a collection), in MiB.
+    private static double RssMiB()
+    {
+        GC.Collect();
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        return Math.Round(self.WorkingSet64 / 1048576.0, 0);
     }
 
     private static Command RouterCommand(CliIo io)

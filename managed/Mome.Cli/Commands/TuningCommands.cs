@@ -44,16 +44,18 @@ public static class TuningCommands
         var topK = new Option<int?>("--top-k") { Description = "Experts per question (default 32)." };
         var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
         var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat when --experts is not a square of at least --top-k." };
-        var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every fact).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
+        var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every step).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
-        var cuda = new Option<int?>("--cuda") { Description = "Run each step's forward and backward on this CUDA device (libmome_cuda)." };
+        var cuda = new Option<int?>("--cuda") { Description = "Run the tuning steps on this CUDA device (libmome_cuda)." };
+        var batch = new Option<int?>("--batch") { Description = "Facts per step, run as one batch (default 16; router epochs take one)." };
+        var optimizer = new Option<TuningOptimizer>("--optimizer") { Description = "adamw, or adafactor (factored second moment: far less state per expert).", DefaultValueFactory = _ => defaults.Optimizer };
         var negatives = new Option<FileInfo?>("--negatives") { Description = "Text the bank must not affect, one prompt per line (\\n is a newline): calibrates the locality gate with the generated negatives." };
         var gate = new Option<string>("--gate") { Description = "The locality gate: auto (calibrated from negatives), off, or a threshold in [-1, 1].", DefaultValueFactory = _ => "auto" };
         var gateMargin = new Option<float>("--gate-margin") { Description = "Where a calibrated threshold sits between the closest negative (0) and a memorised question (1).", DefaultValueFactory = _ => defaults.GateMargin };
         var whitening = new Option<double>("--whitening-ridge") { Description = "Ridge of the routing whitening of a new bank, relative to the questions' variance (0: none).", DefaultValueFactory = _ => defaults.WhiteningRidge };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
-            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads, cuda,
+            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads, cuda, batch, optimizer,
             negatives, gate, gateMargin, whitening,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
@@ -72,7 +74,8 @@ public static class TuningCommands
                 FinalLearningRateRatio = parse.GetValue(final), WarmupSteps = parse.GetValue(warmup),
                 RouterEpochs = parse.GetValue(routerEpochs), RouterLearningRate = parse.GetValue(routerLr), Threads = parse.GetValue(threads),
                 CheckpointPath = path, CheckpointInterval = TimeSpan.FromSeconds(parse.GetValue(every)), Resume = resuming,
-                CudaDevice = parse.GetValue(cuda),
+                Backend = parse.GetValue(cuda) is null ? DeviceBackend.Cpu : DeviceBackend.Cuda, Device = parse.GetValue(cuda) ?? 0,
+                BatchSize = parse.GetValue(batch), Optimizer = parse.GetValue(optimizer),
                 Negatives = parse.GetValue(negatives) is { } n ? PromptsFile.Load(n.FullName) : [],
                 GateThreshold = GateOption(parse.GetValue(gate)!), GateMargin = parse.GetValue(gateMargin),
                 WhiteningRidge = parse.GetValue(whitening),

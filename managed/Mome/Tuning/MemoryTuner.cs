@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mome.Interop;
 using Mome.Native;
 
 namespace Mome;
@@ -20,7 +21,7 @@ public sealed record TuningOptions
     /// the end-of-sequence token follow it.</summary>
     public string PromptTemplate { get; init; } = "Q: {question}\nA:";
     public int Epochs { get; init; } = 40;
-    public float LearningRate { get; init; } = 0.1f;
+    public float LearningRate { get; init; } = 0.3f;
     public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Constant;
     /// <summary>Updates over which the rate ramps up linearly from 0 (0: none).</summary>
     public int WarmupSteps { get; init; }
@@ -38,14 +39,20 @@ public sealed record TuningOptions
     /// and the residual stream after its block) between epochs, so that only the layers above
     /// the memory layer run again; facts past the budget recompute them.</summary>
     public long ActivationCacheBytes { get; init; } = 1L << 30;
-    /// <summary>Run each step's forward and backward on this CUDA device (libmome_cuda; the
-    /// route and the optimiser stay on the host; router-phase epochs run on the CPU).</summary>
-    public int? CudaDevice { get; init; }
-    /// <summary>Where the bank is checkpointed (its optimiser state goes to "&lt;path&gt;.state");
-    /// null: no checkpoints.</summary>
+    /// <summary>Where steps run: the CPU (default), the CPU reference loops, or a CUDA device
+    /// (libmome_cuda; routes are made on the host; router epochs need the CPU).</summary>
+    public DeviceBackend Backend { get; init; } = DeviceBackend.Cpu;
+    public int Device { get; init; }
+    /// <summary>Facts per step, packed into one batch (one sequence each); null: the native
+    /// default (16). Router epochs step one fact at a time.</summary>
+    public int? BatchSize { get; init; }
+    public TuningOptimizer Optimizer { get; init; } = TuningOptimizer.AdamW;
+    public float Epsilon { get; init; } = 1e-8f;
+    /// <summary>Where the bank is checkpointed (the native tuner's state goes to
+    /// "&lt;path&gt;.state", see mome_tuner_checkpoint); null: no checkpoints.</summary>
     public string? CheckpointPath { get; init; }
-    /// <summary>Least time between checkpoints (taken between facts); one is always written
-    /// when tuning ends. Zero: after every fact.</summary>
+    /// <summary>Least time between checkpoints (taken between steps); one is always written
+    /// when tuning ends. Zero: after every step.</summary>
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Continue from the checkpoint at CheckpointPath: the bank given to the tuner must
     /// be the one loaded from there. Its state file restores the position and the optimiser.</summary>
@@ -70,6 +77,11 @@ public sealed record TuningOptions
     public double WhiteningRidge { get; init; } = 1e-3;
 }
 
+/// <summary>The optimiser of the experts: AdamW (2 floats of state per trained value) or an
+/// Adafactor-style factored second moment without first moment (rank + n_embd floats per
+/// expert table: for banks of millions of experts).</summary>
+public enum TuningOptimizer { AdamW, Adafactor }
+
 /// <summary>Where tuning stands: reported after every epoch and a few times a second within one.</summary>
 public sealed record TuningProgress(int Epoch, int Epochs, double Loss, int Memorised, int Total, double FactsPerSecond,
     TimeSpan Elapsed, TimeSpan? Remaining)
@@ -88,13 +100,25 @@ public sealed record TuningResult(int Epochs, double Recall, double Loss, TimeSp
 {
     /// <summary>The locality gate's calibration (null when the threshold was given or the gate is off).</summary>
     public GateCalibration? Gate { get; init; }
+    /// <summary>Experts the optimiser holds state for, its bytes per expert and in all.</summary>
+    public long TouchedExperts { get; init; }
+    public long StateBytesPerExpert { get; init; }
+    public long OptimizerStateBytes { get; init; }
+    /// <summary>Facts stepped per second of stepping (every epoch's facts over this run's time in
+    /// steps and checkpoints; the one-off gate calibration, <see cref="GateTime"/>, left out).</summary>
+    public double FactsPerSecond { get; init; }
+    /// <summary>Time spent calibrating the locality gate (negatives' evidence) in this run.</summary>
+    public TimeSpan GateTime { get; init; }
 }
 
 /// <summary>
-/// Memory tuning: trains only the experts each fact routes to (AdamW with state kept for
-/// touched experts only) until greedy decoding of every answer is exact or the epoch budget
-/// ends. A fact whose answer is already exact is not updated in that epoch, and every fact is
-/// re-checked each epoch. The bank must have one memory layer.
+/// Memory tuning: trains only the experts each fact routes to until greedy decoding of every
+/// answer is exact or the epoch budget ends. The optimiser, the batched steps, the route and
+/// activation caches and the checkpoints are the native tuner's (mome.h, "The tuner"); this
+/// class drives it: the prompt, centring and whitening of a new bank's routing, the locality
+/// gate, progress, cancellation and when to checkpoint. A fact whose answer is already exact
+/// is not updated in that epoch, and every fact is re-checked each epoch. The bank must have
+/// one memory layer.
 /// </summary>
 public sealed class MemoryTuner
 {
@@ -103,10 +127,6 @@ public sealed class MemoryTuner
     private readonly TuningOptions _options;
     private readonly MomeTokenizer _tokenizer;
     private readonly BankRouter _router;
-    private Dictionary<long, float[][]> _experts = [];
-    private Dictionary<long, float[][]> _keyRows = [];
-    private float[][]? _wq;
-    private long _step;
 
     public MemoryTuner(MemoryBank bank, TuningOptions? options = null)
     {
@@ -121,9 +141,14 @@ public sealed class MemoryTuner
             throw new ArgumentException("resuming needs the checkpoint path the bank was loaded from", nameof(options));
         if (!_options.PromptTemplate.Contains(BankPromptFile.QuestionMarker, StringComparison.Ordinal))
             throw new ArgumentException($"the prompt template '{_options.PromptTemplate}' has no {BankPromptFile.QuestionMarker} to put the question in", nameof(options));
+        if (_options.BatchSize is < 1)
+            throw new ArgumentException($"the batch size is {_options.BatchSize}; it must be at least 1", nameof(options));
         _tokenizer = MomeTokenizer.FromModel(bank.Model);
         _router = bank.Router(0);
     }
+
+    /// <summary>Where the tuner's state is kept beside a checkpointed bank.</summary>
+    public static string StatePath(string bankPath) => bankPath + ".state";
 
     public MomeTokenizer Tokenizer => _tokenizer;
 
@@ -144,22 +169,6 @@ public sealed class MemoryTuner
         CancellationToken cancellationToken = default) =>
         Task.Run(() => Tune(facts, progress, cancellationToken), cancellationToken);
 
-    /// <summary>The learning rate of an update <paramref name="progress"/> (0..1) of the way
-    /// through the epoch budget, after <paramref name="step"/> earlier updates.</summary>
-    public static double LearningRateAt(TuningOptions options, double baseRate, long step, double progress)
-    {
-        var warm = options.WarmupSteps > 0 ? Math.Min(1.0, (step + 1.0) / options.WarmupSteps) : 1.0;
-        var floor = options.FinalLearningRateRatio;
-        var p = Math.Clamp(progress, 0, 1);
-        var decay = options.Schedule switch
-        {
-            LearningRateSchedule.Cosine => floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * p)),
-            LearningRateSchedule.Linear => 1 - (1 - floor) * p,
-            _ => 1.0,
-        };
-        return baseRate * warm * decay;
-    }
-
     private TuningResult Tune(IReadOnlyList<Fact> facts, IProgress<TuningProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(facts);
@@ -170,90 +179,91 @@ public sealed class MemoryTuner
         for (var i = 0; i < encoded.Count; i++)
             if (encoded[i].Tokens.Length > context)
                 throw new ArgumentException($"fact {i + 1} is {encoded[i].Tokens.Length} tokens long; the model's context holds {context}");
-        var factsHash = TuningCheckpoint.HashFacts(encoded.Select(e => e.Tokens.Append(e.AnswerStart).ToArray()));
+        using var tuner = NativeTuner.Create(_bank, _options);
+        tuner.AddFacts(encoded);
+        var earlier = TimeSpan.Zero;
         string? note = null;
-        var start = _options.Resume ? Restore(factsHash, out note) : null;
-        if (start is null) CentreRouting(encoded);
-        var position = start ?? new TuningCheckpoint.Header(0, 0, 0, 0, 0, 0, factsHash, "");
-        if (position.Epoch >= _options.Epochs)
-            throw new ArgumentException($"the checkpoint has already run {position.Epoch} epochs, the whole budget of {_options.Epochs}: give a larger epoch budget to continue");
-        if (note is not null) progress?.Report(new TuningProgress(position.Epoch + 1, _options.Epochs, double.NaN, 0, encoded.Count, 0, TimeSpan.Zero, null) { Note = note });
+        var resumed = false;
+        if (_options.Resume) (resumed, earlier, note) = Restore(tuner);
+        if (!resumed) CentreRouting(encoded);
+        var start = tuner.Info;
+        if (start.Epoch >= _options.Epochs)
+            throw new ArgumentException($"the checkpoint has already run {start.Epoch} epochs, the whole budget of {_options.Epochs}: give a larger epoch budget to continue");
+        if (note is not null) progress?.Report(new TuningProgress(start.Epoch + 1, _options.Epochs, double.NaN, 0, encoded.Count, 0, TimeSpan.Zero, null) { Note = note });
+        if (_options.CheckpointPath is { } prompted) BankPromptFile.Write(Path.GetFullPath(prompted), _options.PromptTemplate);
 
-        using var device = _options.CudaDevice is { } cuda
-            ? new MomeSession(_bank.Model, new SessionOptions { ContextLength = 1, Backend = DeviceBackend.Cuda, Device = cuda, Threads = _options.Threads })
-            : null;
         var watch = Stopwatch.StartNew();
-        var earlier = TimeSpan.FromSeconds(position.ElapsedSeconds);
         var lastCheckpoint = watch.Elapsed;
         var lastReport = watch.Elapsed;
-        var routes = new (int[] Indices, float[] Weights)?[encoded.Count];
-        var prefixes = new float[]?[encoded.Count];
-        var cacheLeft = _options.ActivationCacheBytes;
         long factsDone = 0;
-        var epoch = position.Epoch;
+        var epoch = start.Epoch;
         var loss = double.NaN;
         var memorised = 0;
+        var epochLoss = 0.0;
+        var epochExact = 0;
+        var epochFacts = 0;
         GateCalibration? gate = null;
         var gateReady = false;
+        var gateTime = TimeSpan.Zero;
         if (epoch < _options.RouterEpochs) _bank.SetGateThreshold(0, MemoryGate.Off); // W_q still moves
         while (epoch < _options.Epochs)
         {
             var routerPhase = epoch < _options.RouterEpochs;
             if (!routerPhase && !gateReady)
             {
+                var calibrating = watch.Elapsed;
                 gate = PrepareGate(facts, encoded);
+                gateTime += watch.Elapsed - calibrating;
                 gateReady = true;
             }
-            var first = epoch == position.Epoch ? position.Position : 0;
-            var total = epoch == position.Epoch ? position.EpochLoss : 0.0;
-            memorised = epoch == position.Epoch ? position.EpochMemorised : 0;
-            for (var i = first; i < encoded.Count; i++)
+            cancellationToken.ThrowIfCancellationRequested();
+            MomeTunerStepResult step;
+            // The native step polls the token per layer; checkpoints below are never cut short.
+            using (NativeAbort.Scope(cancellationToken))
+                step = tuner.Step();
+            var epochDone = step.EpochDone != 0;
+            factsDone += step.NFacts;
+            if (step.FirstFact == 0) (epochLoss, epochExact, epochFacts) = (0, 0, 0);
+            epochLoss += step.LossSum;
+            epochExact += step.NExact;
+            epochFacts += step.NFacts;
+            var position = step.FirstFact + step.NFacts;
+            if (epochDone)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var (tokens, answerStart) = encoded[i];
-                var prefix = prefixes[i];
-                var keep = prefix is null && cacheLeft >= PrefixBytes(tokens) ? new float[PrefixBytes(tokens) / sizeof(float)] : null;
-                FactStep step;
-                // The native step polls the token per layer; checkpoints below are never cut short.
-                using (NativeAbort.Scope(cancellationToken))
-                    step = _bank.FactBackward(tokens, answerStart, routerPhase ? null : routes[i], routerPhase, _options.Threads, prefix, keep,
-                        routerPhase ? null : device);
-                if (keep is not null)
-                {
-                    prefixes[i] = keep;
-                    cacheLeft -= PrefixBytes(tokens);
-                }
-                if (!routerPhase) routes[i] ??= (step.Indices, step.Weights);
-                total += step.Loss;
-                factsDone++;
-                var lr = LearningRateAt(_options, _options.LearningRate, _step, (epoch + (double)i / encoded.Count) / _options.Epochs);
-                if (step.Exact) memorised++;
-                else Update(step, lr, routerPhase ? LearningRateAt(_options, _options.RouterLearningRate, _step, (epoch + (double)i / encoded.Count) / _options.Epochs) : 0);
-                var done = i + 1 == encoded.Count;
-                if (_options.CheckpointPath is { } path && !done && watch.Elapsed - lastCheckpoint >= _options.CheckpointInterval)
-                {
-                    SaveCheckpoint(path, new TuningCheckpoint.Header(epoch, i + 1, _step, total, memorised, (earlier + watch.Elapsed).TotalSeconds, factsHash, ""));
-                    lastCheckpoint = watch.Elapsed;
-                }
-                if (progress is not null && (done || watch.Elapsed - lastReport >= ReportEvery))
-                {
-                    lastReport = watch.Elapsed;
-                    var perSecond = factsDone / Math.Max(watch.Elapsed.TotalSeconds, 1e-9);
-                    var left = (long)(_options.Epochs - epoch) * encoded.Count - (i + 1);
-                    progress.Report(new TuningProgress(epoch + 1, _options.Epochs, total / (i + 1), memorised, encoded.Count, perSecond,
-                        earlier + watch.Elapsed, done && memorised == encoded.Count && !routerPhase ? TimeSpan.Zero : TimeSpan.FromSeconds(left / perSecond))
-                    {
-                        Position = i + 1, RouterPhase = routerPhase, LearningRate = lr,
-                    });
-                }
+                loss = step.EpochLoss;
+                memorised = step.EpochExact;
             }
-            loss = total / encoded.Count;
+            if (_options.CheckpointPath is { } path && !epochDone && watch.Elapsed - lastCheckpoint >= _options.CheckpointInterval)
+            {
+                tuner.Checkpoint(Path.GetFullPath(path), (earlier + watch.Elapsed).TotalSeconds);
+                lastCheckpoint = watch.Elapsed;
+            }
+            if (progress is not null && (epochDone || watch.Elapsed - lastReport >= ReportEvery))
+            {
+                lastReport = watch.Elapsed;
+                var perSecond = factsDone / Math.Max(watch.Elapsed.TotalSeconds, 1e-9);
+                var left = (long)(_options.Epochs - epoch) * encoded.Count - position;
+                var shownExact = epochDone ? step.EpochExact : epochExact;
+                var shownLoss = epochDone ? step.EpochLoss : epochLoss / epochFacts;
+                progress.Report(new TuningProgress(epoch + 1, _options.Epochs, shownLoss, shownExact, encoded.Count, perSecond,
+                    earlier + watch.Elapsed, epochDone && shownExact == encoded.Count && !routerPhase ? TimeSpan.Zero : TimeSpan.FromSeconds(left / perSecond))
+                {
+                    Position = position, RouterPhase = routerPhase, LearningRate = step.LearningRate,
+                });
+            }
+            if (!epochDone) continue;
             epoch++;
             if (memorised == encoded.Count && epoch >= _options.RouterEpochs) break;
         }
         if (_options.CheckpointPath is { } final)
-            SaveCheckpoint(final, new TuningCheckpoint.Header(epoch, 0, _step, 0, 0, (earlier + watch.Elapsed).TotalSeconds, factsHash, ""));
-        return new TuningResult(epoch, (double)memorised / encoded.Count, loss, earlier + watch.Elapsed) { Gate = gate };
+            tuner.Checkpoint(Path.GetFullPath(final), (earlier + watch.Elapsed).TotalSeconds);
+        var end = tuner.Info;
+        return new TuningResult(epoch, (double)memorised / encoded.Count, loss, earlier + watch.Elapsed)
+        {
+            Gate = gate, TouchedExperts = end.TouchedExperts, StateBytesPerExpert = end.StateBytesPerExpert,
+            OptimizerStateBytes = end.StateBytes, GateTime = gateTime,
+            FactsPerSecond = factsDone / Math.Max((watch.Elapsed - gateTime).TotalSeconds, 1e-9),
+        };
     }
 
     // The facts' signatures into the gate and its threshold, once the router is frozen (the
@@ -274,57 +284,22 @@ public sealed class MemoryTuner
         }
     }
 
-    private long PrefixBytes(int[] tokens) => 2L * tokens.Length * _bank.Model.Config.EmbeddingLength * sizeof(float);
-
-    // The bank to a side file, then the state that names it, then the bank into place: killed
-    // anywhere, the bank at `path` matches the new state or the one kept before it.
-    private void SaveCheckpoint(string path, TuningCheckpoint.Header position)
+    // The position and optimiser of the checkpoint the bank was loaded from; when there is
+    // none to continue, a note saying why (and the tuner starts afresh).
+    private (bool Resumed, TimeSpan Elapsed, string Note) Restore(NativeTuner tuner)
     {
-        var next = path + ".next";
-        _bank.Save(next);
-        new TuningCheckpoint
+        var path = Path.GetFullPath(_options.CheckpointPath!);
+        var (outcome, elapsed) = tuner.Resume(path);
+        var info = tuner.Info;
+        return outcome switch
         {
-            Position = position with { BankHash = TuningCheckpoint.HashFile(next) },
-            Experts = _experts, KeyRows = _keyRows, Wq = _wq,
-        }.Save(TuningCheckpoint.StatePath(path));
-        File.Move(BankPromptFile.PathOf(next), BankPromptFile.PathOf(path), overwrite: true);
-        File.Move(next, path, overwrite: true);
-    }
-
-    // The position and optimiser of the checkpoint the bank was loaded from, or null (with a
-    // note saying why) when there is none to continue.
-    private TuningCheckpoint.Header? Restore(string factsHash, out string? note)
-    {
-        var path = _options.CheckpointPath!;
-        var statePath = TuningCheckpoint.StatePath(path);
-        if (!File.Exists(statePath))
-        {
-            note = $"no tuning state at {statePath}: tuning the bank as saved with a fresh optimiser";
-            return null;
-        }
-        var bankHash = File.Exists(path) ? TuningCheckpoint.HashFile(path) : "";
-        var state = Read(statePath);
-        if (state.Position.BankHash != bankHash && File.Exists(TuningCheckpoint.PreviousPath(statePath)))
-        {
-            var previous = Read(TuningCheckpoint.PreviousPath(statePath));
-            if (previous.Position.BankHash == bankHash) state = previous; // stopped before the bank's rename
-        }
-        if (state.Position.FactsHash != factsHash)
-        {
-            note = "the facts (or the prompt template) differ from the checkpoint's: tuning the bank as saved with a fresh optimiser";
-            return null;
-        }
-        if (state.Position.BankHash != bankHash)
-        {
-            note = $"the tuning state does not belong to the bank at {path}: tuning the bank as saved with a fresh optimiser";
-            return null;
-        }
-        (_experts, _keyRows, _wq, _step) = (state.Experts, state.KeyRows, state.Wq, state.Position.Step);
-        note = $"resuming at epoch {state.Position.Epoch + 1}, fact {state.Position.Position + 1}, after {state.Position.Step} updates";
-        return state.Position;
-
-        TuningCheckpoint Read(string file) => TuningCheckpoint.Load(file, _bank.Options.Experts, _bank.Options.Rank * (int)_bank.Model.Config.EmbeddingLength,
-            _router.KeyRows, _router.KeyRowLength, (int)(_bank.Options.KeyDim * _bank.Model.Config.EmbeddingLength));
+            MomeResumeOutcome.Resumed => (true, TimeSpan.FromSeconds(elapsed),
+                $"resuming at epoch {info.Epoch + 1}, fact {info.Position + 1}, after {info.Updates} updates"),
+            MomeResumeOutcome.NoState => (false, TimeSpan.Zero, $"no tuning state at {StatePath(path)}: tuning the bank as saved with a fresh optimiser"),
+            MomeResumeOutcome.OtherFacts => (false, TimeSpan.Zero,
+                "the facts (or the prompt template) differ from the checkpoint's: tuning the bank as saved with a fresh optimiser"),
+            _ => (false, TimeSpan.Zero, $"the tuning state does not belong to the bank at {path}: tuning the bank as saved with a fresh optimiser"),
+        };
     }
 
     // A fresh bank routes from raw inputs, which questions differing in a few words share
@@ -346,74 +321,6 @@ public sealed class MemoryTuner
         if (_options.WhiteningRidge <= 0 || _bank.Options.Routing != RoutingMode.Sequence) return;
         var centred = means.Select(m => m.Select((v, i) => v - centre[i]).ToArray()).ToList();
         _router.SetQueryProjection(RoutingWhitening.Whiten(_router.GetQueryProjection(), (int)_bank.Options.KeyDim, dim, centred, _options.WhiteningRidge));
-    }
-
-    // AdamW on the routed experts only (and, in the router phase, on W_q and the route's key
-    // rows); state exists for what was ever touched.
-    private void Update(FactStep step, double lr, double routerLr)
-    {
-        _step++;
-        var n = step.DA.Length / step.Indices.Length;
-        var correction1 = 1 - Math.Pow(_options.Beta1, _step);
-        var correction2 = 1 - Math.Pow(_options.Beta2, _step);
-        for (var j = 0; j < step.ExpertCount; j++)
-        {
-            var expert = step.Experts[j];
-            if (!_experts.TryGetValue(expert, out var state)) _experts[expert] = state = [new float[n], new float[n], new float[n], new float[n]];
-            var (a, b) = _bank.GetExpert(0, expert);
-            Apply(a, step.DA.AsSpan(j * n, n), state[0], state[1], lr);
-            Apply(b, step.DB.AsSpan(j * n, n), state[2], state[3], lr);
-            _bank.SetExpert(0, expert, a, b);
-        }
-        if (step.DWq is null || step.DKeys is null) return;
-
-        var wq = _router.GetQueryProjection();
-        _wq ??= [new float[wq.Length], new float[wq.Length]];
-        Apply(wq, step.DWq, _wq[0], _wq[1], routerLr);
-        _router.SetQueryProjection(wq);
-        foreach (var (row, gradient) in KeyRowGradients(step))
-        {
-            if (!_keyRows.TryGetValue(row, out var state)) _keyRows[row] = state = [new float[gradient.Length], new float[gradient.Length]];
-            var key = _router.GetKeyRows(row, 1);
-            Apply(key, gradient, state[0], state[1], routerLr);
-            _router.SetKeyRows(row, key);
-        }
-
-        void Apply(float[] p, ReadOnlySpan<float> g, float[] m, float[] v, double rate)
-        {
-            for (var i = 0; i < p.Length; i++)
-            {
-                m[i] = _options.Beta1 * m[i] + (1 - _options.Beta1) * g[i];
-                v[i] = _options.Beta2 * v[i] + (1 - _options.Beta2) * g[i] * g[i];
-                var update = m[i] / correction1 / (Math.Sqrt(v[i] / correction2) + 1e-8);
-                p[i] = (float)(p[i] - rate * (update + _options.WeightDecay * p[i]));
-            }
-        }
-    }
-
-    // The route's key gradients by key row: a flat router's entry j is expert j's row; a
-    // product router's halves go to the two sub-key rows (shared rows add up).
-    private Dictionary<long, float[]> KeyRowGradients(FactStep step)
-    {
-        var keyDim = (int)_bank.Options.KeyDim;
-        var rows = new Dictionary<long, float[]>();
-        void Add(long row, ReadOnlySpan<float> g)
-        {
-            if (!rows.TryGetValue(row, out var sum)) rows[row] = sum = new float[g.Length];
-            for (var i = 0; i < g.Length; i++) sum[i] += g[i];
-        }
-        for (var j = 0; j < step.Indices.Length; j++)
-        {
-            var g = step.DKeys.AsSpan(j * keyDim, keyDim);
-            if (_bank.Options.Router == RouterKind.Product)
-            {
-                var sub = _router.SubKeys;
-                Add(step.Indices[j] / sub, g[..(keyDim / 2)]);
-                Add(sub + step.Indices[j] % sub, g[(keyDim / 2)..]);
-            }
-            else Add(step.Indices[j], g);
-        }
-        return rows;
     }
 }
 

@@ -3,8 +3,10 @@
 // grouped-LoRA kernels and with rows and tokens spread over a thread pool. Device memory is
 // host memory, so copies are memcpy and a host tensor is its own device tensor.
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -173,27 +175,46 @@ public:
     void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {
         mome::matmul_backward_input(W, dY, n, dX, &pool_);
     }
-    // One segment of distinct experts: each chunk owns one expert's rows of dA and dB.
+    void cross_entropy_backward(const float* logits, const int32_t* targets, int64_t n, int64_t n_vocab, float* dlogits,
+                                float* loss) override {
+        // Rows over the threads; each exponential computed once, in float, and summed in double.
+        pool_.run(n, [&](int64_t t) {
+            const float* l = logits + t * n_vocab;
+            float* d = dlogits + t * n_vocab;
+            const float m = *std::max_element(l, l + n_vocab);
+            double sum = 0;
+            for (int64_t i = 0; i < n_vocab; ++i) sum += (d[i] = std::exp(l[i] - m));
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t i = 0; i < n_vocab; ++i) d[i] *= inv;
+            d[targets[t]] -= 1.0f;
+            loss[t] = static_cast<float>(-(static_cast<double>(l[targets[t]]) - m - std::log(sum)));
+        });
+    }
+    // Each chunk owns one expert's rows of dA and dB and goes through every route entry of it,
+    // segment by segment (the reference loop over one segment and one entry at a time).
     void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
         require_f32(tables);
-        if (batch.n_segments != 1 || !distinct(batch.indices, batch.top_k))
-            return mome::lora_backward(tables, batch, dout, dA, dB, nullptr);
-        pool_.run(batch.top_k, [&](int64_t j) {
-            LoraBatch one = batch;
-            one.indices = batch.indices + j;
-            one.weights = batch.weights + j;
-            one.top_k = 1;
-            mome::lora_backward(tables, one, dout, dA, dB, nullptr);
+        std::unordered_map<int32_t, std::vector<int64_t>> entries_of;  // expert -> its entries s * top_k + j
+        std::vector<int32_t> experts;
+        for (int64_t i = 0; i < batch.n_segments * batch.top_k; ++i) {
+            std::vector<int64_t>& list = entries_of[batch.indices[i]];
+            if (list.empty()) experts.push_back(batch.indices[i]);
+            list.push_back(i);
+        }
+        pool_.run(static_cast<int64_t>(experts.size()), [&](int64_t x) {
+            for (const int64_t i : entries_of.at(experts[static_cast<size_t>(x)])) {
+                LoraBatch one = batch;
+                one.segment_offsets = batch.segment_offsets + i / batch.top_k;
+                one.n_segments = 1;
+                one.indices = batch.indices + i;
+                one.weights = batch.weights + i;
+                one.top_k = 1;
+                mome::lora_backward(tables, one, dout, dA, dB, nullptr);
+            }
         });
     }
 
 private:
-    static bool distinct(const int32_t* indices, int32_t k) {
-        for (int32_t i = 0; i < k; ++i)
-            for (int32_t j = 0; j < i; ++j)
-                if (indices[i] == indices[j]) return false;
-        return true;
-    }
     ThreadPool& pool_;
 };
 

@@ -33,6 +33,8 @@ MOME_ABI_STRUCT(mome_lora_desc, sizeof(mome_lora_desc));
 MOME_ABI_STRUCT(mome_bank_params, sizeof(mome_bank_params));
 MOME_ABI_STRUCT(mome_fact_desc, sizeof(mome_fact_desc));
 MOME_ABI_STRUCT(mome_fact_grads, sizeof(mome_fact_grads));
+MOME_ABI_STRUCT(mome_tuner_params, sizeof(mome_tuner_params));
+MOME_ABI_STRUCT(mome_tuner_step_result, sizeof(mome_tuner_step_result));
 
 #undef MOME_ABI_STRUCT
 

@@ -55,17 +55,25 @@ void quantized_backward_input(const Tensor& W, const float* dY, int64_t n_tokens
 void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, pool);
     // dX[t] += dY[t][r] * W[r] for every row: one SIMD axpy per row, W read in its own type.
-    // Tokens are independent rows of dX: with a pool they spread over its threads.
+    // Tokens go in tiles (up to 8, fewer when that leaves a thread idle), so that each row of
+    // W is read once per tile while the tile's rows of dX stay in cache; each dX element still
+    // sums over r in order. Tiles are independent rows of dX: with a pool they spread over its
+    // threads.
+    const int64_t threads = pool ? pool->size() : 1;
+    const int64_t kTile = std::max<int64_t>(1, std::min<int64_t>(8, (n_tokens + threads - 1) / threads));
     const AxpyRowFn axpy = axpy_row_best();
-    auto token = [&](int64_t t) {
-        for (int64_t r = 0; r < W.rows; ++r) {
-            const float g = dY[t * W.rows + r];
-            if (g != 0) axpy(W, r, g, dX + t * W.cols);
-        }
+    const int64_t n_tiles = (n_tokens + kTile - 1) / kTile;
+    auto tile = [&](int64_t i) {
+        const int64_t first = i * kTile, end = std::min(n_tokens, first + kTile);
+        for (int64_t r = 0; r < W.rows; ++r)
+            for (int64_t t = first; t < end; ++t) {
+                const float g = dY[t * W.rows + r];
+                if (g != 0) axpy(W, r, g, dX + t * W.cols);
+            }
     };
-    if (pool && n_tokens > 1) pool->run(n_tokens, token);
+    if (pool && n_tiles > 1) pool->run(n_tiles, tile);
     else
-        for (int64_t t = 0; t < n_tokens; ++t) token(t);
+        for (int64_t i = 0; i < n_tiles; ++i) tile(i);
 }
 
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {

@@ -48,9 +48,18 @@ private:
 // w = softmax(score / T) over the route and score_j = q . key_j / sqrt(key_dim); so
 // dL/dw_j = s * sum_t <B_j A_j u_t, dx_t>, through the softmax to the scores, then to the
 // query q = W_q (mean - centre) and to each route entry's key.
-void router_backward(const mome_bank& bank, const std::vector<float>& u, int64_t n, const std::vector<float>& dx,
-                     const std::vector<float>& a_local, const std::vector<float>& b_local, const std::vector<float>& query,
-                     const std::vector<float>& centred, FactGradients& g) {
+// What the router's backward needs of a batch of one fact, on the host.
+struct RouterInputs {
+    std::vector<float> u0, dx, a_local, b_local, query, centred;
+};
+
+void router_backward(const mome_bank& bank, const RouterInputs& in, int64_t n, FactGradients& g) {
+    const std::vector<float>& u = in.u0;
+    const std::vector<float>& dx = in.dx;
+    const std::vector<float>& a_local = in.a_local;
+    const std::vector<float>& b_local = in.b_local;
+    const std::vector<float>& query = in.query;
+    const std::vector<float>& centred = in.centred;
     const mome_bank_params& p = bank.params;
     const int64_t D = bank.model->config.n_embd, k = p.top_k, r = p.rank, kd = p.key_dim;
     const double lora_scale = p.alpha / static_cast<double>(p.rank);
@@ -128,7 +137,7 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
     return mean;
 }
 
-void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactGradients& g,
+void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactRoute& g,
                 std::vector<float>* query, std::vector<float>* centred) {
     const mome_bank_params& p = bank.params;
     const int64_t D = bank.model->config.n_embd, k = p.top_k;
@@ -166,54 +175,76 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
     if (query) *query = std::move(q);
 }
 
-FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
-                             int n_threads) {
-    const int32_t* tokens = fact.tokens;
-    const int64_t n = fact.n, answer_start = fact.answer_start;
-    const bool cached = fact.route_indices != nullptr;
-    require_arg(cached == (fact.route_weights != nullptr), "a cached route needs both its indices and its weights");
-    if (router_gradients && cached)
-        fail(MOME_STATUS_INVALID_ARGUMENT, "router gradients need live routing: give no cached route when asking for them");
+namespace {
+
+void check_fact(const mome_llama_config& c, const FactInput& fact) {
+    check_tokens(c, fact.tokens, fact.n);
+    if (fact.n < 2 || fact.answer_start < 1 || fact.answer_start >= fact.n)
+        fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
+                                                  "answer_start = %lld)", static_cast<long long>(fact.n),
+                                                  static_cast<long long>(fact.answer_start)));
+    require_arg((fact.route_indices == nullptr) == (fact.route_weights == nullptr), "a cached route needs both its indices and its weights");
+}
+
+// The batch step; `router` (a batch of one fact only) receives what the router's backward needs.
+BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
+                    int n_threads, RouterInputs* router) {
+    require_arg(!facts.empty(), "a batch needs at least one fact");
     const mome_model& model = *bank.model;
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
     if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
     const bool per_token = p.routing == MOME_ROUTING_MODE_TOKEN;
-    if (per_token && router_gradients)
-        fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed for banks that route per sequence; this one routes per token");
-    check_tokens(c, tokens, n);
-    if (n < 2 || answer_start < 1 || answer_start >= n)
-        fail(MOME_STATUS_INVALID_ARGUMENT, format("a fact needs question tokens and at least one answer token (n_tokens = %lld, "
-                                                  "answer_start = %lld)", static_cast<long long>(n), static_cast<long long>(answer_start)));
+    for (const FactInput& f : facts) check_fact(c, f);
     // The backend: the given one (a GPU session's) or cpu-fast over the caller's pool.
     std::unique_ptr<Backend> own;
     LlamaWeights host;
-    Backend* be = fact.backend;
-    const LlamaWeights* w = fact.weights;
+    Backend* be = facts[0].backend;
+    const LlamaWeights* w = facts[0].weights;
     require_arg((be == nullptr) == (w == nullptr), "a tuning step's backend comes with the model's weights on it");
+    for (const FactInput& f : facts) require_arg(f.backend == be && f.weights == w, "the facts of a batch run on one backend");
     if (!be) {
         own = make_cpu_fast_backend(pool);
         be = own.get();
         host = load_llama_weights(*model.file, c);
         w = &host;
-    } else if (be->device() != Device::Host) {
-        if (router_gradients) fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed on the CPU only: give no session with them");
-        if (per_token)
-            fail(MOME_STATUS_UNSUPPORTED, "tuning steps on CUDA serve banks that route per sequence; tune per-token banks on the CPU");
+    } else if (be->device() != Device::Host && per_token) {
+        fail(MOME_STATUS_UNSUPPORTED, "tuning steps on CUDA serve banks that route per sequence; tune per-token banks on the CPU");
     }
-    const int64_t D = c.n_embd, l0 = bank.layers[0].block, r = p.rank;
-    FactGradients g;
-    const GraphInputs inputs(*be, tokens, positions_of(n).data(), nullptr, n);
-    KvCache cache = make_kv_cache(*be, c, 1, n);
+    const int64_t D = c.n_embd, l0 = bank.layers[0].block, r = p.rank, B = static_cast<int64_t>(facts.size());
+
+    // The facts packed one sequence each: tokens [starts[f], starts[f+1]) at positions 0...
+    std::vector<int64_t> starts{0};
+    std::vector<int32_t> tokens, positions, seq_ids;
+    int64_t longest = 0;
+    bool all_prefixed = true;
+    for (int64_t f = 0; f < B; ++f) {
+        const FactInput& fact = facts[static_cast<size_t>(f)];
+        for (int64_t t = 0; t < fact.n; ++t) {
+            tokens.push_back(fact.tokens[t]);
+            positions.push_back(static_cast<int32_t>(t));
+            seq_ids.push_back(static_cast<int32_t>(f));
+        }
+        starts.push_back(starts.back() + fact.n);
+        longest = std::max(longest, fact.n);
+        all_prefixed = all_prefixed && fact.prefix != nullptr;
+    }
+    const int64_t n = starts.back();
+    const GraphInputs inputs(*be, tokens.data(), positions.data(), seq_ids.data(), n);
+    KvCache cache = make_kv_cache(*be, c, B, longest);
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
     // The memory layer's input u0 and the residual stream x after its block (before the bank's
     // delta): the frozen layers below give the same for every step, so a caller may keep them.
     Buffer x = floats(*be, n * D), prefix_u0;
     const float* u0 = nullptr;
-    if (fact.prefix) {
+    if (all_prefixed) {
         prefix_u0 = floats(*be, n * D);
-        be->upload(prefix_u0.as<void>(), fact.prefix, static_cast<uint64_t>(n * D) * sizeof(float));
-        be->upload(x.as<void>(), fact.prefix + n * D, static_cast<uint64_t>(n * D) * sizeof(float));
+        for (int64_t f = 0; f < B; ++f) {
+            const FactInput& fact = facts[static_cast<size_t>(f)];
+            const uint64_t bytes = static_cast<uint64_t>(fact.n * D) * sizeof(float);
+            be->upload(prefix_u0.as() + starts[static_cast<size_t>(f)] * D, fact.prefix, bytes);
+            be->upload(x.as() + starts[static_cast<size_t>(f)] * D, fact.prefix + fact.n * D, bytes);
+        }
         u0 = prefix_u0.as();
     } else {
         llama_embed(*be, *w, inputs.batch(), x.as());
@@ -221,40 +252,47 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         u0 = acts[static_cast<size_t>(l0)].u.as();
     }
     const std::vector<float> host_u0 = download(*be, u0, n * D);
-    if (fact.prefix_out) {
-        std::copy(host_u0.begin(), host_u0.end(), fact.prefix_out);
-        be->download(fact.prefix_out + n * D, x.as(), static_cast<uint64_t>(n * D) * sizeof(float));
-    }
+    const std::vector<float> host_x = all_prefixed ? std::vector<float>{} : download(*be, x.as(), n * D);
 
-    // The memory layer: route from the question's mean input, as a session asking it would.
-    std::vector<float> query, centred;
-    route_fact(bank, fact, host_u0.data(), pool, n_threads, g, &query, &centred);
-    // One segment sharing the route, or one per token.
-    std::vector<int64_t> offsets{0};
-    for (int64_t t = 1; t <= n; ++t)
-        if (per_token || t == n) offsets.push_back(t);
-    if (cached) {
-        LoraBatch given{host_u0.data(), n, offsets.data(), static_cast<int64_t>(offsets.size()) - 1, g.indices.data(), g.weights.data(),
-                        p.top_k, p.alpha / static_cast<float>(p.rank)};
-        check_lora_batch(bank_tables(bank, 0), given);
+    // Each fact's route, from its question's mean input as a session asking it would (or cached).
+    BatchStep step;
+    step.facts.resize(static_cast<size_t>(B));
+    std::vector<float>* query = router ? &router->query : nullptr;
+    std::vector<float>* centred = router ? &router->centred : nullptr;
+    for (int64_t f = 0; f < B; ++f) {
+        const FactInput& fact = facts[static_cast<size_t>(f)];
+        FactRoute& route = step.facts[static_cast<size_t>(f)].route;
+        route_fact(bank, fact, host_u0.data() + starts[static_cast<size_t>(f)] * D, pool, n_threads, route, query, centred);
     }
-    // The routed experts, each distinct one gathered once as F32, in local tables that the
-    // forward's delta and the backward both use.
-    std::unordered_map<int32_t, int32_t> slot_of;
+    // Segments sharing a route (a fact, or each token when the bank routes per token), and the
+    // distinct routed experts of the batch, each gathered once as F32 into local tables that
+    // the forward's delta and the backward both use.
     BatchRoutes local;
     local.order.resize(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) local.order[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-    local.offsets = offsets;
-    local.weights = g.weights;
-    for (const int32_t e : g.indices) {
-        const auto [at, added] = slot_of.emplace(e, static_cast<int32_t>(g.experts.size()));
-        if (added) g.experts.push_back(e);
-        local.indices.push_back(at->second);
+    local.offsets.push_back(0);
+    std::unordered_map<int32_t, int32_t> slot_of;
+    std::vector<int32_t> bank_indices;
+    for (int64_t f = 0; f < B; ++f) {
+        const FactRoute& route = step.facts[static_cast<size_t>(f)].route;
+        const int64_t segments = per_token ? facts[static_cast<size_t>(f)].n : 1;
+        for (int64_t s = 0; s < segments; ++s) local.offsets.push_back(per_token ? local.offsets.back() + 1 : starts[static_cast<size_t>(f) + 1]);
+        for (size_t j = 0; j < route.indices.size(); ++j) {
+            const auto [at, added] = slot_of.emplace(route.indices[j], static_cast<int32_t>(step.experts.size()));
+            if (added) step.experts.push_back(route.indices[j]);
+            local.indices.push_back(at->second);
+            local.weights.push_back(route.weights[j]);
+            bank_indices.push_back(route.indices[j]);
+        }
     }
-    const int64_t per_expert = r * D, n_distinct = static_cast<int64_t>(g.experts.size());
+    // Cached routes come from the caller: checked against the bank like any other batch.
+    const LoraBatch routed{host_u0.data(), n, local.offsets.data(), static_cast<int64_t>(local.offsets.size()) - 1, bank_indices.data(),
+                           local.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    check_lora_batch(bank_tables(bank, 0), routed);
+    const int64_t per_expert = r * D, n_distinct = static_cast<int64_t>(step.experts.size());
     std::vector<float> a_local(static_cast<size_t>(n_distinct * per_expert)), b_local(a_local.size());
     for (int64_t j = 0; j < n_distinct; ++j) {
-        const int64_t first = static_cast<int64_t>(g.experts[static_cast<size_t>(j)]) * per_expert;
+        const int64_t first = static_cast<int64_t>(step.experts[static_cast<size_t>(j)]) * per_expert;
         read_floats(bank.layers[0].a, first, per_expert, a_local.data() + j * per_expert);
         read_floats(bank.layers[0].b, first, per_expert, b_local.data() + j * per_expert);
     }
@@ -267,26 +305,81 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     }
     llama_forward(*be, c, *w, inputs.batch(), cache, l0 + 1, c.n_layer, x.as(), nullptr, &acts);
 
-    // The loss over the answer, then back through the blocks above the memory layer.
-    const std::vector<int32_t> answer(tokens + answer_start, tokens + n);
-    const Buffer targets = upload(*be, answer);
-    Buffer dx = floats(*be, n * D);
-    const LossResult loss = llama_loss(*be, c, *w, x.as(), n, answer_start, targets.as<int32_t>(), answer.data(), dx.as());
-    g.loss = loss.loss, g.n_answer = loss.n_answer, g.n_correct = loss.n_correct;
-    llama_backward_from(*be, c, *w, inputs.batch(), cache, acts, l0 + 1, c.n_layer, dx.as());
-
-    // Into the routed experts.
-    const Buffer d_offsets = upload(*be, offsets), d_indices = upload(*be, local.indices), d_weights = upload(*be, g.weights);
-    const LoraBatch b{u0, n, d_offsets.as<int64_t>(), static_cast<int64_t>(offsets.size()) - 1, d_indices.as<int32_t>(),
-                      d_weights.as(), p.top_k, p.alpha / static_cast<float>(p.rank)};
-    Buffer da = floats(*be, n_distinct * per_expert, true), db = floats(*be, n_distinct * per_expert, true);
-    be->lora_backward(tables, b, dx.as(), da.as(), db.as());
-    g.da = download(*be, da.as(), n_distinct * per_expert);
-    g.db = download(*be, db.as(), n_distinct * per_expert);
-    if (router_gradients) {
-        const std::vector<float> host_dx = download(*be, dx.as(), n * D);
-        router_backward(bank, host_u0, n, host_dx, a_local, b_local, query, centred, g);
+    // The answers' losses, then back through the blocks above the memory layer.
+    std::vector<AnswerSpan> spans;
+    std::vector<int32_t> targets;
+    for (int64_t f = 0; f < B; ++f) {
+        const FactInput& fact = facts[static_cast<size_t>(f)];
+        spans.push_back(AnswerSpan{starts[static_cast<size_t>(f)] + fact.answer_start - 1, fact.n - fact.answer_start});
+        targets.insert(targets.end(), fact.tokens + fact.answer_start, fact.tokens + fact.n);
     }
+    Buffer dx = floats(*be, n * D);
+    const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as());
+    bool any_gradient = false;
+    for (int64_t f = 0; f < B; ++f) {
+        BatchStep::Fact& out = step.facts[static_cast<size_t>(f)];
+        const LossResult& l = losses[static_cast<size_t>(f)];
+        out.loss = l.loss, out.n_answer = l.n_answer, out.n_correct = l.n_correct;
+        any_gradient = any_gradient || !(options.skip_exact && l.exact());
+    }
+    // The caller's prefixes, once the step can no longer fail.
+    if (!all_prefixed)
+        for (int64_t f = 0; f < B; ++f)
+            if (float* out = facts[static_cast<size_t>(f)].prefix_out) {
+                const int64_t at = starts[static_cast<size_t>(f)] * D, count = facts[static_cast<size_t>(f)].n * D;
+                std::copy(host_u0.begin() + at, host_u0.begin() + at + count, out);
+                std::copy(host_x.begin() + at, host_x.begin() + at + count, out + count);
+            }
+    if (!options.backward || !any_gradient) {
+        step.experts.clear();
+        return step;
+    }
+    llama_backward_from(*be, c, *w, inputs.batch(), starts, cache, acts, l0 + 1, c.n_layer, dx.as());
+
+    // Into the routed experts: each distinct expert's gradient sums over the segments routed to it.
+    const Buffer d_offsets = upload(*be, local.offsets), d_indices = upload(*be, local.indices), d_weights = upload(*be, local.weights);
+    const LoraBatch lb{u0, n, d_offsets.as<int64_t>(), static_cast<int64_t>(local.offsets.size()) - 1, d_indices.as<int32_t>(),
+                       d_weights.as(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    Buffer da = floats(*be, n_distinct * per_expert, true), db = floats(*be, n_distinct * per_expert, true);
+    be->lora_backward(tables, lb, dx.as(), da.as(), db.as());
+    step.da = download(*be, da.as(), n_distinct * per_expert);
+    step.db = download(*be, db.as(), n_distinct * per_expert);
+    if (router) {
+        router->u0 = host_u0;
+        router->dx = download(*be, dx.as(), n * D);
+        router->a_local = std::move(a_local);
+        router->b_local = std::move(b_local);
+    }
+    return step;
+}
+
+}  // namespace
+
+BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
+                     int n_threads) {
+    return run_batch(bank, facts, options, pool, n_threads, nullptr);
+}
+
+FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
+                             int n_threads) {
+    const bool cached = fact.route_indices != nullptr;
+    if (router_gradients && cached)
+        fail(MOME_STATUS_INVALID_ARGUMENT, "router gradients need live routing: give no cached route when asking for them");
+    const mome_bank_params& p = bank.params;
+    if (router_gradients && p.routing == MOME_ROUTING_MODE_TOKEN)
+        fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed for banks that route per sequence; this one routes per token");
+    if (router_gradients && fact.backend && fact.backend->device() != Device::Host)
+        fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed on the CPU only: give no session with them");
+    RouterInputs router;
+    BatchStep step = run_batch(bank, {fact}, BatchOptions{}, pool, n_threads, router_gradients ? &router : nullptr);
+    FactGradients g;
+    BatchStep::Fact& f = step.facts[0];
+    static_cast<FactRoute&>(g) = std::move(f.route);
+    g.loss = f.loss, g.n_answer = f.n_answer, g.n_correct = f.n_correct;
+    g.experts = std::move(step.experts);
+    g.da = std::move(step.da);
+    g.db = std::move(step.db);
+    if (router_gradients) router_backward(bank, router, fact.n, g);
     return g;
 }
 

@@ -30,9 +30,13 @@ struct FactInput {
     const LlamaWeights* weights = nullptr;
 };
 
-struct FactGradients {
-    std::vector<int32_t> indices;  // the route, best first ([n x top_k] when the bank routes per token)
+// A fact's route (best first; [n x top_k] when the bank routes per token) and its answer's loss.
+struct FactRoute {
+    std::vector<int32_t> indices;
     std::vector<float> weights;
+};
+
+struct FactGradients : FactRoute {
     std::vector<int32_t> experts;  // the distinct routed experts, in the order of da and db's row blocks
     std::vector<float> da, db;     // [experts x rank x n_embd]
     std::vector<float> dwq;        // [key_dim x n_embd], when router gradients were asked for
@@ -41,6 +45,33 @@ struct FactGradients {
     int32_t n_answer = 0;
     int32_t n_correct = 0;
 };
+
+// One step over a batch of facts, packed as one sequence each into one graph batch: every
+// projection runs over all the batch's tokens at once.
+struct BatchStep {
+    struct Fact {
+        FactRoute route;
+        double loss = 0;  // mean cross-entropy over the answer
+        int32_t n_answer = 0, n_correct = 0;
+        bool exact() const { return n_correct == n_answer; }
+    };
+    std::vector<Fact> facts;
+    // The distinct experts of all routes, and the gradient of the sum of the facts' losses
+    // (leaving out exact facts when asked) for each: [experts x rank x n_embd]. Empty when no
+    // backward ran (forward only, or every fact exact).
+    std::vector<int32_t> experts;
+    std::vector<float> da, db;
+};
+
+struct BatchOptions {
+    bool backward = true;    // false: the forward, losses and exactness only
+    bool skip_exact = false;  // exact facts add no gradient (and no backward runs when all are)
+};
+
+// The batch's facts must all run on one backend (their `backend` and `weights` fields are
+// read from the first fact); each may have a cached route and a cached prefix.
+BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
+                     int n_threads);
 
 // The memory layer's input (slot 0, the MLP's normalised input in its block) for every
 // token [n x n_embd], by the frozen layers below it.
@@ -53,9 +84,11 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
 // A fact's route: its cached one, or from the mean of the memory layer's input u0 over the
 // question's tokens, as a session asking the question would. `query` and `centred` (may be
 // null) receive W_q's input and output, for the router's gradients.
-void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactGradients& g,
+void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactRoute& route,
                 std::vector<float>* query, std::vector<float>* centred);
 
+// One fact's step (a batch of one, its gradient kept even when exact), with the router's
+// gradients when asked (live routing only).
 FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,
                              int n_threads);
 

@@ -124,8 +124,10 @@ void llama_logits(Backend& be, const mome_llama_config& c, const LlamaWeights& w
     be.matmul(w.output, normed.as(), n_rows, logits);
 }
 
-void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, const KvCache& cache,
-                         const std::vector<LayerActivations>& keep, int64_t first, int64_t end, float* dx) {
+void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
+                         const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
+                         int64_t first, int64_t end, float* dx) {
+    require_arg(seq_starts.size() >= 2 && seq_starts.front() == 0 && seq_starts.back() == batch.n, "the sequences cover the batch");
     const Dims d = dims_of(c);
     const int64_t n = batch.n;
     const RopeParams rope = rope_params(c, w);
@@ -153,8 +155,13 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
         be.matmul_backward_input(L.wo, dx, n, dattn.as());
         zero(dk, n * d.kv_dim);
         zero(dv, n * d.kv_dim);
-        be.attention_backward(a.q.as(), cache.k[static_cast<size_t>(l)].as(), cache.v[static_cast<size_t>(l)].as(), batch.visible, n, shape,
-                              dattn.as(), dq.as(), dk.as(), dv.as());
+        // One sequence at a time: its queries, cache rows and key/value gradients.
+        for (size_t s = 0; s + 1 < seq_starts.size(); ++s) {
+            const int64_t t0 = seq_starts[s], len = seq_starts[s + 1] - t0, cached = static_cast<int64_t>(s) * cache.n_ctx * d.kv_dim;
+            be.attention_backward(a.q.as() + t0 * d.q_dim, cache.k[static_cast<size_t>(l)].as() + cached,
+                                  cache.v[static_cast<size_t>(l)].as() + cached, batch.visible + t0, len, shape,
+                                  dattn.as() + t0 * d.q_dim, dq.as() + t0 * d.q_dim, dk.as() + t0 * d.kv_dim, dv.as() + t0 * d.kv_dim);
+        }
         be.rope_backward(dq.as(), n, c.n_head, c.head_dim, batch.positions, rope);
         be.rope_backward(dk.as(), n, c.n_head_kv, c.head_dim, batch.positions, rope);
         zero(dxn, n * d.d);
@@ -166,31 +173,49 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
     }
 }
 
-LossResult llama_loss(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n, int64_t answer_start,
-                      const int32_t* targets, const int32_t* host_targets, float* dx) {
-    const int64_t D = c.n_embd, first = answer_start - 1, n_out = n - answer_start;
-    Buffer normed = floats(be, n_out * D), logits = floats(be, n_out * c.n_vocab), dlogits = floats(be, n_out * c.n_vocab);
-    Buffer losses = floats(be, n_out), best(be, static_cast<uint64_t>(n_out) * sizeof(int32_t)), dnormed = floats(be, n_out * D, true);
-    be.rms_norm(x + first * D, w.output_norm, n_out, c.rms_norm_eps, normed.as());
-    be.matmul(w.output, normed.as(), n_out, logits.as());
-    be.cross_entropy_backward(logits.as(), targets, n_out, c.n_vocab, dlogits.as(), losses.as());
-    be.argmax_rows(logits.as(), n_out, c.n_vocab, best.as<int32_t>());
-    be.scale(dlogits.as(), 1.0f / static_cast<float>(n_out), n_out * c.n_vocab);
-    // Back through the output projection and the final norm.
-    be.matmul_backward_input(w.output, dlogits.as(), n_out, dnormed.as());
-    be.zero(dx, static_cast<uint64_t>(n * D) * sizeof(float));
-    be.rms_norm_backward(x + first * D, w.output_norm, dnormed.as(), n_out, c.rms_norm_eps, dx + first * D);
+std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
+                                   const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
+                                   float* dx) {
+    const int64_t D = c.n_embd, V = c.n_vocab;
+    std::vector<int32_t> rows;
+    for (const AnswerSpan& s : spans)
+        for (int64_t i = 0; i < s.n_answer; ++i) rows.push_back(static_cast<int32_t>(s.first_row + i));
+    const int64_t R = static_cast<int64_t>(rows.size());
+    require_arg(static_cast<int64_t>(targets.size()) == R, "one target per answer row");
+    const Buffer d_rows = upload(be, rows), d_targets = upload(be, targets);
+    Buffer picked = floats(be, R * D), normed = floats(be, R * D), logits = floats(be, R * V), dlogits = floats(be, R * V);
+    Buffer losses = floats(be, R), best(be, static_cast<uint64_t>(R) * sizeof(int32_t)), dnormed = floats(be, R * D, true);
+    be.gather_rows(x, d_rows.as<int32_t>(), R, D, picked.as());
+    be.rms_norm(picked.as(), w.output_norm, R, c.rms_norm_eps, normed.as());
+    be.matmul(w.output, normed.as(), R, logits.as());
+    be.cross_entropy_backward(logits.as(), d_targets.as<int32_t>(), R, V, dlogits.as(), losses.as());
+    be.argmax_rows(logits.as(), R, V, best.as<int32_t>());
+    const std::vector<float> loss = download(be, losses.as(), R);
+    const std::vector<int32_t> picks = download(be, best.as<int32_t>(), R);
 
-    LossResult r;
-    const std::vector<float> loss = download(be, losses.as(), n_out);
-    const std::vector<int32_t> picks = download(be, best.as<int32_t>(), n_out);
-    for (int64_t i = 0; i < n_out; ++i) {
-        r.loss += loss[static_cast<size_t>(i)];
-        r.n_correct += picks[static_cast<size_t>(i)] == host_targets[i];
+    // Per fact: its mean loss and hits; its rows of dlogits scaled to the mean (or zeroed).
+    std::vector<LossResult> results;
+    int64_t at = 0;
+    for (const AnswerSpan& s : spans) {
+        LossResult r;
+        for (int64_t i = 0; i < s.n_answer; ++i, ++at) {
+            r.loss += loss[static_cast<size_t>(at)];
+            r.n_correct += picks[static_cast<size_t>(at)] == targets[static_cast<size_t>(at)];
+        }
+        r.loss /= static_cast<double>(s.n_answer);
+        r.n_answer = static_cast<int32_t>(s.n_answer);
+        float* d = dlogits.as() + (at - s.n_answer) * V;
+        if (skip_exact && r.exact()) be.zero(d, static_cast<uint64_t>(s.n_answer * V) * sizeof(float));
+        else be.scale(d, 1.0f / static_cast<float>(s.n_answer), s.n_answer * V);
+        results.push_back(r);
     }
-    r.loss /= static_cast<double>(n_out);
-    r.n_answer = static_cast<int32_t>(n_out);
-    return r;
+    // Back through the output projection and the final norm, into the answer rows of dx.
+    be.matmul_backward_input(w.output, dlogits.as(), R, dnormed.as());
+    Buffer dpicked = floats(be, R * D);
+    be.rms_norm_backward(picked.as(), w.output_norm, dnormed.as(), R, c.rms_norm_eps, dpicked.as());
+    be.zero(dx, static_cast<uint64_t>(n * D) * sizeof(float));
+    be.scatter_rows(dpicked.as(), d_rows.as<int32_t>(), R, D, dx);
+    return results;
 }
 
 LlamaWeights weights_on(Backend& be, const LlamaWeights& host) {

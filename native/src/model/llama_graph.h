@@ -74,22 +74,31 @@ void llama_logits(Backend& backend, const mome_llama_config& c, const LlamaWeigh
                   float* logits);
 
 // Back through blocks [first, end) from dx (the gradient of their output, in place: it
-// becomes the gradient of block `first`'s input), over one sequence whose keys and values
-// are in `cache` and whose activations `keep` holds. Activation gradients only (the base is
-// frozen).
+// becomes the gradient of block `first`'s input), over whole sequences whose keys and values
+// are in `cache` and whose activations `keep` holds: sequence s is the batch's tokens
+// [seq_starts[s], seq_starts[s+1]) at positions 0, 1, ... of cache sequence s. Activation
+// gradients only (the base is frozen).
 void llama_backward_from(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
-                         const KvCache& cache, const std::vector<LayerActivations>& keep, int64_t first, int64_t end, float* dx);
+                         const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
+                         int64_t first, int64_t end, float* dx);
 
-// The loss head of a fact: positions answer_start-1 .. n-2 predict tokens answer_start ..
-// n-1 (`targets`, on the device; `host_targets` the same on the host). Returns the mean
-// cross-entropy, counts greedy hits, and writes dx [n x n_embd] (zeros outside those rows)
-// of that mean loss.
+// The loss head over the answers of a batch of facts. Fact f's answer is predicted by the
+// batch's rows [first_row, first_row + n_answer) (a fact's position answer_start-1 .. n-2),
+// whose next tokens are `targets` (host; all facts' answers, in order). Each fact's loss is
+// the mean cross-entropy over its answer; dx [n x n_embd] (zeros outside those rows) receives
+// the gradient of the sum of the facts' losses, leaving out the facts whose answer greedy
+// decoding already gets exactly when `skip_exact` is set.
+struct AnswerSpan {
+    int64_t first_row = 0, n_answer = 0;
+};
 struct LossResult {
     double loss = 0;
     int32_t n_answer = 0, n_correct = 0;
+    bool exact() const { return n_correct == n_answer; }
 };
-LossResult llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
-                      int64_t answer_start, const int32_t* targets, const int32_t* host_targets, float* dx);
+std::vector<LossResult> llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
+                                   const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
+                                   float* dx);
 
 // The model's weights on the backend's device (the host views themselves on the CPU).
 LlamaWeights weights_on(Backend& backend, const LlamaWeights& host);
