@@ -7,10 +7,14 @@ namespace Mome.Bench;
 
 /// <summary>One configuration's measured speeds: medians over the repeats.</summary>
 public sealed record ForwardResult(string Model, string WeightType, int Threads, int PromptTokens, int DecodeTokens,
-    double MomePrefillTps, double LlamaPrefillTps, double MomeDecodeTps, double LlamaDecodeTps)
+    double MomePrefillTps, double LlamaPrefillTps, double MomeDecodeTps, double LlamaDecodeTps, double DecodeWeightBytes)
 {
     public double PrefillRatio => MomePrefillTps / LlamaPrefillTps;
     public double DecodeRatio => MomeDecodeTps / LlamaDecodeTps;
+
+    /// <summary>GB/s of weights a decode step reads (<see cref="ForwardComparison.DecodeWeightBytes"/>) at the measured speed.</summary>
+    public double MomeDecodeGBps => MomeDecodeTps * DecodeWeightBytes / 1e9;
+    public double LlamaDecodeGBps => LlamaDecodeTps * DecodeWeightBytes / 1e9;
 }
 
 /// <summary>
@@ -64,7 +68,22 @@ public static class ForwardComparison
         }
         return new ForwardResult(Path.GetFileName(modelPath), label, threads, promptTokens, decodeTokens,
             promptTokens / Median(momePrefill), promptTokens / Median(llamaPrefill),
-            decodeTokens / Median(momeDecode), decodeTokens / Median(llamaDecode));
+            decodeTokens / Median(momeDecode), decodeTokens / Median(llamaDecode), DecodeWeightBytes(model));
+    }
+
+    /// <summary>
+    /// Bytes of weights one decode step reads: every tensor once, except the token embedding, of
+    /// which a step reads one row, or all of it when the output head shares the table.
+    /// </summary>
+    public static double DecodeWeightBytes(MomeModel model)
+    {
+        const string embedding = "token_embd.weight";
+        var tensors = model.Tensors;
+        var tied = tensors.All(t => t.Name != "output.weight");
+        double bytes = 0;
+        foreach (var t in tensors)
+            bytes += t.Name != embedding || tied ? t.SizeBytes : (double)t.SizeBytes / t.Shape[^1];
+        return bytes;
     }
 
     private static (double Prefill, double Decode) TimeMome(MomeSession session, int[] prompt, int[] continuation)

@@ -48,7 +48,12 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
 
 TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
     MOME_TEST_RNG(rng, 7);
-    const int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}, {9, 40, 70}, {6, 33, 2}};
+    // One-token shapes exercise the decode kernel: rows not a multiple of its 4, widths with
+    // one vector (48 for AVX-512, 40 for AVX2) or only a scalar tail (7) after its 2-vector
+    // steps, and more rows than its prefetch distance (259 x 1000).
+    const int64_t shapes[][3] = {{1, 1, 1},     {5, 7, 3},  {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}, {9, 40, 70},
+                                 {6, 33, 2},    {3, 7, 1},  {37, 67, 1}, {9, 48, 1},   {5, 40, 1},    {2, 2048, 1},
+                                 {259, 1000, 1}};
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
         for (const auto& s : shapes) {
             const int64_t rows = s[0], cols = s[1], n = s[2];
@@ -68,6 +73,12 @@ TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
                 std::fill(got.begin(), got.end(), NAN);
                 rows_fn(W.m, X.data(), n, got.data(), 0, rows);
                 EXPECT_LT(relative_error(got, want), 1e-6) << name << " type " << type << " shape " << rows << "x" << cols << " tokens " << n;
+                // Two row ranges, as two threads get them (the first prefetches past its end).
+                std::fill(got.begin(), got.end(), NAN);
+                rows_fn(W.m, X.data(), n, got.data(), 0, rows / 2);
+                rows_fn(W.m, X.data(), n, got.data(), rows / 2, rows);
+                EXPECT_LT(relative_error(got, want), 1e-6) << name << " split rows, type " << type << " shape " << rows << "x" << cols
+                                                           << " tokens " << n;
             }
             for (int threads : {1, 3}) {
                 ThreadPool pool(threads);

@@ -227,7 +227,9 @@ TEST(Quant, DotProductEqualsTheDotOfTheDequantizedRows) {
 
 TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
     MOME_TEST_RNG(rng, 14);
-    const int64_t shapes[][3] = {{1, 256, 1}, {37, 512, 3}, {70, 256, 9}, {16, 768, 64}};
+    // Up to 4 tokens, Q8_0 and Q4_K rows are read packed: single tokens over rows of several
+    // super-blocks and over more rows than the packed loop's prefetch distance.
+    const int64_t shapes[][3] = {{1, 256, 1}, {37, 512, 3}, {70, 256, 9}, {16, 768, 64}, {5, 1024, 1}, {300, 256, 1}, {33, 768, 4}};
     __builtin_cpu_init();
     std::vector<std::pair<const char*, QuantRowsFn>> variants = {{"portable", quant_rows_portable}};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", quant_rows_avx2});

@@ -272,19 +272,21 @@ public static class BenchCommands
                 foreach (var type in parse.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                     paths.Add((ModelCache.Synthetic(parse.GetValue(preset)!, type, io), type.ToUpperInvariant()));
             var threadCounts = parse.GetValue(threads)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
+            var copy = LoraComparison.MeasureCopyGBps();
             var results = new List<ForwardResult>();
             foreach (var (path, label) in paths)
                 foreach (var t in threadCounts)
                     results.Add(ForwardComparison.Run(path, label, t, parse.GetValue(prompt), parse.GetValue(decode), parse.GetValue(repeats),
                         message => io.Error.WriteLine(message)));
-            if (parse.GetValue(json)) io.Output.WriteLine(ToJson(results).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            else WriteTable(io.Console, results);
+            if (parse.GetValue(json)) io.Output.WriteLine(ToJson(results, copy).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            else WriteTable(io.Console, results, copy);
         }));
         return command;
     }
 
-    private static JsonObject ToJson(List<ForwardResult> results) => WithMachine(new JsonObject
+    private static JsonObject ToJson(List<ForwardResult> results, double copyGBps) => WithMachine(new JsonObject
     {
+        ["copy_gbps"] = Math.Round(copyGBps, 2),
         ["results"] = new JsonArray([.. results.Select(r => (JsonNode)new JsonObject
         {
             ["model"] = r.Model, ["weight_type"] = r.WeightType, ["threads"] = r.Threads,
@@ -293,19 +295,26 @@ public static class BenchCommands
             ["prefill_ratio"] = Math.Round(r.PrefillRatio, 3),
             ["mome_decode_tps"] = Math.Round(r.MomeDecodeTps, 2), ["llama_decode_tps"] = Math.Round(r.LlamaDecodeTps, 2),
             ["decode_ratio"] = Math.Round(r.DecodeRatio, 3),
+            ["decode_weight_bytes"] = Math.Round(r.DecodeWeightBytes),
+            ["mome_decode_gbps"] = Math.Round(r.MomeDecodeGBps, 2), ["llama_decode_gbps"] = Math.Round(r.LlamaDecodeGBps, 2),
+            ["mome_decode_copy_fraction"] = Math.Round(r.MomeDecodeGBps / copyGBps, 3),
+            ["llama_decode_copy_fraction"] = Math.Round(r.LlamaDecodeGBps / copyGBps, 3),
         })]),
     });
 
-    private static void WriteTable(IAnsiConsole console, List<ForwardResult> results)
+    private static void WriteTable(IAnsiConsole console, List<ForwardResult> results, double copyGBps)
     {
+        console.WriteLine($"memory copy: {copyGBps:F1} GB/s; decode GB/s = weights read per token x tokens/s");
         var table = new Table().AddColumns("model", "weights", "threads", "prefill tok/s mome", "llama.cpp", "ratio",
-            "decode tok/s mome", "llama.cpp", "ratio");
+            "decode tok/s mome", "llama.cpp", "ratio", "decode GB/s mome", "llama.cpp", "mome of copy");
         foreach (var r in results)
             table.AddRow(Markup.Escape(r.Model), r.WeightType, r.Threads.ToString(CultureInfo.InvariantCulture),
                 r.MomePrefillTps.ToString("F1", CultureInfo.InvariantCulture), r.LlamaPrefillTps.ToString("F1", CultureInfo.InvariantCulture),
                 r.PrefillRatio.ToString("F2", CultureInfo.InvariantCulture),
                 r.MomeDecodeTps.ToString("F1", CultureInfo.InvariantCulture), r.LlamaDecodeTps.ToString("F1", CultureInfo.InvariantCulture),
-                r.DecodeRatio.ToString("F2", CultureInfo.InvariantCulture));
+                r.DecodeRatio.ToString("F2", CultureInfo.InvariantCulture),
+                r.MomeDecodeGBps.ToString("F1", CultureInfo.InvariantCulture), r.LlamaDecodeGBps.ToString("F1", CultureInfo.InvariantCulture),
+                (r.MomeDecodeGBps / copyGBps).ToString("P0", CultureInfo.InvariantCulture));
         console.Write(table);
     }
 }

@@ -79,8 +79,8 @@ public:
         for (int64_t r = 0; r < rows; ++r) rope_norm_ref(x + r * n_heads * head_dim, n_heads, head_dim, pos[r], p);
     }
     void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
-        const std::vector<float> rounded = rounded_for(W, X, n);
-        matmul_ref(W, rounded.empty() ? X : rounded.data(), n, Y);
+        std::vector<float> rounded;
+        matmul_ref(W, rounded_for(W, X, n, rounded), n, Y);
     }
     void store_kv(const float* k, const float* v, const int32_t* seq_ids, const int32_t* positions, int64_t n, int64_t kv_dim,
                   int64_t v_dim, int64_t seq_positions, float* k_cache, float* v_cache) override {
@@ -128,12 +128,13 @@ public:
     }
 
 protected:
-    // X rounded as ggml rounds activations for W's type; empty when X is used as it is.
-    static std::vector<float> rounded_for(const Tensor& W, const float* X, int64_t n) {
-        if (W.type == MOME_TENSOR_TYPE_F32) return {};
-        std::vector<float> rounded(X, X + n * W.cols);
-        round_activations_like_weights(W.type, rounded.data(), n * W.cols);
-        return rounded;
+    // X rounded as ggml rounds activations for W's type (into `scratch`), or X itself when
+    // the type needs no rounding.
+    static const float* rounded_for(const Tensor& W, const float* X, int64_t n, std::vector<float>& scratch) {
+        if (W.type != MOME_TENSOR_TYPE_F16 && W.type != MOME_TENSOR_TYPE_BF16) return X;
+        scratch.assign(X, X + n * W.cols);
+        round_activations_like_weights(W.type, scratch.data(), n * W.cols);
+        return scratch.data();
     }
     static void attention_row(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                               int64_t t, const AttentionShape& a, float* out) {
@@ -156,12 +157,19 @@ public:
     const char* name() const override { return "cpu-fast"; }
 
     void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
-        const std::vector<float> rounded = rounded_for(W, X, n);
-        matmul_fast(W, rounded.empty() ? X : rounded.data(), n, Y, pool_);
+        thread_local std::vector<float> rounded;  // kept: no allocation per decode step
+        matmul_fast(W, rounded_for(W, X, n, rounded), n, Y, pool_);
     }
     void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                    int64_t n, const AttentionShape& a, float* out) override {
-        pool_.run(n, [&](int64_t t) { attention_row(q, k_cache, v_cache, seq_ids, visible, t, a, out); });
+        // One chunk per (token, head): a decode step's heads spread over the threads too.
+        const int64_t q_dim = a.n_head * a.head_dim, kv_dim = a.n_head_kv * a.head_dim;
+        pool_.run(n * a.n_head, [&](int64_t chunk) {
+            const int64_t t = chunk / a.n_head, h = chunk % a.n_head;
+            const int64_t base = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * a.seq_positions;
+            attention_head_fast(q + t * q_dim, k_cache + base * kv_dim, v_cache + base * kv_dim, visible[t], a.n_head, a.n_head_kv,
+                                a.head_dim, h, out + t * q_dim);
+        });
     }
     void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { mome::lora_apply(tables, batch, out, pool_); }
     void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {

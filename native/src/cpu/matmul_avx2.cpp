@@ -9,6 +9,7 @@ struct Vec {
     using V = __m256;
     static constexpr int64_t kWidth = 8;
     static constexpr int kTokens = 2;  // 8 accumulators + 2 tokens + 1 weight of 16 registers
+    static constexpr int kDecodeRows = 4;  // 8 accumulators + 2 of x + 1 weight
     static V broadcast(float a) { return _mm256_set1_ps(a); }
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
@@ -18,6 +19,7 @@ struct Vec {
         return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
     }
     static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
     static float hsum(V v) {
         const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -9,6 +9,7 @@ struct Vec {
     using V = __m512;
     static constexpr int64_t kWidth = 16;
     static constexpr int kTokens = 4;  // 16 accumulators + 4 tokens + 1 weight of 32 registers
+    static constexpr int kDecodeRows = 8;  // 16 accumulators + 2 of x + 1 weight
     static V broadcast(float a) { return _mm512_set1_ps(a); }
     static V zero() { return _mm512_setzero_ps(); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }
@@ -18,6 +19,7 @@ struct Vec {
         return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
     }
     static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
     static float hsum(V v) { return _mm512_reduce_add_ps(v); }
     static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 };

@@ -9,6 +9,7 @@ struct Vec {
     };
     static constexpr int64_t kWidth = 8;
     static constexpr int kTokens = 2;
+    static constexpr int kDecodeRows = 4;
     static V broadcast(float a) {
         V v;
         for (float& x : v.lane) x = a;
@@ -33,6 +34,10 @@ struct Vec {
     static V fma(V a, V b, V acc) {
         for (int i = 0; i < 8; ++i) acc.lane[i] += a.lane[i] * b.lane[i];
         return acc;
+    }
+    static V add(V a, V b) {
+        for (int i = 0; i < 8; ++i) a.lane[i] += b.lane[i];
+        return a;
     }
     static float hsum(V v) {
         float s = 0;

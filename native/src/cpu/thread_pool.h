@@ -1,5 +1,7 @@
 // A fixed set of worker threads that run the chunks of one parallel loop at a time; the
-// calling thread works too. Blocking waits (no spinning): these machines share cores.
+// calling thread works too. Waits spin for a short while, then block: a decode step runs a
+// parallel loop every few tens of microseconds, about what waking a blocked thread costs, but
+// these machines share cores, so an idle pool must not keep spinning.
 #pragma once
 
 #include <atomic>
@@ -37,8 +39,8 @@ private:
     const std::function<void(int64_t)>* body_ = nullptr;
     int64_t n_chunks_ = 0;
     std::atomic<int64_t> next_{0};
-    int busy_ = 0;
-    uint64_t generation_ = 0;
+    std::atomic<int> busy_{0};
+    std::atomic<uint64_t> generation_{0};
     bool stop_ = false;
     std::exception_ptr error_;
 };

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "mome.h"
@@ -120,14 +121,43 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
 
 struct PlainDot {
     static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) { return unpacked_dot<PlainLanes>(w, a, n); }
+    static bool reads_packed(uint32_t) { return false; }
+    template <int NR>
+    static void packed_dots(uint32_t, const uint8_t*, int64_t, const mome::UnpackedRow&, int64_t, float*) {}
 };
 
-// Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens.
+constexpr size_t kPackedTokens = 4;                // up to this many tokens, Dot may read packed rows
+constexpr int kPackedRows = 4;                     // rows per packed-row step
+constexpr int64_t kQuantPrefetchBytes = 24 << 10;  // how far ahead a packed-row loop prefetches
+
+// Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens,
+// or, for a few tokens and a type Dot reads packed, used as it is stored.
 // Dot::dot(w, a, n) is unpacked_dot (the portable build) or a SIMD version of it
 // (quant_kernels_x86.h) that computes the same integers and the same floats.
 template <class Dot>
 inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
                             const std::vector<mome::UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
+    if (acts.size() <= kPackedTokens && Dot::reads_packed(type)) {
+        // Decode: stream the packed rows once, kPackedRows at a time (the last few one by
+        // one), prefetching well ahead (rows are contiguous) but never past W's end.
+        const uint8_t* end = W + rows * row_bytes;
+        int64_t r = r0;
+        const auto step = [&](auto nr) {
+            const uint8_t* row = W + r * row_bytes;
+            const int64_t bytes = nr.value * row_bytes;
+            const uint8_t* ahead = std::min(row + kQuantPrefetchBytes, end - bytes);
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
+            for (size_t t = 0; t < acts.size(); ++t) {
+                float out[kPackedRows];
+                Dot::template packed_dots<nr.value>(type, row, row_bytes, acts[t], cols, out);
+                for (int i = 0; i < nr.value; ++i) Y[static_cast<int64_t>(t) * rows + r + i] = out[i];
+            }
+            r += nr.value;
+        };
+        while (r + kPackedRows <= r1) step(std::integral_constant<int, kPackedRows>{});
+        while (r < r1) step(std::integral_constant<int, 1>{});
+        return;
+    }
     thread_local mome::UnpackedRow w;
     for (int64_t r = r0; r < r1; ++r) {
         mome::unpack_weight_row(type, W + r * row_bytes, cols, w);

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "mome.h"
+#include "quant/quant_blocks.h"
 #include "quant/quant_unpacked.h"
 
 namespace {
@@ -17,11 +18,14 @@ namespace {
 // Lane m = sum of w[i] a[i] over bytes 4m..4m+3 of a run of 32: |w| times a with w's sign,
 // multiplied and added in pairs to 16 bits (at most 2 x 128 x 127, no saturation), then
 // pairs of those to 32 bits.
-inline __m256i lane_sums_x86(const int8_t* w, const int8_t* a) {
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+inline __m256i lane_sums_x86(__m256i wv, const int8_t* a) {
     const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
     const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv));
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+inline __m256i lane_sums_x86(const int8_t* w, const int8_t* a) {
+    return lane_sums_x86(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), a);
 }
 
 inline int32_t hsum_int_x86(__m256i v) {
@@ -99,6 +103,102 @@ struct X86Dot {
             return w.has_min ? sum - mins : sum;
         }
         }
+    }
+
+    // Weights read in their packed blocks, for decode, where unpacking a row costs more than
+    // using it once: the integers and float steps of dot() for the same type, so the same
+    // result bit for bit. NR rows at a time (rows row_bytes apart) keep NR independent chains
+    // of float sums in flight.
+    static bool reads_packed(uint32_t type) {
+        return type == MOME_TENSOR_TYPE_Q8_0 || type == MOME_TENSOR_TYPE_Q4_K || type == MOME_TENSOR_TYPE_Q6_K;
+    }
+
+    template <int NR>
+    static void packed_dots(uint32_t type, const uint8_t* w, int64_t row_bytes, const mome::UnpackedRow& a, int64_t n, float* out) {
+        if (type == MOME_TENSOR_TYPE_Q8_0) return q8_0_dots<NR>(w, row_bytes, a, n, out);
+        if (type == MOME_TENSOR_TYPE_Q4_K) return q4_k_dots<NR>(w, row_bytes, a, n, out);
+        return q6_k_dots<NR>(w, row_bytes, a, n, out);
+    }
+
+    template <class Block>
+    static const Block& block(const uint8_t* w, int64_t row_bytes, int r, int64_t i) {
+        return reinterpret_cast<const Block*>(w + r * row_bytes)[i];
+    }
+
+    template <int NR>
+    static void q8_0_dots(const uint8_t* w, int64_t row_bytes, const mome::UnpackedRow& a, int64_t n, float* out) {
+        __m256 acc[NR];
+        for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n / 32; ++i) {
+            const int8_t* aq = a.q.data() + 32 * i;
+            for (int r = 0; r < NR; ++r) {
+                const mome::BlockQ8_0& b = block<mome::BlockQ8_0>(w, row_bytes, r, i);
+                const __m256 sums = _mm256_cvtepi32_ps(lane_sums_x86(b.qs, aq));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b.d) * a.scale[i]), sums, acc[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = lanes_total_x86(acc[r]);
+    }
+
+    // Q4_K: each 32 bytes of qs hold the low nibbles of one run of 32 and the high nibbles of
+    // the next; scales and minima come from k_scale_min, as when unpacking.
+    template <int NR>
+    static void q4_k_dots(const uint8_t* w, int64_t row_bytes, const mome::UnpackedRow& a, int64_t n, float* out) {
+        const __m256i low4 = _mm256_set1_epi8(0x0F);
+        float sum[NR] = {}, mins[NR] = {};
+        for (int64_t i = 0; i < n / 256; ++i) {
+            const int8_t* aq = a.q.data() + 256 * i;
+            for (int r = 0; r < NR; ++r) {
+                const mome::BlockQ4_K& b = block<mome::BlockQ4_K>(w, row_bytes, r, i);
+                uint8_t sc[8], m[8];
+                for (int j = 0; j < 8; ++j) mome::k_scale_min(j, b.scales, &sc[j], &m[j]);
+                __m256i sums = _mm256_setzero_si256();
+                for (int chunk = 0; chunk < 4; ++chunk) {
+                    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * chunk));
+                    const __m256i lo = lane_sums_x86(_mm256_and_si256(bytes, low4), aq + 64 * chunk);
+                    const __m256i hi = lane_sums_x86(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), aq + 64 * chunk + 32);
+                    sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(lo, _mm256_set1_epi32(sc[2 * chunk])));
+                    sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(hi, _mm256_set1_epi32(sc[2 * chunk + 1])));
+                }
+                int32_t min = 0;
+                for (int g = 0; g < 16; ++g) min += m[g / 2] * a.group[static_cast<size_t>(16 * i + g)];
+                sum[r] = std::fma(_cvtsh_ss(b.d) * a.scale[i], static_cast<float>(hsum_int_x86(sums)), sum[r]);
+                mins[r] = std::fma(_cvtsh_ss(b.dmin) * a.scale[i], static_cast<float>(min), mins[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = sum[r] - mins[r];
+    }
+
+    // Q6_K: per half of a super-block, runs 0 and 2 take the low and high nibbles of ql[0..32),
+    // runs 1 and 3 those of ql[32..64), each with two bits of qh[0..32) on top; minus 32.
+    template <int NR>
+    static void q6_k_dots(const uint8_t* w, int64_t row_bytes, const mome::UnpackedRow& a, int64_t n, float* out) {
+        const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), offset = _mm256_set1_epi8(32);
+        float sum[NR] = {};
+        for (int64_t i = 0; i < n / 256; ++i) {
+            for (int r = 0; r < NR; ++r) {
+                const mome::BlockQ6_K& b = block<mome::BlockQ6_K>(w, row_bytes, r, i);
+                __m256i sums = _mm256_setzero_si256();
+                for (int half = 0; half < 2; ++half) {
+                    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half));
+                    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half + 32));
+                    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * half));
+                    const __m256i runs[4] = {
+                        _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
+                        _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, bits45)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45)),
+                    };
+                    for (int run = 0; run < 4; ++run) {
+                        const int64_t g = 8 * half + 2 * run;  // groups of 16 within the super-block
+                        const __m256i lanes = lane_sums_x86(_mm256_sub_epi8(runs[run], offset), a.q.data() + 256 * i + 128 * half + 32 * run);
+                        sums = _mm256_add_epi32(sums, _mm256_mullo_epi32(lanes, run_scales_x86(b.scales[g], b.scales[g + 1])));
+                    }
+                }
+                sum[r] = std::fma(_cvtsh_ss(b.d) * a.scale[i], static_cast<float>(hsum_int_x86(sums)), sum[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = sum[r];
     }
 };
 

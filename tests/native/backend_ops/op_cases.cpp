@@ -257,16 +257,21 @@ std::vector<OpCase> forward_cases(std::mt19937& rng) {
         c.push_back(matmul_case(type, 33, 67, 1, rng));
         c.push_back(matmul_case(type, 130, 96, 5, rng));
         c.push_back(matmul_case(type, 300, 200, 17, rng));
+        c.push_back(matmul_case(type, 259, 781, 1, rng));  // decode: odd rows and width, past the prefetch distance
+        c.push_back(matmul_case(type, 5, 40, 1, rng));
     }
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q8_0, 33, 96, 3, rng));
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_0, 70, 64, 9, rng));
     c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_K, 17, 512, 4, rng));
+    c.push_back(matmul_case(MOME_TENSOR_TYPE_Q8_0, 259, 512, 1, rng));  // decode: packed rows
+    c.push_back(matmul_case(MOME_TENSOR_TYPE_Q4_K, 33, 1024, 1, rng));
     c.push_back(store_kv_case(5, 12, 12, 3, 6, rng));
     c.push_back(store_kv_case(3, 16, 8, 1, 4, rng));
     c.push_back(attention_case(7, 3, 9, 6, 2, 16, rng));    // GQA, three sequences
     c.push_back(attention_case(5, 1, 40, 4, 4, 32, rng));   // one sequence, no GQA
     c.push_back(attention_case(4, 2, 300, 8, 2, 128, rng)); // Llama's head size
     c.push_back(attention_case(3, 2, 5, 3, 1, 7, rng));     // odd head size, one KV head
+    c.push_back(attention_case(1, 1, 200, 12, 4, 64, rng)); // decode: one token, its heads over the threads
     for (int64_t n : {1, 10007}) c.push_back(swiglu_case(n, rng));
     for (mome_tensor_type type : kDense) {
         c.push_back(lora_apply_case(random_lora(type, 64, 100, 3, 4, {1, 3, 0, 5}, false, rng), rng));
