@@ -441,6 +441,34 @@ TEST(Tuner, TuningToExactRecallInBatches) {
             for (size_t i = 0; i < per; ++i) EXPECT_EQ(mixed.da[j * per + i], 0.0f) << "the exact fact's own experts get nothing";
     ASSERT_GT(scale, 0);
     EXPECT_LT(worst, 1e-4 * scale);
+
+    // With more than half the batch still learning, the whole batch runs its backward (the
+    // exact fact carrying zeros): the gradient is still the learning facts' sum.
+    const Facts two = random_facts(2, 98);
+    std::vector<mome::FactInput> three{exact_one[0]};
+    std::map<int32_t, std::vector<double>> sum;
+    for (int i = 0; i < 2; ++i) {
+        three.push_back(input_of(two.each[static_cast<size_t>(i)], two.answers[static_cast<size_t>(i)]));
+        const mome::FactGradients g = mome::fact_gradients(*bank, three.back(), false, pool, 1);
+        ASSERT_LT(g.n_correct, g.n_answer);
+        for (size_t j = 0; j < g.experts.size(); ++j) {
+            std::vector<double>& into = sum[g.experts[j]];
+            into.resize(per, 0.0);
+            for (size_t k = 0; k < per; ++k) into[k] += g.da[j * per + k];
+        }
+    }
+    const mome::BatchStep whole = mome::batch_step(*bank, three, mome::BatchOptions{true, true}, pool, 1);
+    double worst3 = 0, scale3 = 0;
+    for (size_t j = 0; j < whole.experts.size(); ++j) {
+        const auto at = sum.find(whole.experts[j]);
+        for (size_t k = 0; k < per; ++k) {
+            const double want = at == sum.end() ? 0.0 : at->second[k];
+            worst3 = std::max(worst3, std::fabs(whole.da[j * per + k] - want));
+            scale3 = std::max(scale3, std::fabs(want));
+        }
+    }
+    ASSERT_GT(scale3, 0);
+    EXPECT_LT(worst3, 1e-4 * scale3);
     mome_tuner_free(t);
     mome_bank_free(bank);
 }

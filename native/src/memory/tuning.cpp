@@ -315,13 +315,14 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
     }
     Buffer dx = floats(*be, n * D);
     const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as());
-    bool any_gradient = false;
+    std::vector<int64_t> learning;  // the facts whose gradient counts
     for (int64_t f = 0; f < B; ++f) {
         BatchStep::Fact& out = step.facts[static_cast<size_t>(f)];
         const LossResult& l = losses[static_cast<size_t>(f)];
         out.loss = l.loss, out.n_answer = l.n_answer, out.n_correct = l.n_correct;
-        any_gradient = any_gradient || !(options.skip_exact && l.exact());
+        if (!(options.skip_exact && l.exact())) learning.push_back(f);
     }
+    const bool any_gradient = !learning.empty();
     // The caller's prefixes, once the step can no longer fail.
     if (!all_prefixed)
         for (int64_t f = 0; f < B; ++f)
@@ -332,6 +333,32 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
             }
     if (!options.backward || !any_gradient) {
         step.experts.clear();
+        return step;
+    }
+    // When at most half the batch still learns, its backward alone is cheaper than the whole
+    // batch's (exact facts would only carry zeros through it): those facts run again as a
+    // batch of their own, with the routes and frozen-layer outputs found here.
+    if (router == nullptr && 2 * static_cast<int64_t>(learning.size()) <= B) {
+        std::vector<std::vector<float>> kept(learning.size());
+        std::vector<FactInput> again;
+        for (size_t i = 0; i < learning.size(); ++i) {
+            const int64_t f = learning[i];
+            FactInput in = facts[static_cast<size_t>(f)];
+            const FactRoute& route = step.facts[static_cast<size_t>(f)].route;
+            in.route_indices = route.indices.data(), in.route_weights = route.weights.data();
+            in.prefix_out = nullptr;
+            if (!in.prefix) {
+                const int64_t at = starts[static_cast<size_t>(f)] * D, count = in.n * D;
+                kept[i].assign(host_u0.begin() + at, host_u0.begin() + at + count);
+                kept[i].insert(kept[i].end(), host_x.begin() + at, host_x.begin() + at + count);
+                in.prefix = kept[i].data();
+            }
+            again.push_back(in);
+        }
+        BatchStep part = run_batch(bank, again, BatchOptions{true, false}, pool, n_threads, nullptr);
+        step.experts = std::move(part.experts);
+        step.da = std::move(part.da);
+        step.db = std::move(part.db);
         return step;
     }
     llama_backward_from(*be, c, *w, inputs.batch(), starts, cache, acts, l0 + 1, c.n_layer, dx.as());
