@@ -73,6 +73,11 @@ void check_params(const mome_tuner_params& p) {
     check_backend(p.backend, p.device);
 }
 
+const mome_tuner_params& checked_params(const mome_tuner_params& p) {
+    check_params(p);
+    return p;
+}
+
 OptimizerParams optimizer_params(const mome_tuner_params& p) {
     return OptimizerParams{static_cast<mome_optimizer>(abi_enum(p.optimizer)), p.beta1, p.beta2, p.epsilon, p.weight_decay};
 }
@@ -174,11 +179,10 @@ using namespace mome;
 
 mome_tuner::mome_tuner(mome_bank& b, const mome_tuner_params& p)
     : bank(&b),
-      params(p),
+      params(checked_params(p)),  // before the optimisers read its enums
       experts(optimizer_params(p), b.params.rank, b.model->config.n_embd),
       key_rows(optimizer_params(p), 1, key_row_length(b)),
       wq(optimizer_params(p), b.params.key_dim, b.model->config.n_embd) {
-    check_params(p);
     if (b.params.n_layers != 1)
         fail(MOME_STATUS_UNSUPPORTED, format("the tuner tunes banks with one memory layer; this one has %d", b.params.n_layers));
     if (p.router_epochs > 0 && b.params.routing != MOME_ROUTING_MODE_SEQUENCE)
