@@ -164,7 +164,8 @@ public sealed class MemoryTuner
     public string PromptOf(string question) => _options.PromptTemplate.Replace("{question}", question, StringComparison.Ordinal);
 
     /// <summary>Tunes until every fact is recalled or the epoch budget ends. Cancelling stops
-    /// between facts and writes nothing: the last checkpoint stays as it was.</summary>
+    /// between steps, or inside one through the native abort callback (that step changes
+    /// nothing), and writes nothing: the last checkpoint stays as it was.</summary>
     public Task<TuningResult> TuneAsync(IReadOnlyList<Fact> facts, IProgress<TuningProgress>? progress = null,
         CancellationToken cancellationToken = default) =>
         Task.Run(() => Tune(facts, progress, cancellationToken), cancellationToken);
