@@ -35,10 +35,11 @@ public static class BenchCommands
         var bankType = new Option<TensorType>("--bank-type") { Description = "Storage type of the expert tables: F32, F16 or BF16.", DefaultValueFactory = _ => TensorType.F32 };
         var save = new Option<string?>("--save") { Description = "Save each tuned bank here, load it back (memory-mapped) and evaluate the loaded bank." };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var gate = new Option<string>("--gate") { Description = "The locality gate: auto (calibrated), off, or a threshold in [-1, 1].", DefaultValueFactory = _ => "auto" };
         var json = new Option<bool>("--json");
         var command = new Command("tune", "Memory tuning to exact recall: wall time, epochs, facts/s, optimiser state, peak memory, interference.")
         {
-            facts, preset, experts, rank, bankType, save, epochs, routerEpochs, schedule, lr, optimizer, batch, compare, threads, json,
+            facts, preset, experts, rank, bankType, save, epochs, routerEpochs, schedule, lr, optimizer, batch, compare, threads, gate, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -64,6 +65,7 @@ public static class BenchCommands
                 {
                     Epochs = parse.GetValue(epochs), RouterEpochs = parse.GetValue(routerEpochs), Schedule = parse.GetValue(schedule),
                     Optimizer = parse.GetValue(optimizer), BatchSize = size, Threads = parse.GetValue(threads), LearningRate = parse.GetValue(lr),
+                    GateThreshold = TuningCommands.GateOption(parse.GetValue(gate)!),
                 };
                 var result = new MemoryTuner(bank, options).TuneAsync(factList, new InlineProgress<TuningProgress>(p =>
                 {

@@ -90,7 +90,7 @@ public static class TuningCommands
         return command;
     }
 
-    private static float? GateOption(string value) => value.Trim().ToLowerInvariant() switch
+    internal static float? GateOption(string value) => value.Trim().ToLowerInvariant() switch
     {
         "auto" => null,
         "off" => MemoryGate.Off,

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/block_cache.h"
 #include "core/error.h"
 #include "cpu/ops_backward.h"
 #include "cpu/thread_pool.h"
@@ -31,12 +31,8 @@ public:
         return true;
     }
 
-    void* allocate(uint64_t bytes) override {
-        void* p = std::malloc(std::max<uint64_t>(bytes, 1));
-        if (!p) fail(MOME_STATUS_OUT_OF_MEMORY, format("could not allocate %llu bytes", static_cast<unsigned long long>(bytes)));
-        return p;
-    }
-    void free(void* ptr) override { std::free(ptr); }
+    void* allocate(uint64_t bytes) override { return blocks_.take(bytes); }
+    void free(void* ptr) override { blocks_.give(ptr); }
     void* allocate_kept(uint64_t bytes) override {
         kept_.emplace_back(static_cast<size_t>(bytes));
         return kept_.back().data();
@@ -149,6 +145,7 @@ protected:
 
 private:
     std::vector<std::vector<uint8_t>> kept_;
+    BlockCache blocks_;  // buffers, reused from step to step
 };
 
 class CpuFastBackend final : public CpuRefBackend {
@@ -190,28 +187,9 @@ public:
             loss[t] = static_cast<float>(-(static_cast<double>(l[targets[t]]) - m - std::log(sum)));
         });
     }
-    // Each chunk owns one expert's rows of dA and dB and goes through every route entry of it,
-    // segment by segment (the reference loop over one segment and one entry at a time).
     void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
         require_f32(tables);
-        std::unordered_map<int32_t, std::vector<int64_t>> entries_of;  // expert -> its entries s * top_k + j
-        std::vector<int32_t> experts;
-        for (int64_t i = 0; i < batch.n_segments * batch.top_k; ++i) {
-            std::vector<int64_t>& list = entries_of[batch.indices[i]];
-            if (list.empty()) experts.push_back(batch.indices[i]);
-            list.push_back(i);
-        }
-        pool_.run(static_cast<int64_t>(experts.size()), [&](int64_t x) {
-            for (const int64_t i : entries_of.at(experts[static_cast<size_t>(x)])) {
-                LoraBatch one = batch;
-                one.segment_offsets = batch.segment_offsets + i / batch.top_k;
-                one.n_segments = 1;
-                one.indices = batch.indices + i;
-                one.weights = batch.weights + i;
-                one.top_k = 1;
-                mome::lora_backward(tables, one, dout, dA, dB, nullptr);
-            }
-        });
+        lora_backward_fast(tables, batch, dout, dA, dB, pool_);
     }
 
 private:

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "core/abi_enum.h"
@@ -102,6 +103,48 @@ void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool&
             const float w = b.weights[s * b.top_k + j] * b.scale;
             for (int64_t tok = 0; tok < n; ++tok)
                 for (int64_t rho = 0; rho < r; ++rho) axpy(bt, rho, w * z[static_cast<size_t>(tok * r + rho)], out + (begin + tok) * d);
+        }
+    });
+}
+
+void lora_backward_fast(const LoraTables& t, const LoraBatch& b, const float* dout, float* dA, float* dB, ThreadPool& pool) {
+    require_arg(t.type == MOME_TENSOR_TYPE_F32, "the LoRA backward takes F32 tables");
+    const int64_t d = t.dim, r = t.rank, per_expert = r * d;
+    const MatmulRowsFn rows = matmul_rows_best();
+    const AxpyRowFn axpy = axpy_row_best();
+    // The route entries s * top_k + j of each distinct expert, experts in order of appearance.
+    std::unordered_map<int32_t, std::vector<int64_t>> entries_of;
+    std::vector<int32_t> experts;
+    for (int64_t i = 0; i < b.n_segments * b.top_k; ++i) {
+        std::vector<int64_t>& list = entries_of[b.indices[i]];
+        if (list.empty()) experts.push_back(b.indices[i]);
+        list.push_back(i);
+    }
+    const auto* A = reinterpret_cast<const float*>(t.a);
+    const auto* Bt = reinterpret_cast<const float*>(t.b);
+    pool.run(static_cast<int64_t>(experts.size()), [&](int64_t x) {
+        const int64_t e = experts[static_cast<size_t>(x)];
+        const Tensor a{reinterpret_cast<const uint8_t*>(A + e * per_expert), MOME_TENSOR_TYPE_F32, r, d};
+        const Tensor bt{reinterpret_cast<const uint8_t*>(Bt + e * per_expert), MOME_TENSOR_TYPE_F32, r, d};
+        float* da = dA + e * per_expert;
+        float* db = dB + e * per_expert;
+        thread_local std::vector<float> z, dz;
+        for (const int64_t i : entries_of.at(static_cast<int32_t>(e))) {
+            const int64_t s = i / b.top_k, begin = b.segment_offsets[s], n = b.segment_offsets[s + 1] - begin;
+            if (n == 0) continue;
+            const float w = b.weights[i] * b.scale;
+            const float* u = b.u + begin * d;
+            const float* g = dout + begin * d;
+            z.resize(static_cast<size_t>(n * r)), dz.resize(static_cast<size_t>(n * r));
+            rows(a, u, n, z.data(), 0, r);    // z[token][rho] = (A_e u_token)[rho]
+            rows(bt, g, n, dz.data(), 0, r);  // dz[token][rho] = (B_e^T dout_token)[rho]
+            const Tensor u_rows{reinterpret_cast<const uint8_t*>(u), MOME_TENSOR_TYPE_F32, n, d};
+            const Tensor g_rows{reinterpret_cast<const uint8_t*>(g), MOME_TENSOR_TYPE_F32, n, d};
+            for (int64_t rho = 0; rho < r; ++rho)
+                for (int64_t tok = 0; tok < n; ++tok) {
+                    axpy(g_rows, tok, w * z[static_cast<size_t>(tok * r + rho)], db + rho * d);
+                    axpy(u_rows, tok, w * dz[static_cast<size_t>(tok * r + rho)], da + rho * d);
+                }
         }
     });
 }

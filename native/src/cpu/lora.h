@@ -49,4 +49,11 @@ void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out);
 // lora_apply_ref.
 void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool);
 
+// dA and dB (F32 tables, accumulated) of the update above for the output gradient dout:
+// for each route entry (segment, expert e, weight w) z = A_e u and dz = w B_e^T dout over
+// the segment's tokens with the SIMD matmul, then dB_e += w z dout and dA_e += dz u with the
+// SIMD axpy. The distinct experts spread over the pool (each owns its rows of dA and dB, so
+// no two threads write one row). Checked against the reference lora_backward (ops_backward.h).
+void lora_backward_fast(const LoraTables& t, const LoraBatch& b, const float* dout, float* dA, float* dB, ThreadPool& pool);
+
 }  // namespace mome
