@@ -58,6 +58,27 @@ public sealed class TuningTests
     }
 
     [Test]
+    public async Task ABankWithTwoMemoryLayersIsTunedToExactRecall()
+    {
+        var path = Path.Combine(_dir, "m.gguf");
+        MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny") with { InitStd = 0.25f }, path, seed: 4);
+        using var model = MomeModel.Open(path);
+        using var bank = MemoryBank.Create(model, new MemoryOptions { Experts = 4096, KeyDim = 64, TopK = 32, Rank = 4, Seed = 6, Alpha = 4, Layers = [0, 1] });
+        var facts = SyntheticFacts.Random(60, seed: 12);
+        var tuner = new MemoryTuner(bank, new TuningOptions { Epochs = 60, LearningRate = 0.1f });
+        var result = await tuner.TuneAsync(facts);
+        TestContext.Out.WriteLine($"epochs {result.Epochs}, recall {result.Recall:P1}, touched {result.TouchedExperts}");
+        Assert.That(result.Recall, Is.EqualTo(1.0));
+        Assert.That(result.TouchedExperts, Is.GreaterThan(60 * 32), "experts of both layers learned (one layer has at most 32 per fact)");
+        Assert.That(RecalledByGreedyDecoding(model, bank, tuner, facts), Is.EqualTo(facts.Count));
+        Assert.That(MemoryEvaluator.Evaluate(bank, facts).ExactRecall, Is.EqualTo(1.0));
+
+        using var reversed = MemoryBank.Create(model, new MemoryOptions { Experts = 64, KeyDim = 16, TopK = 4, Rank = 2, Layers = [1, 0] });
+        Assert.Throws<ArgumentException>(() => _ = new MemoryTuner(reversed), "the lowest layer goes in slot 0");
+        Assert.Throws<ArgumentException>(() => _ = new MemoryTuner(bank, new TuningOptions { GateThreshold = 0.5f }), "no gate for several layers");
+    }
+
+    [Test]
     public async Task HundredRandomFactsAreRecalledExactlyOnAQ4KMBase()
     {
         // The frozen base is llama.cpp's Q4_K_M quantization of a 256-wide model: the forward

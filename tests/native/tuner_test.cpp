@@ -19,6 +19,7 @@
 #include "memory/optimizer.h"
 #include "memory/tuning.h"
 #include "mome.h"
+#include "random_facts.h"
 #include "test_seed.h"
 #include "tiny_model.h"
 
@@ -44,27 +45,6 @@ mome_bank* small_bank(const mome_model* model, int64_t experts, int32_t top_k, m
         EXPECT_EQ(mome_bank_set_expert(bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
     }
     return bank;
-}
-
-struct Facts {
-    std::vector<int32_t> tokens, lengths, answers;
-    std::vector<std::vector<int32_t>> each;
-};
-
-// Random facts of different lengths (tiny's vocabulary is 512).
-Facts random_facts(int count, uint32_t seed) {
-    std::mt19937 rng(seed);
-    Facts f;
-    for (int i = 0; i < count; ++i) {
-        const int question = 3 + static_cast<int>(rng() % 6), answer = 1 + static_cast<int>(rng() % 4);
-        std::vector<int32_t> t;
-        for (int j = 0; j < question + answer; ++j) t.push_back(static_cast<int32_t>(1 + rng() % 500));
-        f.tokens.insert(f.tokens.end(), t.begin(), t.end());
-        f.lengths.push_back(question + answer);
-        f.answers.push_back(question);
-        f.each.push_back(t);
-    }
-    return f;
 }
 
 mome::FactInput input_of(const std::vector<int32_t>& tokens, int32_t answer_start) {

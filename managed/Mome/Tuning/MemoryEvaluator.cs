@@ -50,12 +50,12 @@ public static class MemoryEvaluator
         using var abort = NativeAbort.Scope(cancellationToken);
         var tuner = new MemoryTuner(bank, options);
         var threads = options?.Threads ?? 0;
-        var (exact, correct, total) = Recall(bank, tuner, facts, threads);
+        using var plain = new MomeSession(bank.Model, new SessionOptions { Threads = threads });
+        using var tuned = new MomeSession(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
+        var (exact, correct, total) = Recall(tuned, tuner, facts);
         var result = new EvaluationResult(Ratio(exact, facts.Count), Ratio(correct, total), 0, facts.Count, 0);
 
         unrelated ??= DefaultUnrelatedPrompts;
-        using var plain = new MomeSession(bank.Model, new SessionOptions { Threads = threads });
-        using var tuned = new MomeSession(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
         var locality = Compare(plain, tuned, unrelated.Select(p => tuner.Tokenizer.Encode(p)));
         result = result with
         {
@@ -78,7 +78,7 @@ public static class MemoryEvaluator
         }
         if (paraphrases is { Count: > 0 })
         {
-            var (recalled, _, _) = Recall(bank, tuner, paraphrases, threads);
+            var (recalled, _, _) = Recall(tuned, tuner, paraphrases);
             result = result with { Generality = Ratio(recalled, paraphrases.Count), Paraphrases = paraphrases.Count };
         }
         return result;
@@ -99,16 +99,28 @@ public static class MemoryEvaluator
 
     private static double Ratio(int part, int whole) => whole == 0 ? 0 : (double)part / whole;
 
-    private static (int Exact, int Correct, int Total) Recall(MemoryBank bank, MemoryTuner tuner, IReadOnlyList<Fact> facts, int threads)
+    // Each fact's answer tokens against the greedy choice, given the answer so far, through a
+    // session with the bank: the question as the first batch (what a session routes from, as
+    // when the question is asked), then the answer.
+    private static (int Exact, int Correct, int Total) Recall(MomeSession tuned, MemoryTuner tuner, IReadOnlyList<Fact> facts)
     {
         int exact = 0, correct = 0, total = 0;
+        var vocab = tuned.VocabSize;
         foreach (var fact in facts)
         {
             var (tokens, answerStart) = tuner.Encode(fact);
-            var step = bank.FactBackward(tokens, answerStart, null, false, threads);
-            correct += step.Correct;
-            total += step.AnswerTokens;
-            if (step.Exact) exact++;
+            tuned.Clear();
+            var first = tuned.Evaluate(tokens.AsSpan(0, answerStart));
+            var rest = tokens.Length - answerStart > 1 ? tuned.Evaluate(tokens.AsSpan(answerStart, tokens.Length - answerStart - 1), allLogits: true) : [];
+            var hits = 0;
+            for (var i = answerStart; i < tokens.Length; i++)
+            {
+                var logits = i == answerStart ? first.AsSpan() : rest.AsSpan((i - answerStart - 1) * vocab, vocab);
+                hits += TensorPrimitives.IndexOfMax(logits) == tokens[i] ? 1 : 0;
+            }
+            correct += hits;
+            total += tokens.Length - answerStart;
+            if (hits == tokens.Length - answerStart) exact++;
         }
         return (exact, correct, total);
     }

@@ -117,8 +117,10 @@ public sealed record TuningResult(int Epochs, double Recall, double Loss, TimeSp
 /// activation caches and the checkpoints are the native tuner's (mome.h, "The tuner"); this
 /// class drives it: the prompt, centring and whitening of a new bank's routing, the locality
 /// gate, progress, cancellation and when to checkpoint. A fact whose answer is already exact
-/// is not updated in that epoch, and every fact is re-checked each epoch. The bank must have
-/// one memory layer.
+/// is not updated in that epoch, and every fact is re-checked each epoch. A bank may have
+/// several memory layers, the lowest in slot 0: every layer's routed experts learn (the upper
+/// ones route live from their own inputs); centring and whitening act on slot 0, and such a
+/// bank has no locality gate (it is calibrated for one-layer banks).
 /// </summary>
 public sealed class MemoryTuner
 {
@@ -133,8 +135,13 @@ public sealed class MemoryTuner
         ArgumentNullException.ThrowIfNull(bank);
         _bank = bank;
         _options = options ?? new TuningOptions();
-        if (bank.Options.Layers.Count != 1)
-            throw new ArgumentException($"tuning needs a bank with one memory layer; this one has {bank.Options.Layers.Count}", nameof(bank));
+        if (bank.Options.Layers.Skip(1).Any(layer => layer < bank.Options.Layers[0]))
+            throw new ArgumentException($"a bank with several memory layers is tuned with its lowest layer first (slot 0: the gate, centring and " +
+                $"whitening act on it); this one's layers are {string.Join(", ", bank.Options.Layers)}", nameof(bank));
+        if (bank.Options.Layers.Count > 1 && _options.RouterEpochs > 0)
+            throw new ArgumentException("the router phase trains the router of a bank with one memory layer; give RouterEpochs = 0", nameof(options));
+        if (bank.Options.Layers.Count > 1 && _options.GateThreshold is float threshold && threshold > -1)
+            throw new ArgumentException("the locality gate is made for banks with one memory layer; a bank with several is tuned ungated (gate auto or off)", nameof(options));
         if (bank.Options.Routing != RoutingMode.Sequence && _options.RouterEpochs > 0)
             throw new ArgumentException("the router phase trains banks that route per sequence (question); this one routes per token", nameof(options));
         if (_options.Resume && _options.CheckpointPath is null)
@@ -273,6 +280,9 @@ public sealed class MemoryTuner
     {
         switch (_options.GateThreshold)
         {
+            case null when _bank.Options.Layers.Count > 1:  // the gate's signatures are one layer's (see the constructor)
+                _bank.SetGateThreshold(0, MemoryGate.Off);
+                return null;
             case null:
                 return GateCalibrator.Calibrate(_bank, this, facts, _options);
             case float off when off <= -1:

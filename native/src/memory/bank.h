@@ -74,6 +74,13 @@ struct mome_bank {
             if (layers[i].block == block) return static_cast<int>(i);
         return -1;
     }
+    // The memory layer in the lowest block: the frozen layers below give its input.
+    int lowest_slot() const {
+        int best = 0;
+        for (size_t i = 1; i < layers.size(); ++i)
+            if (layers[i].block < layers[static_cast<size_t>(best)].block) best = static_cast<int>(i);
+        return best;
+    }
 };
 
 namespace mome {

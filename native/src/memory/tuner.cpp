@@ -93,17 +93,23 @@ void require_finite(const std::vector<float>& g, const char* what) {
 }
 
 // One optimiser step of the experts a step routed to (the union of the batch's routes).
-void update_experts(mome_tuner& t, const std::vector<int32_t>& experts, const std::vector<float>& da, const std::vector<float>& db,
-                    double lr) {
-    MemoryLayer& layer = t.bank->layers[0];
+// The optimiser's key of one expert table: A and B of each expert of each memory layer (a bank
+// with one layer keys expert e's A as 2e and its B as 2e + 1).
+uint64_t table_key(const mome_bank& bank, int slot, int64_t expert, int table) {
+    return 2 * (static_cast<uint64_t>(slot) * static_cast<uint64_t>(bank.params.n_experts) + static_cast<uint64_t>(expert)) +
+           static_cast<uint64_t>(table);
+}
+
+void update_experts(mome_tuner& t, const SlotGradients& g, double lr) {
+    MemoryLayer& layer = t.bank->layers[static_cast<size_t>(g.slot)];
     const int64_t n = t.bank->params.rank * t.bank->model->config.n_embd;
     std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
-    for (size_t j = 0; j < experts.size(); ++j) {
-        const int64_t e = experts[j];
+    for (size_t j = 0; j < g.experts.size(); ++j) {
+        const int64_t e = g.experts[j];
         read_floats(layer.a, e * n, n, a.data());
         read_floats(layer.b, e * n, n, b.data());
-        t.experts.update(static_cast<uint64_t>(2 * e), a.data(), da.data() + static_cast<int64_t>(j) * n, lr);
-        t.experts.update(static_cast<uint64_t>(2 * e + 1), b.data(), db.data() + static_cast<int64_t>(j) * n, lr);
+        t.experts.update(table_key(*t.bank, g.slot, e, 0), a.data(), g.da.data() + static_cast<int64_t>(j) * n, lr);
+        t.experts.update(table_key(*t.bank, g.slot, e, 1), b.data(), g.db.data() + static_cast<int64_t>(j) * n, lr);
         write_floats(layer.a, e * n, n, a.data());
         write_floats(layer.b, e * n, n, b.data());
     }
@@ -183,8 +189,9 @@ mome_tuner::mome_tuner(mome_bank& b, const mome_tuner_params& p)
       experts(optimizer_params(p), b.params.rank, b.model->config.n_embd),
       key_rows(optimizer_params(p), 1, key_row_length(b)),
       wq(optimizer_params(p), b.params.key_dim, b.model->config.n_embd) {
-    if (b.params.n_layers != 1)
-        fail(MOME_STATUS_UNSUPPORTED, format("the tuner tunes banks with one memory layer; this one has %d", b.params.n_layers));
+    if (p.router_epochs > 0 && b.params.n_layers != 1)
+        fail(MOME_STATUS_UNSUPPORTED, format("router epochs train the router of a bank with one memory layer; this one has %d: tune it "
+                                             "with router_epochs = 0", b.params.n_layers));
     if (p.router_epochs > 0 && b.params.routing != MOME_ROUTING_MODE_SEQUENCE)
         fail(MOME_STATUS_UNSUPPORTED, "router epochs train banks that route per sequence (question); this one routes per token");
     n_threads = threads_or_all(p.n_threads);
@@ -297,7 +304,7 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         r.n_exact = g.n_correct == g.n_answer;
         if (!r.n_exact) {
             require_finite(g.da, "A"), require_finite(g.db, "B"), require_finite(g.dwq, "W_q"), require_finite(g.dkeys, "the keys");
-            update_experts(t, g.experts, g.da, g.db, lr);
+            update_experts(t, SlotGradients{0, std::move(g.experts), std::move(g.da), std::move(g.db)}, lr);
             if (router_gradients)
                 update_router(t, g, learning_rate_at(p, p.router_learning_rate, t.at.updates, progress));
             ++t.at.updates;
@@ -310,7 +317,9 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         }
         if (!step.experts.empty()) {
             require_finite(step.da, "A"), require_finite(step.db, "B");
-            update_experts(t, step.experts, step.da, step.db, lr);
+            for (const SlotGradients& g : step.upper) require_finite(g.da, "A"), require_finite(g.db, "B");
+            update_experts(t, SlotGradients{t.bank->lowest_slot(), std::move(step.experts), std::move(step.da), std::move(step.db)}, lr);
+            for (const SlotGradients& g : step.upper) update_experts(t, g, lr);
             ++t.at.updates;
         }
         for (int32_t i = 0; i < count; ++i)

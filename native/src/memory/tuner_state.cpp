@@ -193,7 +193,8 @@ ParsedState read_state(const mome_tuner& t, const std::string& path) {
     const uint64_t key_rows = static_cast<uint64_t>(t.bank->params.router == MOME_ROUTER_KIND_PRODUCT
                                                         ? 2 * std::llround(std::sqrt(static_cast<double>(h.n_experts)))
                                                         : h.n_experts);
-    read_section(r, t.experts, 2 * static_cast<uint64_t>(h.n_experts), "expert tables", s.experts);
+    read_section(r, t.experts, 2 * static_cast<uint64_t>(h.n_experts) * static_cast<uint64_t>(t.bank->params.n_layers), "expert tables",
+                 s.experts);
     read_section(r, t.key_rows, key_rows, "key rows", s.key_rows);
     read_section(r, t.wq, 1, "W_q entries", s.wq);
     const uint32_t expected = r.crc();

@@ -118,7 +118,7 @@ std::vector<float> memory_layer_inputs(const mome_bank& bank, const int32_t* tok
     check_tokens(c, tokens, n);
     const LlamaWeights w = load_llama_weights(*model.file, c);
     const std::unique_ptr<Backend> be = make_cpu_fast_backend(pool);
-    const int64_t l0 = bank.layers[0].block;
+    const int64_t l0 = bank.layers[static_cast<size_t>(bank.lowest_slot())].block;
     const GraphInputs inputs(*be, tokens, positions_of(n).data(), nullptr, n);
     KvCache cache = make_kv_cache(*be, c, 1, n);
     Buffer x = floats(*be, n * c.n_embd);
@@ -137,7 +137,7 @@ std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, i
     return mean;
 }
 
-void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactRoute& g,
+void route_fact(const mome_bank& bank, int slot, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactRoute& g,
                 std::vector<float>* query, std::vector<float>* centred) {
     const mome_bank_params& p = bank.params;
     const int64_t D = bank.model->config.n_embd, k = p.top_k;
@@ -150,11 +150,11 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
     }
     if (per_token) {  // every token from its own input, as a session routing per token would
         std::vector<float> q(static_cast<size_t>(fact.n * p.key_dim));
-        project_queries(bank, 0, u0, fact.n, q.data(), pool, false);
+        project_queries(bank, slot, u0, fact.n, q.data(), pool, false);
         g.indices.resize(static_cast<size_t>(entries));
         g.weights.resize(static_cast<size_t>(entries));
-        route_bank(bank, 0, q.data(), fact.n, g.indices.data(), g.weights.data(), n_threads);
-        apply_gate(bank, 0, q.data(), fact.n, g.weights.data(), n_threads);
+        route_bank(bank, slot, q.data(), fact.n, g.indices.data(), g.weights.data(), n_threads);
+        apply_gate(bank, slot, q.data(), fact.n, g.weights.data(), n_threads);
         return;
     }
     std::vector<float> mean(static_cast<size_t>(D), 0.0f);
@@ -162,14 +162,14 @@ void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, T
         for (int64_t i = 0; i < D; ++i) mean[static_cast<size_t>(i)] += u0[t * D + i];
     for (float& m : mean) m /= static_cast<float>(fact.answer_start);
     std::vector<float> q(static_cast<size_t>(p.key_dim));
-    project_queries(bank, 0, mean.data(), 1, q.data(), pool, false);
+    project_queries(bank, slot, mean.data(), 1, q.data(), pool, false);
     g.indices.resize(static_cast<size_t>(k));
     g.weights.resize(static_cast<size_t>(k));
-    route_bank(bank, 0, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
-    apply_gate(bank, 0, q.data(), 1, g.weights.data(), n_threads);
+    route_bank(bank, slot, q.data(), 1, g.indices.data(), g.weights.data(), n_threads);
+    apply_gate(bank, slot, q.data(), 1, g.weights.data(), n_threads);
     if (centred) {
         centred->resize(static_cast<size_t>(D));
-        read_floats(bank.layers[0].centre, 0, D, centred->data());
+        read_floats(bank.layers[static_cast<size_t>(slot)].centre, 0, D, centred->data());
         for (int64_t i = 0; i < D; ++i) (*centred)[static_cast<size_t>(i)] = mean[static_cast<size_t>(i)] - (*centred)[static_cast<size_t>(i)];
     }
     if (query) *query = std::move(q);
@@ -186,6 +186,133 @@ void check_fact(const mome_llama_config& c, const FactInput& fact) {
     require_arg((fact.route_indices == nullptr) == (fact.route_weights == nullptr), "a cached route needs both its indices and its weights");
 }
 
+// A batch's routes in one memory layer, gathered: segments sharing a route (a fact, or each
+// token when the bank routes per token), and the distinct routed experts, each read once as
+// F32 into local tables that the forward's delta and the backward both use.
+struct GatheredLayer {
+    int slot = 0;
+    BatchRoutes local;                  // route entries index the local tables
+    std::vector<int32_t> experts;       // the bank's expert of each local table
+    std::vector<float> a_local, b_local;  // [experts x rank x n_embd]
+    Buffer d_a, d_b;                    // the same on the backend
+    LoraTables tables;
+};
+
+GatheredLayer gather_layer(Backend& be, const mome_bank& bank, int slot, const std::vector<FactRoute>& routes,
+                           const std::vector<int64_t>& starts, const std::vector<FactInput>& facts, const float* host_u) {
+    const mome_bank_params& p = bank.params;
+    const bool per_token = p.routing == MOME_ROUTING_MODE_TOKEN;
+    const int64_t D = bank.model->config.n_embd, n = starts.back(), per_expert = p.rank * D;
+    GatheredLayer g;
+    g.slot = slot;
+    g.local.order.resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) g.local.order[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+    g.local.offsets.push_back(0);
+    std::unordered_map<int32_t, int32_t> local_of;
+    std::vector<int32_t> bank_indices;
+    for (size_t f = 0; f < routes.size(); ++f) {
+        const FactRoute& route = routes[f];
+        const int64_t segments = per_token ? facts[f].n : 1;
+        for (int64_t s = 0; s < segments; ++s) g.local.offsets.push_back(per_token ? g.local.offsets.back() + 1 : starts[f + 1]);
+        for (size_t j = 0; j < route.indices.size(); ++j) {
+            const auto [at, added] = local_of.emplace(route.indices[j], static_cast<int32_t>(g.experts.size()));
+            if (added) g.experts.push_back(route.indices[j]);
+            g.local.indices.push_back(at->second);
+            g.local.weights.push_back(route.weights[j]);
+            bank_indices.push_back(route.indices[j]);
+        }
+    }
+    // Cached routes come from the caller: checked against the bank like any other batch.
+    const LoraBatch routed{host_u, n, g.local.offsets.data(), static_cast<int64_t>(g.local.offsets.size()) - 1, bank_indices.data(),
+                           g.local.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    check_lora_batch(bank_tables(bank, slot), routed);
+    const MemoryLayer& layer = bank.layers[static_cast<size_t>(slot)];
+    const int64_t n_distinct = static_cast<int64_t>(g.experts.size());
+    g.a_local.resize(static_cast<size_t>(n_distinct * per_expert)), g.b_local.resize(g.a_local.size());
+    for (int64_t j = 0; j < n_distinct; ++j) {
+        const int64_t first = static_cast<int64_t>(g.experts[static_cast<size_t>(j)]) * per_expert;
+        read_floats(layer.a, first, per_expert, g.a_local.data() + j * per_expert);
+        read_floats(layer.b, first, per_expert, g.b_local.data() + j * per_expert);
+    }
+    g.d_a = upload(be, g.a_local), g.d_b = upload(be, g.b_local);
+    g.tables = LoraTables{MOME_TENSOR_TYPE_F32, n_distinct, D, p.rank, g.d_a.as<uint8_t>(), g.d_b.as<uint8_t>()};
+    return g;
+}
+
+// The backward of a gathered layer's delta over inputs u [n x n_embd] for its output gradient
+// dout: each distinct expert's gradient sums over the segments routed to it; with du, also
+// du += s sum_j w_j A_j^T (B_j^T dout) (the delta's own map, with A and B^T exchanged).
+SlotGradients gathered_backward(Backend& be, const mome_bank& bank, const GatheredLayer& g, const float* u, int64_t n,
+                                const float* dout, float* du) {
+    const mome_bank_params& p = bank.params;
+    const int64_t per_expert = p.rank * bank.model->config.n_embd, n_distinct = static_cast<int64_t>(g.experts.size());
+    const Buffer d_offsets = upload(be, g.local.offsets), d_indices = upload(be, g.local.indices), d_weights = upload(be, g.local.weights);
+    const LoraBatch lb{u, n, d_offsets.as<int64_t>(), static_cast<int64_t>(g.local.offsets.size()) - 1, d_indices.as<int32_t>(),
+                       d_weights.as(), p.top_k, p.alpha / static_cast<float>(p.rank)};
+    Buffer da = floats(be, n_distinct * per_expert, true), db = floats(be, n_distinct * per_expert, true);
+    be.lora_backward(g.tables, lb, dout, da.as(), db.as());
+    if (du) {
+        LoraTables swapped = g.tables;
+        std::swap(swapped.a, swapped.b);
+        LoraBatch back = lb;
+        back.u = dout;
+        be.lora_apply(swapped, back, du);
+    }
+    SlotGradients out;
+    out.slot = g.slot;
+    out.experts = g.experts;
+    out.da = download(be, da.as(), n_distinct * per_expert);
+    out.db = download(be, db.as(), n_distinct * per_expert);
+    return out;
+}
+
+// The memory layers above the lowest, inside the forward and backward of the blocks above it:
+// each routes live (its input changes as the layers below it learn), from its own input,
+// as a session asking the facts' questions would.
+class UpperLayers final : public MemoryHook {
+public:
+    UpperLayers(Backend& be, const mome_bank& bank, const std::vector<FactInput>& facts, const std::vector<int64_t>& starts,
+                ThreadPool& pool, int n_threads)
+        : be_(be), bank_(bank), facts_(facts), starts_(starts), pool_(pool), n_threads_(n_threads) {}
+
+    bool memory_delta(int64_t block, const float* u, int64_t n, float* delta) override {
+        const int slot = bank_.slot_of_block(block);
+        if (slot < 0 || slot == bank_.lowest_slot()) return false;
+        const int64_t D = bank_.model->config.n_embd;
+        const std::vector<float> host_u = download(be_, u, n * D);
+        std::vector<FactRoute> routes(facts_.size());
+        for (size_t f = 0; f < facts_.size(); ++f) {
+            FactInput live = facts_[f];
+            live.route_indices = nullptr, live.route_weights = nullptr;
+            route_fact(bank_, slot, live, host_u.data() + starts_[f] * D, pool_, n_threads_, routes[f], nullptr, nullptr);
+        }
+        layers_.push_back(Layer{block, u, gather_layer(be_, bank_, slot, routes, starts_, facts_, host_u.data())});
+        apply_memory_delta(be_, bank_, layers_.back().g.tables, layers_.back().g.local, u, n, delta);
+        return true;
+    }
+
+    void memory_backward(int64_t block, const float* dout, int64_t n, float* du) override {
+        for (const Layer& l : layers_)
+            if (l.block == block) gradients.push_back(gathered_backward(be_, bank_, l.g, l.u, n, dout, du));
+    }
+
+    std::vector<SlotGradients> gradients;
+
+private:
+    struct Layer {
+        int64_t block;
+        const float* u;  // the block's kept input (LayerActivations::u)
+        GatheredLayer g;
+    };
+    Backend& be_;
+    const mome_bank& bank_;
+    const std::vector<FactInput>& facts_;
+    const std::vector<int64_t>& starts_;
+    ThreadPool& pool_;
+    int n_threads_;
+    std::vector<Layer> layers_;
+};
+
 // The batch step; `router` (a batch of one fact only) receives what the router's backward needs.
 BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
                     int n_threads, RouterInputs* router) {
@@ -193,7 +320,6 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
     const mome_model& model = *bank.model;
     const mome_llama_config& c = model.config;
     const mome_bank_params& p = bank.params;
-    if (p.n_layers != 1) fail(MOME_STATUS_UNSUPPORTED, format("tuning supports banks with one memory layer; this one has %d", p.n_layers));
     const bool per_token = p.routing == MOME_ROUTING_MODE_TOKEN;
     for (const FactInput& f : facts) check_fact(c, f);
     // The backend: the given one (a GPU session's) or cpu-fast over the caller's pool.
@@ -211,7 +337,10 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
     } else if (be->device() != Device::Host && per_token) {
         fail(MOME_STATUS_UNSUPPORTED, "tuning steps on CUDA serve banks that route per sequence; tune per-token banks on the CPU");
     }
-    const int64_t D = c.n_embd, l0 = bank.layers[0].block, r = p.rank, B = static_cast<int64_t>(facts.size());
+    // The lowest memory layer's input comes from the frozen blocks below it (or the caller's
+    // cache of it); the layers above it route live inside the upper blocks (UpperLayers).
+    const int lowest = bank.lowest_slot();
+    const int64_t D = c.n_embd, l0 = bank.layers[static_cast<size_t>(lowest)].block, B = static_cast<int64_t>(facts.size());
 
     // The facts packed one sequence each: tokens [starts[f], starts[f+1]) at positions 0...
     std::vector<int64_t> starts{0};
@@ -259,51 +388,19 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
     step.facts.resize(static_cast<size_t>(B));
     std::vector<float>* query = router ? &router->query : nullptr;
     std::vector<float>* centred = router ? &router->centred : nullptr;
-    for (int64_t f = 0; f < B; ++f) {
-        const FactInput& fact = facts[static_cast<size_t>(f)];
-        FactRoute& route = step.facts[static_cast<size_t>(f)].route;
-        route_fact(bank, fact, host_u0.data() + starts[static_cast<size_t>(f)] * D, pool, n_threads, route, query, centred);
-    }
-    // Segments sharing a route (a fact, or each token when the bank routes per token), and the
-    // distinct routed experts of the batch, each gathered once as F32 into local tables that
-    // the forward's delta and the backward both use.
-    BatchRoutes local;
-    local.order.resize(static_cast<size_t>(n));
-    for (int64_t t = 0; t < n; ++t) local.order[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-    local.offsets.push_back(0);
-    std::unordered_map<int32_t, int32_t> slot_of;
-    std::vector<int32_t> bank_indices;
-    for (int64_t f = 0; f < B; ++f) {
-        const FactRoute& route = step.facts[static_cast<size_t>(f)].route;
-        const int64_t segments = per_token ? facts[static_cast<size_t>(f)].n : 1;
-        for (int64_t s = 0; s < segments; ++s) local.offsets.push_back(per_token ? local.offsets.back() + 1 : starts[static_cast<size_t>(f) + 1]);
-        for (size_t j = 0; j < route.indices.size(); ++j) {
-            const auto [at, added] = slot_of.emplace(route.indices[j], static_cast<int32_t>(step.experts.size()));
-            if (added) step.experts.push_back(route.indices[j]);
-            local.indices.push_back(at->second);
-            local.weights.push_back(route.weights[j]);
-            bank_indices.push_back(route.indices[j]);
-        }
-    }
-    // Cached routes come from the caller: checked against the bank like any other batch.
-    const LoraBatch routed{host_u0.data(), n, local.offsets.data(), static_cast<int64_t>(local.offsets.size()) - 1, bank_indices.data(),
-                           local.weights.data(), p.top_k, p.alpha / static_cast<float>(p.rank)};
-    check_lora_batch(bank_tables(bank, 0), routed);
-    const int64_t per_expert = r * D, n_distinct = static_cast<int64_t>(step.experts.size());
-    std::vector<float> a_local(static_cast<size_t>(n_distinct * per_expert)), b_local(a_local.size());
-    for (int64_t j = 0; j < n_distinct; ++j) {
-        const int64_t first = static_cast<int64_t>(step.experts[static_cast<size_t>(j)]) * per_expert;
-        read_floats(bank.layers[0].a, first, per_expert, a_local.data() + j * per_expert);
-        read_floats(bank.layers[0].b, first, per_expert, b_local.data() + j * per_expert);
-    }
-    const Buffer d_a = upload(*be, a_local), d_b = upload(*be, b_local);
-    const LoraTables tables{MOME_TENSOR_TYPE_F32, n_distinct, D, p.rank, d_a.as<uint8_t>(), d_b.as<uint8_t>()};
+    std::vector<FactRoute> routes(static_cast<size_t>(B));
+    for (int64_t f = 0; f < B; ++f)
+        route_fact(bank, lowest, facts[static_cast<size_t>(f)], host_u0.data() + starts[static_cast<size_t>(f)] * D, pool, n_threads,
+                   routes[static_cast<size_t>(f)], query, centred);
+    const GatheredLayer low = gather_layer(*be, bank, lowest, routes, starts, facts, host_u0.data());
+    for (int64_t f = 0; f < B; ++f) step.facts[static_cast<size_t>(f)].route = std::move(routes[static_cast<size_t>(f)]);
     {
         Buffer delta = floats(*be, n * D);
-        apply_memory_delta(*be, bank, tables, local, u0, n, delta.as());
+        apply_memory_delta(*be, bank, low.tables, low.local, u0, n, delta.as());
         be->add(x.as(), delta.as(), n * D);
     }
-    llama_forward(*be, c, *w, inputs.batch(), cache, l0 + 1, c.n_layer, x.as(), nullptr, &acts);
+    UpperLayers upper(*be, bank, facts, starts, pool, n_threads);
+    llama_forward(*be, c, *w, inputs.batch(), cache, l0 + 1, c.n_layer, x.as(), &upper, &acts);
 
     // The answers' losses, then back through the blocks above the memory layer.
     std::vector<AnswerSpan> spans;
@@ -331,10 +428,7 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
                 std::copy(host_u0.begin() + at, host_u0.begin() + at + count, out);
                 std::copy(host_x.begin() + at, host_x.begin() + at + count, out + count);
             }
-    if (!options.backward || !any_gradient) {
-        step.experts.clear();
-        return step;
-    }
+    if (!options.backward || !any_gradient) return step;
     // When at most half the batch still learns, its backward alone is cheaper than the whole
     // batch's (exact facts would only carry zeros through it): those facts run again as a
     // batch of their own, with the routes and frozen-layer outputs found here.
@@ -359,23 +453,22 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
         step.experts = std::move(part.experts);
         step.da = std::move(part.da);
         step.db = std::move(part.db);
+        step.upper = std::move(part.upper);
         return step;
     }
-    llama_backward_from(*be, c, *w, inputs.batch(), starts, cache, acts, l0 + 1, c.n_layer, dx.as());
+    llama_backward_from(*be, c, *w, inputs.batch(), starts, cache, acts, l0 + 1, c.n_layer, dx.as(), &upper);
 
-    // Into the routed experts: each distinct expert's gradient sums over the segments routed to it.
-    const Buffer d_offsets = upload(*be, local.offsets), d_indices = upload(*be, local.indices), d_weights = upload(*be, local.weights);
-    const LoraBatch lb{u0, n, d_offsets.as<int64_t>(), static_cast<int64_t>(local.offsets.size()) - 1, d_indices.as<int32_t>(),
-                       d_weights.as(), p.top_k, p.alpha / static_cast<float>(p.rank)};
-    Buffer da = floats(*be, n_distinct * per_expert, true), db = floats(*be, n_distinct * per_expert, true);
-    be->lora_backward(tables, lb, dx.as(), da.as(), db.as());
-    step.da = download(*be, da.as(), n_distinct * per_expert);
-    step.db = download(*be, db.as(), n_distinct * per_expert);
+    // Into the lowest layer's routed experts.
+    SlotGradients g = gathered_backward(*be, bank, low, u0, n, dx.as(), nullptr);
+    step.experts = std::move(g.experts);
+    step.da = std::move(g.da);
+    step.db = std::move(g.db);
+    step.upper = std::move(upper.gradients);
     if (router) {
         router->u0 = host_u0;
         router->dx = download(*be, dx.as(), n * D);
-        router->a_local = std::move(a_local);
-        router->b_local = std::move(b_local);
+        router->a_local = low.a_local;
+        router->b_local = low.b_local;
     }
     return step;
 }
@@ -397,6 +490,9 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
         fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed for banks that route per sequence; this one routes per token");
     if (router_gradients && fact.backend && fact.backend->device() != Device::Host)
         fail(MOME_STATUS_UNSUPPORTED, "router gradients are computed on the CPU only: give no session with them");
+    if (p.n_layers != 1)
+        fail(MOME_STATUS_UNSUPPORTED, format("one fact's gradients are given for banks with one memory layer; this one has %d: tune it "
+                                             "with mome_tuner", p.n_layers));
     RouterInputs router;
     BatchStep step = run_batch(bank, {fact}, BatchOptions{}, pool, n_threads, router_gradients ? &router : nullptr);
     FactGradients g;

@@ -46,6 +46,14 @@ struct FactGradients : FactRoute {
     int32_t n_correct = 0;
 };
 
+// One memory layer's expert gradients: its distinct routed experts and their dA, dB
+// [experts x rank x n_embd].
+struct SlotGradients {
+    int slot = 0;
+    std::vector<int32_t> experts;
+    std::vector<float> da, db;
+};
+
 // One step over a batch of facts, packed as one sequence each into one graph batch: every
 // projection runs over all the batch's tokens at once.
 struct BatchStep {
@@ -61,6 +69,9 @@ struct BatchStep {
     // backward ran (forward only, or every fact exact).
     std::vector<int32_t> experts;
     std::vector<float> da, db;
+    // The same for each memory layer above the lowest (the routed experts above are the
+    // lowest layer's), in the order of their blocks from the top down.
+    std::vector<SlotGradients> upper;
 };
 
 struct BatchOptions {
@@ -73,19 +84,19 @@ struct BatchOptions {
 BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
                      int n_threads);
 
-// The memory layer's input (slot 0, the MLP's normalised input in its block) for every
-// token [n x n_embd], by the frozen layers below it.
+// The lowest memory layer's input (the MLP's normalised input in its block) for every token
+// [n x n_embd], by the frozen layers below it.
 std::vector<float> memory_layer_inputs(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
 
-// The mean of the memory layer's input (slot 0) over a question's tokens: what routing
+// The mean of the lowest memory layer's input over a question's tokens: what its routing
 // starts from, before centring and W_q.
 std::vector<float> question_mean(const mome_bank& bank, const int32_t* tokens, int64_t n, ThreadPool& pool);
 
-// A fact's route: its cached one, or from the mean of the memory layer's input u0 over the
-// question's tokens, as a session asking the question would. `query` and `centred` (may be
+// A fact's route in memory layer `slot`: its cached one, or from the mean of that layer's
+// input u0 over the question's tokens, as a session asking the question would. `query` and `centred` (may be
 // null) receive W_q's input and output, for the router's gradients.
-void route_fact(const mome_bank& bank, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads, FactRoute& route,
-                std::vector<float>* query, std::vector<float>* centred);
+void route_fact(const mome_bank& bank, int slot, const FactInput& fact, const float* u0, ThreadPool& pool, int n_threads,
+                FactRoute& route, std::vector<float>* query, std::vector<float>* centred);
 
 // One fact's step (a batch of one, its gradient kept even when exact), with the router's
 // gradients when asked (live routing only).

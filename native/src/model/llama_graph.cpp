@@ -126,7 +126,7 @@ void llama_logits(Backend& be, const mome_llama_config& c, const LlamaWeights& w
 
 void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
                          const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
-                         int64_t first, int64_t end, float* dx) {
+                         int64_t first, int64_t end, float* dx, MemoryHook* memory) {
     require_arg(seq_starts.size() >= 2 && seq_starts.front() == 0 && seq_starts.back() == batch.n, "the sequences cover the batch");
     const Dims d = dims_of(c);
     const int64_t n = batch.n;
@@ -148,6 +148,7 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
         zero(du, n * d.d);
         be.matmul_backward_input(L.gate, dgate.as(), n, du.as());
         be.matmul_backward_input(L.up, dup.as(), n, du.as());
+        if (memory) memory->memory_backward(l, dx, n, du.as());  // the memory layer beside the MLP, on the same u
         be.rms_norm_backward(a.h.as(), L.ffn_norm, du.as(), n, c.rms_norm_eps, tmp.as());
         be.add(dx, tmp.as(), n * d.d);
         // Attention: h = x + wo(attention(rope(wq xn), rope(wk xn), wv xn)); dx becomes dx.

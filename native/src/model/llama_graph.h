@@ -56,6 +56,10 @@ class MemoryHook {
 public:
     virtual ~MemoryHook() = default;
     virtual bool memory_delta(int64_t layer, const float* u, int64_t n, float* delta) = 0;
+    // The backward of block `layer`'s delta (llama_backward_from): dout [n x n_embd] is the
+    // gradient of the block's output; adds the delta's gradient with respect to u into du.
+    // Blocks without a memory layer add nothing.
+    virtual void memory_backward(int64_t /*layer*/, const float* /*dout*/, int64_t /*n*/, float* /*du*/) {}
 };
 
 RopeParams rope_params(const mome_llama_config& c, const LlamaWeights& w);
@@ -77,10 +81,11 @@ void llama_logits(Backend& backend, const mome_llama_config& c, const LlamaWeigh
 // becomes the gradient of block `first`'s input), over whole sequences whose keys and values
 // are in `cache` and whose activations `keep` holds: sequence s is the batch's tokens
 // [seq_starts[s], seq_starts[s+1]) at positions 0, 1, ... of cache sequence s. Activation
-// gradients only (the base is frozen).
+// gradients only (the base is frozen); `memory` (may be null) goes back through the memory
+// layers the forward's hook added.
 void llama_backward_from(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
                          const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
-                         int64_t first, int64_t end, float* dx);
+                         int64_t first, int64_t end, float* dx, MemoryHook* memory = nullptr);
 
 // The loss head over the answers of a batch of facts. Fact f's answer is predicted by the
 // batch's rows [first_row, first_row + n_answer) (a fact's position answer_start-1 .. n-2),
