@@ -98,7 +98,7 @@ public:
         for (int64_t r = 0; r < rows; ++r) mome::rms_norm_backward(x + r * d, weight.f32(), d, eps, dy + r * d, dx + r * d);
     }
     void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {
-        mome::matmul_backward_input(W, dY, n, dX, nullptr);
+        mome::matmul_backward_input_ref(W, dY, n, dX);
     }
     void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
         for (int64_t r = 0; r < rows; ++r) rope_norm_backward(dx + r * n_heads * head_dim, n_heads, head_dim, pos[r], p);

@@ -31,4 +31,7 @@ void matmul_rows_avx512(const Tensor& W, const float* X, int64_t n, float* Y, in
 }
 void axpy_row_avx512(const Tensor& W, int64_t row, float a, float* y) { axpy_row_impl<Vec>(W, row, a, y); }
 void score_keys_avx512(const Tensor& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
+void backward_input_block_avx512(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
+    backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
+}
 }  // namespace mome

@@ -20,13 +20,21 @@ void score_keys_avx512(const Tensor& K, const float* Q, int64_t nq, float* S);
 void score_keys_avx2(const Tensor& K, const float* Q, int64_t nq, float* S);
 void score_keys_portable(const Tensor& K, const float* Q, int64_t nq, float* S);
 
+// dX[t][c] += sum_r dY[t][r] W[r][c] (F32, F16 or BF16 W) for tokens [t0, t1) and columns
+// [c0, c1), per instruction set: the input gradient of Y = X W^T.
+void backward_input_block_avx512(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1);
+void backward_input_block_avx2(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1);
+void backward_input_block_portable(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1);
+
 // The variant this CPU runs (as matmul_isa() names it).
 using MatmulRowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
 using AxpyRowFn = void (*)(const Tensor&, int64_t, float, float*);
 using ScoreKeysFn = void (*)(const Tensor&, const float*, int64_t, float*);
+using BackwardInputFn = void (*)(const Tensor&, const float*, float*, int64_t, int64_t, int64_t, int64_t);
 MatmulRowsFn matmul_rows_best();
 AxpyRowFn axpy_row_best();
 ScoreKeysFn score_keys_best();
+BackwardInputFn backward_input_block_best();
 
 // The best variant this CPU runs ("avx512", "avx2" or "portable"); MOME_CPU_ISA can lower it.
 const char* matmul_isa();

@@ -52,28 +52,31 @@ void quantized_backward_input(const Tensor& W, const float* dY, int64_t n_tokens
 
 }  // namespace
 
+void matmul_backward_input_ref(const Tensor& W, const float* dY, int64_t n_tokens, float* dX) {
+    if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, nullptr);
+    for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t c = 0; c < W.cols; ++c) {
+            float s = dX[t * W.cols + c];
+            for (int64_t r = 0; r < W.rows; ++r) s += dY[t * W.rows + r] * weight_at(W, r, c);
+            dX[t * W.cols + c] = s;
+        }
+}
+
 void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, pool);
-    // dX[t] += dY[t][r] * W[r] for every row: one SIMD axpy per row, W read in its own type.
-    // Tokens go in tiles (up to 8, fewer when that leaves a thread idle), so that each row of
-    // W is read once per tile while the tile's rows of dX stay in cache; each dX element still
-    // sums over r in order. Tiles are independent rows of dX: with a pool they spread over its
-    // threads.
-    const int64_t threads = pool ? pool->size() : 1;
-    const int64_t kTile = std::max<int64_t>(1, std::min<int64_t>(8, (n_tokens + threads - 1) / threads));
-    const AxpyRowFn axpy = axpy_row_best();
-    const int64_t n_tiles = (n_tokens + kTile - 1) / kTile;
-    auto tile = [&](int64_t i) {
-        const int64_t first = i * kTile, end = std::min(n_tokens, first + kTile);
-        for (int64_t r = 0; r < W.rows; ++r)
-            for (int64_t t = first; t < end; ++t) {
-                const float g = dY[t * W.rows + r];
-                if (g != 0) axpy(W, r, g, dX + t * W.cols);
-            }
+    // Blocks of up to 8 tokens x 64 columns of dX, each with its accumulators in registers
+    // while W's rows stream by (matmul_kernels.h); blocks spread over the pool's threads.
+    constexpr int64_t kTokens = 8, kColumns = 64;
+    const BackwardInputFn block = backward_input_block_best();
+    const int64_t token_blocks = (n_tokens + kTokens - 1) / kTokens, column_blocks = (W.cols + kColumns - 1) / kColumns;
+    auto run = [&](int64_t i) {
+        const int64_t t0 = (i / column_blocks) * kTokens, c0 = (i % column_blocks) * kColumns;
+        block(W, dY, dX, t0, std::min(n_tokens, t0 + kTokens), c0, std::min(W.cols, c0 + kColumns));
     };
-    if (pool && n_tiles > 1) pool->run(n_tiles, tile);
+    const int64_t n_blocks = token_blocks * column_blocks;
+    if (pool && n_blocks > 1) pool->run(n_blocks, run);
     else
-        for (int64_t i = 0; i < n_tiles; ++i) tile(i);
+        for (int64_t i = 0; i < n_blocks; ++i) run(i);
 }
 
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {

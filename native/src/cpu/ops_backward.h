@@ -16,9 +16,11 @@ class ThreadPool;
 // y = x / sqrt(mean(x^2) + eps) * weight  =>  dx (overwritten) from dy.
 void rms_norm_backward(const float* x, const float* weight, int64_t d, float eps, const float* dy, float* dx);
 
-// Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k]; tokens over `pool`'s threads when given.
-// A quantized W enters dequantized (the straight-through view of its integer dot products).
+// Y = X W^T  =>  dX[t][k] += sum_r dY[t][r] W[r][k]; blocks of tokens and columns over `pool`'s
+// threads when given. A quantized W enters dequantized (the straight-through view of its
+// integer dot products). The _ref form is the plain loop (the fast form is checked against it).
 void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool = nullptr);
+void matmul_backward_input_ref(const Tensor& W, const float* dY, int64_t n_tokens, float* dX);
 
 // out = silu(gate) * up  =>  dgate, dup (overwritten).
 void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup);

@@ -239,6 +239,8 @@ std::vector<GradCase> backward_cases(std::mt19937& rng) {
     c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_F32, 13, 67, 3, rng));
     c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_F16, 21, 40, 2, rng));
     c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_BF16, 130, 96, 5, rng));
+    c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_F32, 37, 300, 11, rng));  // token and column blocks with tails
+    c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_F16, 29, 129, 17, rng));
     c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_Q8_0, 9, 64, 3, rng));
     c.push_back(matmul_backward_case(MOME_TENSOR_TYPE_Q4_K, 5, 256, 2, rng));
     c.push_back(rope_backward_case(2, 16, false, {0, 7, 3000}, rng));
