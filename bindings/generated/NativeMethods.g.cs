@@ -455,7 +455,10 @@ internal static unsafe partial class NativeMethods
     internal static partial MomeStatus mome_tuner_default_params(MomeTunerParams* /* mome_tuner_params* */ @params);
 
     /// <summary>
-    /// A tuner of a bank (one memory layer). Fails naming the parameter out of range.
+    /// A tuner of a bank. Every memory layer's routed experts are trained: the lowest layer routes
+    /// from the frozen layers' output (its routes cached once the router is frozen), the layers
+    /// above it route live from their own inputs, as a session does; router epochs need a bank
+    /// with one memory layer. Fails naming the parameter out of range.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_tuner_create")]
     internal static partial MomeStatus mome_tuner_create(IntPtr /* mome_bank* */ bank, MomeTunerParams* /* const mome_tuner_params* */ @params, IntPtr* /* mome_tuner** */ @out);

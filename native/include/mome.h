@@ -932,7 +932,10 @@ typedef struct mome_tuner_params {
  * threads, the CPU. */
 MOME_API mome_status mome_tuner_default_params(mome_tuner_params* params);
 
-/* A tuner of a bank (one memory layer). Fails naming the parameter out of range. */
+/* A tuner of a bank. Every memory layer's routed experts are trained: the lowest layer routes
+ * from the frozen layers' output (its routes cached once the router is frozen), the layers
+ * above it route live from their own inputs, as a session does; router epochs need a bank
+ * with one memory layer. Fails naming the parameter out of range. */
 MOME_API mome_status mome_tuner_create(mome_bank* bank, const mome_tuner_params* params, mome_tuner** out);
 MOME_API void mome_tuner_free(mome_tuner* tuner);
 

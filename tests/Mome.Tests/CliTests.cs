@@ -118,5 +118,19 @@ public sealed class CliTests
         Assert.That(ungated["gate_threshold"], Is.Null);
         Assert.That((double)ungated["interference_kl"]!, Is.GreaterThan(0.0), "without the gate the bank changes the unrelated prompts");
         Assert.That(Run("tune", "--model", model, "--facts", facts, "--out", bank, "--gate", "1.5").Err, Does.Contain("--gate must be"));
+
+        // Two memory layers: both in the saved bank, every fact recalled through a session.
+        var two = Path.Combine(_dir, "two.mome");
+        var layered = Run("tune", "--model", model, "--facts", facts, "--out", two, "--experts", "4096", "--layers", "0,1");
+        Assert.That(layered.Code, Is.EqualTo(0), layered.Err);
+        var info = Run("memory", "info", two, "--model", model, "--json");
+        Assert.That(info.Code, Is.EqualTo(0), info.Err);
+        Assert.That(System.Text.Json.Nodes.JsonNode.Parse(info.Out)!["layers"]!.AsArray().Select(l => (int)l!), Is.EqualTo(new[] { 0, 1 }));
+        var twoEval = Run("eval", "--model", model, "--memory", two, "--facts", facts, "--json");
+        Assert.That(twoEval.Code, Is.EqualTo(0), twoEval.Err);
+        Assert.That((double)System.Text.Json.Nodes.JsonNode.Parse(twoEval.Out)!["exact_recall"]!, Is.EqualTo(1.0));
+        var reversed = Run("tune", "--model", model, "--facts", facts, "--out", Path.Combine(_dir, "rev.mome"), "--layers", "1,0");
+        Assert.That(reversed.Code, Is.Not.EqualTo(0));
+        Assert.That(reversed.Err, Does.Contain("lowest layer first"));
     }
 }

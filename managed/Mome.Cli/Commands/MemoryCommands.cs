@@ -88,7 +88,7 @@ public static class MemoryCommands
         return command;
     }
 
-    private static int[] ParseLayers(string? text) =>
+    internal static int[] ParseLayers(string? text) =>
         string.IsNullOrWhiteSpace(text)
             ? []
             : text.Split(',', StringSplitOptions.TrimEntries).Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l)

@@ -44,6 +44,7 @@ public static class TuningCommands
         var topK = new Option<int?>("--top-k") { Description = "Experts per question (default 32)." };
         var rank = new Option<int?>("--rank") { Description = "LoRA rank of each expert (default 4)." };
         var router = new Option<RouterKind?>("--router") { Description = "Flat (exact over all keys) or Product (two sub-key tables; needs a square --experts). Default: Product, or Flat when --experts is not a square of at least --top-k." };
+        var layers = new Option<string?>("--layers") { Description = "Memory layers of a new bank: comma-separated model blocks, lowest first (default: one at ~3/4 depth). A bank with several is tuned without the locality gate." };
         var every = new Option<double>("--checkpoint-seconds") { Description = "Least seconds between checkpoints (0: after every step).", DefaultValueFactory = _ => defaults.CheckpointInterval.TotalSeconds };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var cuda = new Option<int?>("--cuda") { Description = "Run the tuning steps on this CUDA device (libmome_cuda)." };
@@ -55,7 +56,7 @@ public static class TuningCommands
         var whitening = new Option<double>("--whitening-ridge") { Description = "Ridge of the routing whitening of a new bank, relative to the questions' variance (0: none).", DefaultValueFactory = _ => defaults.WhiteningRidge };
         var command = new Command("tune", "Memorise facts: train only the experts each question routes to.")
         {
-            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, every, threads, cuda, batch, optimizer,
+            model, facts, output, resume, epochs, lr, schedule, final, warmup, routerEpochs, routerLr, experts, topK, rank, router, layers, every, threads, cuda, batch, optimizer,
             negatives, gate, gateMargin, whitening,
         };
         command.SetAction((parse, cancellationToken) => io.GuardAsync(async () =>
@@ -67,7 +68,10 @@ public static class TuningCommands
             if (!resuming) ProbeWritable(path);
             using var bank = resuming
                 ? MemoryBank.Load(m, path)
-                : MemoryBank.Create(m, BankFor(m, parse.GetValue(experts), parse.GetValue(topK), parse.GetValue(rank), parse.GetValue(router)));
+                : MemoryBank.Create(m, BankFor(m, parse.GetValue(experts), parse.GetValue(topK), parse.GetValue(rank), parse.GetValue(router)) with
+                {
+                    Layers = MemoryCommands.ParseLayers(parse.GetValue(layers)),
+                });
             var options = new TuningOptions
             {
                 Epochs = parse.GetValue(epochs), LearningRate = parse.GetValue(lr), Schedule = parse.GetValue(schedule),
