@@ -297,7 +297,10 @@ public sealed class TuningCheckpointTests
         var e = Assert.Throws<ArgumentException>(() => new MemoryTuner(perToken, new TuningOptions { RouterEpochs = 1 }))!;
         Assert.That(e.Message, Does.Contain("per token"));
         using var twoLayers = MemoryBank.Create(model, SmallBank with { Layers = [0, 1] });
-        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(twoLayers))!.Message, Does.Contain("one memory layer"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(twoLayers, new TuningOptions { RouterEpochs = 1 }))!.Message,
+            Does.Contain("one memory layer"));
+        using var highestFirst = MemoryBank.Create(model, SmallBank with { Layers = [1, 0] });
+        Assert.That(Assert.Throws<ArgumentException>(() => new MemoryTuner(highestFirst))!.Message, Does.Contain("lowest layer first"));
         Assert.That(perToken.GetCentre(0).All(v => v == 0), Is.True, "the routing centre was not touched");
     }
 
