@@ -25,13 +25,13 @@
 
 namespace {
 
-mome_bank* small_bank(const mome_model* model, int64_t experts, int32_t top_k, mome_routing_mode routing) {
+mome_bank* small_bank(const mome_model* model, int64_t experts, int32_t top_k, mome_routing_mode routing, int32_t n_layers = 1) {
     mome_bank_params p = sized<mome_bank_params>();
     EXPECT_EQ(mome_bank_default_params(&p), MOME_STATUS_OK);
     p.n_experts = experts, p.top_k = top_k, p.rank = 2, p.key_dim = 16;
     p.routing = routing;
     p.seed = 9;
-    p.n_layers = 1, p.layers[0] = 0;  // below tiny's last block: the backward crosses a whole block
+    p.n_layers = n_layers, p.layers[0] = 0, p.layers[1] = 1;  // block 0: the backward crosses a whole block
     mome_bank* bank = nullptr;
     EXPECT_EQ(mome_bank_create(model, &p, &bank), MOME_STATUS_OK) << mome_last_error();
     // Non-zero B, so that gradients reach A as well as B.
@@ -39,11 +39,12 @@ mome_bank* small_bank(const mome_model* model, int64_t experts, int32_t top_k, m
     std::normal_distribution<float> normal(0.0f, 0.05f);
     const int64_t n = 2 * 64;
     std::vector<float> a(n), b(n);
-    for (int64_t e = 0; e < experts; ++e) {
-        EXPECT_EQ(mome_bank_get_expert(bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
-        for (float& x : b) x = normal(rng);
-        EXPECT_EQ(mome_bank_set_expert(bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
-    }
+    for (int32_t slot = 0; slot < n_layers; ++slot)
+        for (int64_t e = 0; e < experts; ++e) {
+            EXPECT_EQ(mome_bank_get_expert(bank, slot, e, a.data(), b.data()), MOME_STATUS_OK);
+            for (float& x : b) x = normal(rng);
+            EXPECT_EQ(mome_bank_set_expert(bank, slot, e, a.data(), b.data()), MOME_STATUS_OK);
+        }
     return bank;
 }
 
@@ -189,14 +190,15 @@ void steps(mome_tuner* t, int n) {
     }
 }
 
-std::vector<float> all_experts(const mome_bank* bank, int64_t n_experts) {
+std::vector<float> all_experts(const mome_bank* bank, int64_t n_experts, int32_t n_layers = 1) {
     std::vector<float> out;
     std::vector<float> a(128), b(128);
-    for (int64_t e = 0; e < n_experts; ++e) {
-        EXPECT_EQ(mome_bank_get_expert(bank, 0, e, a.data(), b.data()), MOME_STATUS_OK);
-        out.insert(out.end(), a.begin(), a.end());
-        out.insert(out.end(), b.begin(), b.end());
-    }
+    for (int32_t slot = 0; slot < n_layers; ++slot)
+        for (int64_t e = 0; e < n_experts; ++e) {
+            EXPECT_EQ(mome_bank_get_expert(bank, slot, e, a.data(), b.data()), MOME_STATUS_OK);
+            out.insert(out.end(), a.begin(), a.end());
+            out.insert(out.end(), b.begin(), b.end());
+        }
     return out;
 }
 
@@ -216,17 +218,20 @@ struct Checkpointed : ::testing::Test {
 };
 
 TEST_F(Checkpointed, ResumingGivesTheBankAnUninterruptedRunGives) {
-    for (const mome_optimizer kind : {MOME_OPTIMIZER_ADAMW, MOME_OPTIMIZER_ADAFACTOR}) {
+    // Both optimisers; a bank with one memory layer and one with two (its optimiser state keys
+    // each layer's experts apart).
+    for (const auto [kind, layers] : {std::pair{MOME_OPTIMIZER_ADAMW, 1}, std::pair{MOME_OPTIMIZER_ADAFACTOR, 1},
+                                      std::pair{MOME_OPTIMIZER_ADAMW, 2}}) {
         TinyModel tiny("tuner_resume");
         const Facts facts = random_facts(10, 21);
         mome_tuner_params p = tuner_defaults();
         p.optimizer = kind;
-        mome_bank* whole = small_bank(tiny.model, 64, 8, MOME_ROUTING_MODE_SEQUENCE);
+        mome_bank* whole = small_bank(tiny.model, 64, 8, MOME_ROUTING_MODE_SEQUENCE, layers);
         mome_tuner* t = make_tuner(whole, facts, p);
         steps(t, 4);  // one epoch (3 steps) and a step into the next
         ASSERT_EQ(mome_tuner_checkpoint(t, path.c_str(), 12.5), MOME_STATUS_OK) << mome_last_error();
         steps(t, 5);
-        const std::vector<float> expected = all_experts(whole, 64);
+        const std::vector<float> expected = all_experts(whole, 64, layers);
         mome_tuner_free(t);
 
         mome_bank* loaded = nullptr;
@@ -242,7 +247,7 @@ TEST_F(Checkpointed, ResumingGivesTheBankAnUninterruptedRunGives) {
         EXPECT_EQ(info.epoch, 1);
         EXPECT_EQ(info.position, 4);
         steps(resumed, 5);
-        EXPECT_EQ(all_experts(loaded, 64), expected) << "optimizer " << kind;
+        EXPECT_EQ(all_experts(loaded, 64, layers), expected) << "optimizer " << kind << ", " << layers << " layer(s)";
         mome_tuner_free(resumed);
         mome_bank_free(loaded);
         mome_bank_free(whole);
