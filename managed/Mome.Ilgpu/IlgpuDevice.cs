@@ -23,7 +23,7 @@ public static class IlgpuDevice
         lock (Accelerators)
         {
             if (Accelerators.TryGetValue(kind, out var a)) return a;
-            _context ??= Context.Create(b => b.CPU(new CPUDevice(4, 16, Math.Max(1, Environment.ProcessorCount))).Cuda().OpenCL().EnableAlgorithms());
+            _context ??= Context.Create(b => b.CPU(CpuDevice()).Cuda().OpenCL().EnableAlgorithms());
             a = kind switch
             {
                 IlgpuAccelerator.Cpu => _context.CreateCPUAccelerator(0),
@@ -35,6 +35,9 @@ public static class IlgpuDevice
             return a;
         }
     }
+
+    /// <summary>The CPU accelerator's shape: groups of 16 threads (4 warps of 4), one multiprocessor per core.</summary>
+    private static CPUDevice CpuDevice() => new(4, 4, Math.Max(1, Environment.ProcessorCount));
 
     /// <summary>What an accelerator is, for people: its kind and device name.</summary>
     public static string Describe(IlgpuAccelerator kind) => $"ILGPU {kind} ({Get(kind).Name})";

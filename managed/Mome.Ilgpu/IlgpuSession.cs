@@ -160,7 +160,6 @@ public sealed class IlgpuSession : IInferenceSession
         using var up = a.Allocate1D<float>((long)n * Ff);
         using var act = a.Allocate1D<float>((long)n * Ff);
         int heads = (int)_c.HeadCount, kvHeads = (int)_c.KvHeadCount, headDim = (int)_c.HeadDim, pairs = (int)_c.RopeDimensions / 2;
-        var scale = 1.0f / MathF.Sqrt(headDim);
 
         k.Embed(n * Embd, w.TokenEmbedding.Buffer.View, dTokens.View, x.View, Embd);
         for (var l = 0; l < w.Layers.Count; l++)
@@ -180,7 +179,7 @@ public sealed class IlgpuSession : IInferenceSession
             }
             k.StoreKv(n * KvDim, kk.View, v.View, dSequences.View, dPositions.View, kCache.View, vCache.View, KvDim, ContextLength);
             k.Attention(n * heads, q.View, kCache.View, vCache.View, dSequences.View, dPositions.View, attn.View, heads, kvHeads, headDim,
-                ContextLength, scale);
+                ContextLength);
             Matmul(L.Wo, attn, rounded, o, n);
             k.Add(n * Embd, x.View, o.View);
             k.RmsNorm(n, x.View, L.FfnNorm.View, xn.View, Embd, _c.RmsNormEps);
@@ -214,11 +213,11 @@ public sealed class IlgpuSession : IInferenceSession
         var count = (long)n * W.Cols;
         if (W.FileType is TensorType.F16 or TensorType.BF16)
         {
-            var round = W.FileType == TensorType.F16 ? _kernels.RoundToF16 : _kernels.RoundToBF16;
+            Action<int, ArrayView<float>, ArrayView<float>> round = W.FileType == TensorType.F16 ? _kernels.RoundToF16 : _kernels.RoundToBF16;
             round((int)count, x.View.SubView(0, count), scratch.View.SubView(0, count));
             input = scratch.View;
         }
-        _kernels.MatmulRows(W.Buffer.View, input, y.View, W.Rows, W.Cols, n);
+        _kernels.Matmul(W.Buffer.View, input, y.View, W.Rows, W.Cols, n);
     }
 
     /// <summary>cos and sin of every (token, pair) angle, computed as the native core computes
