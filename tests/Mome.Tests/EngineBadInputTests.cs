@@ -81,6 +81,19 @@ public sealed class EngineBadInputTests(EngineKind engine)
     }
 
     [Test]
+    public void ACancelledDecodeChangesNothing()
+    {
+        using var s = Open();
+        var before = s.Session.Evaluate([1, 2]);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => s.Session.Evaluate([3, 4], cancellationToken: cancelled.Token));
+        Assert.That(s.Session.SequenceLength(0), Is.EqualTo(2));
+        s.Session.Truncate(0, 0);
+        Assert.That(s.Session.Evaluate([1, 2]), Is.EqualTo(before), "the session still computes the same logits");
+    }
+
+    [Test]
     public void EmptyBatch()
     {
         using var s = Open();
