@@ -25,19 +25,27 @@ public sealed class EngineOptions
         command.Options.Add(Accelerator);
     }
 
-    /// <summary>Opens the model on the engine the command line (or the environment) chose.</summary>
-    public EngineSession Open(ParseResult parse, CliIo io, string modelPath, SessionOptions options)
+    /// <summary>The engine the command line (or the environment) chose; prints the fallback notice.</summary>
+    public EngineKind Resolve(ParseResult parse, CliIo io)
     {
         var requested = parse.GetValue(Engine) is { } e ? EngineSelection.Parse(e, "--engine") : (EngineKind?)null;
         var engine = EngineSelection.Resolve(requested, out var notice);
         if (notice is not null) io.Error.WriteLine(notice);
-        var accelerator = parse.GetValue(Accelerator)!.Trim().ToLowerInvariant() switch
-        {
-            "cpu" => IlgpuAccelerator.Cpu,
-            "cuda" => IlgpuAccelerator.Cuda,
-            "opencl" => IlgpuAccelerator.OpenCL,
-            var other => throw new ArgumentException($"--accelerator: '{other}' is not an accelerator (cpu, cuda or opencl)"),
-        };
-        return EngineSelection.Open(engine, modelPath, options, accelerator);
+        return engine;
+    }
+
+    public IlgpuAccelerator AcceleratorOf(ParseResult parse) => parse.GetValue(Accelerator)!.Trim().ToLowerInvariant() switch
+    {
+        "cpu" => IlgpuAccelerator.Cpu,
+        "cuda" => IlgpuAccelerator.Cuda,
+        "opencl" => IlgpuAccelerator.OpenCL,
+        var other => throw new ArgumentException($"--accelerator: '{other}' is not an accelerator (cpu, cuda or opencl)"),
+    };
+
+    /// <summary>Opens the model on the engine the command line (or the environment) chose.</summary>
+    public EngineSession Open(ParseResult parse, CliIo io, string modelPath, SessionOptions options)
+    {
+        var engine = Resolve(parse, io);
+        return EngineSelection.Open(engine, modelPath, options, AcceleratorOf(parse));
     }
 }

@@ -1,6 +1,6 @@
 using ILGPU.Runtime;
 using Mome.Engines;
-using Mome.Ilgpu.Gguf;
+using Mome.Gguf;
 using Mome.Ilgpu.Model;
 
 namespace Mome.Ilgpu;
@@ -12,6 +12,7 @@ namespace Mome.Ilgpu;
 public sealed class IlgpuModel : IDisposable
 {
     private readonly GgufFile _file;
+    private MomeTokenizer? _tokenizer;
 
     private IlgpuModel(GgufFile file, ModelConfig config, IlgpuAccelerator kind)
     {
@@ -25,6 +26,9 @@ public sealed class IlgpuModel : IDisposable
     public string Path => _file.Path;
     public ModelConfig Config { get; }
     public IlgpuAccelerator AcceleratorKind { get; }
+
+    /// <summary>The tokenizer the file describes (read on first use; MomeException when it has none Mome supports).</summary>
+    public MomeTokenizer Tokenizer => _tokenizer ??= MomeTokenizer.FromFile(_file);
 
     internal Accelerator Accelerator { get; }
     internal DeviceWeights Weights { get; }

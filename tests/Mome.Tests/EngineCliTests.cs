@@ -89,6 +89,34 @@ public sealed class EngineCliTests
         Assert.That(ForwardOracleTests.MaxAbsDiff(Logits(run.Out), NativeLogits()), Is.LessThanOrEqualTo(1e-4));
     }
 
+    private string[] Generate(params string[] engine) =>
+        ["generate", "--model", _model, "--prompt", "The capital of", "--max-tokens", "12", .. engine];
+
+    [Test]
+    public void IlgpuGeneratesTheNativeText()
+    {
+        var native = CliTests.Run(Generate("--engine", "native"));
+        Assert.That(native.Code, Is.EqualTo(0), native.Err);
+        Assert.That(native.Out.Trim(), Is.Not.Empty);
+        var ilgpu = CliTests.Run(Generate("--engine", "ilgpu"));
+        Assert.That(ilgpu.Code, Is.EqualTo(0), ilgpu.Err);
+        Assert.That(ilgpu.Out, Is.EqualTo(native.Out), "greedy decoding: the same tokens, tokenized and decoded alike");
+
+        // Where the native library does not load: the managed reader's tokenizer, the same text.
+        var child = RunChild(new() { ["MOME_NATIVE_LIBRARY"] = Path.Combine(_dir, "absent", "libmome.so") }, Generate());
+        Assert.That(child.Code, Is.EqualTo(0), child.Err);
+        Assert.That(child.Out, Is.EqualTo(native.Out));
+        Assert.That(child.Err, Does.Contain("running on the ILGPU engine"));
+    }
+
+    [Test]
+    public void IlgpuGenerateRefusesAMemoryBankInOneLine()
+    {
+        var run = CliTests.Run(Generate("--engine", "ilgpu", "--memory", Path.Combine(_dir, "bank.mome")));
+        Assert.That(run.Code, Is.EqualTo(1));
+        Assert.That(run.Err.Trim(), Is.EqualTo("mome: --memory and --cuda need the native engine (the ILGPU engine runs the base model only; see --accelerator)"));
+    }
+
     [Test]
     public void MomeEngineNativeWithoutTheLibraryFailsInOneLine()
     {

@@ -1,7 +1,7 @@
 using System.Text;
 using Mome.Engines;
 using Mome.Ilgpu;
-using Mome.Ilgpu.Gguf;
+using Mome.Gguf;
 using Mome.Ilgpu.Model;
 
 namespace Mome.Tests;

@@ -1,6 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
-using Mome.Ilgpu.Gguf;
+using Mome.Gguf;
 
 namespace Mome.Ilgpu.Model;
 

@@ -1,4 +1,4 @@
-using Mome.Ilgpu.Gguf;
+using Mome.Gguf;
 
 namespace Mome.Ilgpu.Model;
 

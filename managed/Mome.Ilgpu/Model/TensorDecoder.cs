@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using Mome.Ilgpu.Gguf;
+using Mome.Gguf;
 
 namespace Mome.Ilgpu.Model;
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Mome.Ilgpu.Gguf;
+namespace Mome.Gguf;
 
 /// <summary>A GGUF metadata value: a scalar, a string, or an array of either (or of arrays),
 /// with the typed reads and error messages of the native reader.</summary>
@@ -49,6 +49,26 @@ internal sealed class GgufValue
                 ? (long)u : throw new MomeException(MomeErrorCode.OutOfRange, $"uint64 value {u} does not fit in int64"),
             _ => throw Mismatch(t, "an integer"),
         };
+    }
+
+    public ulong AsUInt64(ulong index = 0)
+    {
+        if (ScalarType(index) == MetadataType.UInt64) return BinaryPrimitives.ReadUInt64LittleEndian(Bytes(index, MetadataType.UInt64));
+        var i = AsInt64(index);
+        return i >= 0 ? (ulong)i : throw new MomeException(MomeErrorCode.OutOfRange, $"negative value {i} cannot be read as unsigned");
+    }
+
+    public bool AsBool(ulong index = 0)
+    {
+        var t = ScalarType(index);
+        return t == MetadataType.Bool ? Bytes(index, t)[0] != 0 : throw Mismatch(t, "a bool");
+    }
+
+    /// <summary>Element <paramref name="index"/> of an array of arrays.</summary>
+    public GgufValue AsArray(ulong index)
+    {
+        var t = ScalarType(index);
+        return t == MetadataType.Array ? Arrays[(int)index] : throw Mismatch(t, "an array");
     }
 
     public double AsDouble(ulong index = 0)

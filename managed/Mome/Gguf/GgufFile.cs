@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Text;
 
-namespace Mome.Ilgpu.Gguf;
+namespace Mome.Gguf;
 
 /// <summary>One tensor's header entry; <see cref="Offset"/> is relative to the data section.</summary>
 internal sealed record GgufTensor(string Name, uint Type, long[] Shape, long ElementCount, ulong Offset, ulong SizeBytes);

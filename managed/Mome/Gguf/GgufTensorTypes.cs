@@ -1,4 +1,4 @@
-namespace Mome.Ilgpu.Gguf;
+namespace Mome.Gguf;
 
 /// <summary>ggml's tensor types as a GGUF header names them: block size and bytes per block
 /// (the same table as the native reader, so both refuse the same files).</summary>
