@@ -1,8 +1,8 @@
-using System.Buffers.Binary;
 using ILGPU;
 using ILGPU.Runtime;
 using Mome.Engines;
 using Mome.Ilgpu.Kernels;
+using Mome.Ilgpu.Model;
 
 namespace Mome.Ilgpu.Routing;
 
@@ -126,16 +126,7 @@ public static class IlgpuRouter
     private static float[] KeysAsF32(RouterSpec spec)
     {
         var count = spec.Kind == RouterKind.Flat ? spec.Experts * spec.KeyDim : 2 * (long)Math.Round(Math.Sqrt(spec.Experts)) * (spec.KeyDim / 2);
-        var keys = new float[checked((int)count)];
-        var bytes = spec.Keys.AsSpan();
-        for (var i = 0; i < keys.Length; i++)
-            keys[i] = spec.KeyType switch
-            {
-                TensorType.F32 => BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * i)..]),
-                TensorType.F16 => (float)BinaryPrimitives.ReadHalfLittleEndian(bytes[(2 * i)..]),
-                _ => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]) << 16),
-            };
-        return keys;
+        return Widening.ToF32(spec.Keys, spec.KeyType, checked((int)count));
     }
 
     /// <summary>The native router's checks, in its order and words.</summary>
