@@ -1,3 +1,4 @@
+using Mome.Engines;
 using Mome.Interop;
 using Mome.Native;
 
@@ -41,7 +42,7 @@ public sealed record SessionOptions
 /// The frozen model's forward pass over a KV cache holding one or more sequences. Not
 /// thread-safe: use one session per thread.
 /// </summary>
-public sealed unsafe class MomeSession : IDisposable
+public sealed unsafe class MomeSession : IInferenceSession
 {
     private readonly SafeSessionHandle _handle;
 
@@ -132,15 +133,7 @@ public sealed unsafe class MomeSession : IDisposable
     public float[] Evaluate(ReadOnlySpan<int> tokens, int sequence = 0, bool allLogits = false,
         CancellationToken cancellationToken = default)
     {
-        var start = SequenceLength(sequence);
-        var positions = new int[tokens.Length];
-        var ids = new int[tokens.Length];
-        for (var i = 0; i < positions.Length; i++)
-        {
-            positions[i] = start + i;
-            ids[i] = sequence;
-        }
-        var want = allLogits ? Enumerable.Repeat(true, tokens.Length).ToArray() : null;
+        var (positions, ids, want) = SequenceBatch.Continue(SequenceLength(sequence), tokens.Length, sequence, allLogits);
         return Decode(tokens, positions, ids, want, cancellationToken);
     }
 

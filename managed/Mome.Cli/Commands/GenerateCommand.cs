@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Mome.Engines;
+using Mome.Ilgpu;
 
 namespace Mome.Cli.Commands;
 
@@ -21,11 +23,19 @@ public static class GenerateCommand
         {
             model, prompt, memory, maxTokens, temperature, topK, topP, seed, threads, cuda,
         };
+        var engine = new EngineOptions();
+        engine.AddTo(command);
         command.SetAction(async (parse, cancellationToken) => await io.GuardAsync(async () =>
         {
-            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
-            using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m, bankFile.FullName) : null;
-            using var generator = new TextGenerator(m, SessionOptions.OnDevice(parse.GetValue(cuda)) with { Threads = parse.GetValue(threads), Memory = bank });
+            var path = parse.GetValue(model)!.FullName;
+            using var m = engine.Resolve(parse, io) == EngineKind.Native ? MomeModel.Open(path) : null;
+            using var ilgpu = m is null ? IlgpuModel.Open(path, engine.AcceleratorOf(parse)) : null;
+            if (ilgpu is not null && (parse.GetValue(memory) is not null || parse.GetValue(cuda) is not null))
+                throw new ArgumentException("--memory and --cuda need the native engine (the ILGPU engine runs the base model only; see --accelerator)");
+            using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m!, bankFile.FullName) : null;
+            using var generator = ilgpu is not null
+                ? new TextGenerator(new IlgpuSession(ilgpu, new SessionOptions { Threads = parse.GetValue(threads) }), ilgpu.Tokenizer)
+                : new TextGenerator(m!, SessionOptions.OnDevice(parse.GetValue(cuda)) with { Threads = parse.GetValue(threads), Memory = bank });
             var options = new GenerationOptions
             {
                 MaxTokens = parse.GetValue(maxTokens), Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK),

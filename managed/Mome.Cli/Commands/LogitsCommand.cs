@@ -14,14 +14,16 @@ public static class LogitsCommand
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids, e.g. 1,5,9.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print {\"tokens\":[...],\"logits\":[[...],...]} (the only output format today)." };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var engine = new EngineOptions();
         var command = new Command("logits", "Print the logits of every position of a token sequence.") { model, tokens, json, threads };
+        engine.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             var ids = ParseTokens(parse.GetValue(tokens)!);
-            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
-            using var session = new MomeSession(m, new SessionOptions { ContextLength = Math.Max(ids.Length, 1), Threads = parse.GetValue(threads) });
-            var logits = session.Evaluate(ids, allLogits: true);
-            Write(io.Output, ids, logits, session.VocabSize);
+            var options = new SessionOptions { ContextLength = Math.Max(ids.Length, 1), Threads = parse.GetValue(threads) };
+            using var opened = engine.Open(parse, io, parse.GetValue(model)!.FullName, options);
+            var logits = opened.Session.Evaluate(ids, allLogits: true);
+            Write(io.Output, ids, logits, opened.Session.VocabSize);
         }));
         return command;
     }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Mome.Engines;
 
 namespace Mome;
 
@@ -19,7 +20,7 @@ public sealed record GenerationOptions : SamplingOptions
 /// </summary>
 public sealed class TextGenerator : IDisposable
 {
-    private readonly MomeSession _session;
+    private readonly IInferenceSession _session;
 
     public TextGenerator(MomeModel model, SessionOptions? options = null)
     {
@@ -27,6 +28,15 @@ public sealed class TextGenerator : IDisposable
         options ??= new SessionOptions();
         Tokenizer = MomeTokenizer.FromModel(model);
         _session = new MomeSession(model, options with { MaxSequences = 1 });
+    }
+
+    /// <summary>Generation over a session of any engine (the generator disposes it) with the model's tokenizer.</summary>
+    public TextGenerator(IInferenceSession session, MomeTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        _session = session;
+        Tokenizer = tokenizer;
     }
 
     public MomeTokenizer Tokenizer { get; }

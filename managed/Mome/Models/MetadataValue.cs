@@ -1,16 +1,27 @@
+using Mome.Gguf;
 using Mome.Interop;
 using Mome.Native;
 
 namespace Mome;
 
 /// <summary>
-/// A GGUF metadata value, read on demand from the model that owns it. Using it after the
-/// model was disposed throws <see cref="ObjectDisposedException"/>.
+/// A GGUF metadata value, read on demand from the native model that owns it (using it after the
+/// model was disposed throws <see cref="ObjectDisposedException"/>), or held by the managed GGUF
+/// reader where the native core is absent.
 /// </summary>
 public sealed unsafe class MetadataValue
 {
-    private readonly SafeModelHandle _owner;
+    private readonly SafeModelHandle? _owner;
     private readonly IntPtr _value; // const mome_value*, valid while _owner is open
+    private readonly GgufValue? _managed;
+
+    internal MetadataValue(GgufValue managed)
+    {
+        _managed = managed;
+        Type = managed.Type;
+        ElementType = managed.ElementType;
+        Count = managed.Type == MetadataType.String ? (ulong)managed.AsStringBytes().Length : managed.Count;
+    }
 
     internal MetadataValue(SafeModelHandle owner, IntPtr value)
     {
@@ -38,14 +49,14 @@ public sealed unsafe class MetadataValue
     public bool IsArray => Type == MetadataType.Array;
 
     /// <summary>Any integer or bool (element <paramref name="index"/> of an array).</summary>
-    public long GetInt64(ulong index = 0) => Call(v =>
+    public long GetInt64(ulong index = 0) => _managed?.AsInt64(index) ?? Call(v =>
     {
         long x;
         Status.Check(NativeMethods.mome_value_get_i64(v, index, &x));
         return x;
     });
 
-    public ulong GetUInt64(ulong index = 0) => Call(v =>
+    public ulong GetUInt64(ulong index = 0) => _managed?.AsUInt64(index) ?? Call(v =>
     {
         ulong x;
         Status.Check(NativeMethods.mome_value_get_u64(v, index, &x));
@@ -53,21 +64,21 @@ public sealed unsafe class MetadataValue
     });
 
     /// <summary>Any float or integer.</summary>
-    public double GetDouble(ulong index = 0) => Call(v =>
+    public double GetDouble(ulong index = 0) => _managed?.AsDouble(index) ?? Call(v =>
     {
         double x;
         Status.Check(NativeMethods.mome_value_get_f64(v, index, &x));
         return x;
     });
 
-    public bool GetBool(ulong index = 0) => Call(v =>
+    public bool GetBool(ulong index = 0) => _managed?.AsBool(index) ?? Call(v =>
     {
         byte x;
         Status.Check(NativeMethods.mome_value_get_bool(v, index, &x));
         return x != 0;
     });
 
-    public string GetString(ulong index = 0) => Call(v =>
+    public string GetString(ulong index = 0) => _managed?.AsString(index) ?? Call(v =>
     {
         byte* s;
         ulong length;
@@ -76,7 +87,7 @@ public sealed unsafe class MetadataValue
     });
 
     /// <summary>Element <paramref name="index"/> of an array of arrays.</summary>
-    public MetadataValue GetArray(ulong index) => new(_owner, Call(v =>
+    public MetadataValue GetArray(ulong index) => _managed is not null ? new(_managed.AsArray(index)) : new(_owner!, Call(v =>
     {
         IntPtr child;
         Status.Check(NativeMethods.mome_value_get_element(v, index, &child));
@@ -124,5 +135,5 @@ public sealed unsafe class MetadataValue
         _ => GetInt64(index),
     };
 
-    private T Call<T>(Func<IntPtr, T> call) => _owner.Use(_ => call(_value));
+    private T Call<T>(Func<IntPtr, T> call) => _owner!.Use(_ => call(_value));
 }

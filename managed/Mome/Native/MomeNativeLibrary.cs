@@ -47,6 +47,23 @@ public static class MomeNativeLibrary
         }
     }
 
+    /// <summary>Loads the library as <see cref="EnsureLoaded"/> does, but says why it could not
+    /// instead of throwing: hosts use it to fall back to the managed ILGPU engine.</summary>
+    public static bool TryEnsureLoaded(out string? reason)
+    {
+        try
+        {
+            EnsureLoaded();
+            reason = null;
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or InvalidOperationException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath) =>
         name == NativeMethods.LibraryName ? Load() : IntPtr.Zero;
 

@@ -70,10 +70,11 @@ internal sealed class GgufVocabulary
     public bool AddSpacePrefix { get; private set; }
 
     /// <exception cref="MomeException">The metadata does not describe a vocabulary Mome can tokenize with.</exception>
-    public static GgufVocabulary Read(MomeModel model)
+    public static GgufVocabulary Read(MomeModel model) => Read(model.Metadata, model.Path);
+
+    /// <summary>The vocabulary in <paramref name="meta"/>, read from file <paramref name="source"/>.</summary>
+    public static GgufVocabulary Read(IReadOnlyDictionary<string, MetadataValue> meta, string source)
     {
-        var meta = model.Metadata;
-        var source = model.Path;
 
         var modelName = OptionalString(meta, source, Prefix + "model")
             ?? throw Format(source, $"metadata '{Prefix}model' is missing: no tokenizer in this file");

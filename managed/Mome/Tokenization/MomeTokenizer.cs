@@ -1,3 +1,4 @@
+using Mome.Gguf;
 using System.Text;
 
 namespace Mome;
@@ -41,6 +42,10 @@ public sealed class MomeTokenizer
         ArgumentNullException.ThrowIfNull(model);
         return new MomeTokenizer(GgufVocabulary.Read(model));
     }
+
+    /// <summary>The tokenizer a GGUF file's metadata describes, as the managed GGUF reader read it.</summary>
+    internal static MomeTokenizer FromFile(GgufFile file) =>
+        new(GgufVocabulary.Read(file.Metadata.ToDictionary(kv => kv.Key, kv => new MetadataValue(kv.Value)), file.Path));
 
     public int VocabSize => _vocab.Count;
 
