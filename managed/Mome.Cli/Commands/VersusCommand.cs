@@ -27,11 +27,12 @@ public static class VersusCommand
         var experts = new Option<long?>("--experts") { Description = "Experts of the memory bank (default: as `mome tune` sizes it)." };
         var batch = new Option<int>("--batch") { Description = "Facts per step, every method.", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var capacity = new Option<string?>("--capacity") { Description = "Comma-separated fact counts (the facts' first n): how many each method holds at 100% recall, at its chosen rate." };
         var plot = new Option<FileInfo?>("--plot") { Description = "Write the recall-vs-FLOPs curves of the chosen runs here (PNG)." };
         var json = new Option<bool>("--json");
         var command = new Command("versus", "Memory tuning vs LoRA vs full fine-tuning: recall, epochs, wall time, FLOPs, parameters, optimiser state, memory, interference.")
         {
-            model, facts, unrelated, budget, methods, memoryLrs, loraLrs, fullLrs, rank, experts, batch, threads, plot, json,
+            model, facts, unrelated, budget, methods, memoryLrs, loraLrs, fullLrs, rank, experts, batch, threads, capacity, plot, json,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -47,6 +48,7 @@ public static class VersusCommand
             if (parse.GetValue(budget) < 1) throw new ArgumentException($"--budget-epochs is {parse.GetValue(budget)}; it must be at least 1");
             if (parse.GetValue(rank) < 1) throw new ArgumentException($"--lora-rank is {parse.GetValue(rank)}; it must be at least 1");
             if (parse.GetValue(batch) < 1) throw new ArgumentException($"--batch is {parse.GetValue(batch)}; it must be at least 1");
+            var counts = parse.GetValue(capacity) is { } list ? Counts(list) : [];
             var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
             if (factList.Count == 0) throw new ArgumentException($"{parse.GetValue(facts)!.FullName} holds no facts");
             var prompts = parse.GetValue(unrelated) is { } file ? PromptsFile.Load(file.FullName) : MemoryEvaluator.DefaultUnrelatedPrompts;
@@ -71,6 +73,7 @@ public static class VersusCommand
                 ["methods"] = new JsonArray([.. results.Select(r => (JsonNode)ToJson(r.Best, r.Grid))]),
             });
             AddRatios(root, results.Select(r => r.Best).ToList());
+            if (counts.Count > 0) root["capacity"] = CapacityJson(setup, results.Select(r => r.Best), counts, io.Error.WriteLine);
             if (parse.GetValue(plot) is { } png)
             {
                 RecallPlot.Write(png.FullName, results.Select(r => r.Best).ToList(), $"{Path.GetFileName(parse.GetValue(model)!.FullName)}, {factList.Count} facts");
@@ -103,6 +106,41 @@ public static class VersusCommand
         }
         if (rates.Count == 0) throw new ArgumentException($"{option} names no learning rate");
         return rates;
+    }
+
+    private static List<int> Counts(string text)
+    {
+        var counts = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) || n < 1)
+                throw new ArgumentException($"--capacity: '{part}' is not a positive number of facts");
+            counts.Add(n);
+        }
+        return counts;
+    }
+
+    // Per method: every trial, and the largest count held at 100% with its bits per trained parameter.
+    private static JsonObject CapacityJson(VersusSetup setup, IEnumerable<VersusRun> best, List<int> counts, Action<string> log)
+    {
+        var methods = new JsonArray();
+        foreach (var r in best)
+        {
+            var points = Capacity.Run(setup, r.Method, r.LearningRate, counts, log);
+            var held = points.LastOrDefault(p => p.ExactRecall >= 1);
+            methods.Add(new JsonObject
+            {
+                ["method"] = r.Method, ["learning_rate"] = r.LearningRate, ["facts_held"] = held?.Facts ?? 0,
+                ["answer_bits_held"] = Math.Round(held?.AnswerBits ?? 0, 1), ["trained_params"] = held?.TrainedParams ?? 0,
+                ["bits_per_param"] = Math.Round(held?.BitsPerParam ?? 0, 4),
+                ["trials"] = new JsonArray([.. points.Select(p => (JsonNode)new JsonObject
+                {
+                    ["facts"] = p.Facts, ["exact_recall"] = p.ExactRecall, ["epochs"] = p.Epochs, ["trained_params"] = p.TrainedParams,
+                    ["answer_bits"] = Math.Round(p.AnswerBits, 1),
+                })]),
+            });
+        }
+        return new JsonObject { ["anchor_bits_per_param"] = Capacity.AnchorBitsPerParam, ["budget_epochs"] = setup.BudgetEpochs, ["methods"] = methods };
     }
 
     private static JsonObject ToJson(VersusRun r, List<VersusRun> grid) => new()
