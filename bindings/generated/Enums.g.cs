@@ -228,3 +228,9 @@ internal enum MomeResumeOutcome : int
     /// </summary>
     OtherBank = 3,
 }
+
+internal enum MomeFinetuneMode : int
+{
+    Lora = 0,
+    Full = 1,
+}

@@ -543,4 +543,50 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_bank_set_gate_threshold")]
     internal static partial MomeStatus mome_bank_set_gate_threshold(IntPtr /* mome_bank* */ bank, int layer_slot, float threshold);
+
+    /// <summary>
+    /// Defaults: LORA, rank 8, alpha 16, rate 1e-3, betas 0.9 / 0.999, epsilon 1e-8, no weight
+    /// decay, batch 16, all threads, the CPU, seed 1.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_default_params")]
+    internal static partial MomeStatus mome_finetuner_default_params(MomeFinetunerParams* /* mome_finetuner_params* */ @params);
+
+    /// <summary>
+    /// A fine-tuner of a model. Fails naming the parameter out of range (an unknown mode, a rank
+    /// outside 1..4096, ...).
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_create")]
+    internal static partial MomeStatus mome_finetuner_create(IntPtr /* const mome_model* */ model, MomeFinetunerParams* /* const mome_finetuner_params* */ @params, IntPtr* /* mome_finetuner** */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_free")]
+    internal static partial void mome_finetuner_free(IntPtr /* mome_finetuner* */ finetuner);
+
+    /// <summary>
+    /// Appends facts, laid out and checked as mome_tuner_add_facts does; none is added on failure.
+    /// Only before the first step.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_add_facts")]
+    internal static partial MomeStatus mome_finetuner_add_facts(IntPtr /* mome_finetuner* */ finetuner, int* /* const int32_t* */ tokens, int* /* const int32_t* */ fact_lengths, int* /* const int32_t* */ answer_starts, int n_facts);
+
+    /// <summary>
+    /// One step (see above). Cancellable (mome_set_abort_callback): then nothing changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_step")]
+    internal static partial MomeStatus mome_finetuner_step(IntPtr /* mome_finetuner* */ finetuner, MomeFinetunerStepResult* /* mome_finetuner_step_result* */ @out);
+
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_get_info")]
+    internal static partial MomeStatus mome_finetuner_get_info(IntPtr /* const mome_finetuner* */ finetuner, MomeFinetunerInfo* /* mome_finetuner_info* */ @out);
+
+    /// <summary>
+    /// Greedy exactness of every fact with the trained weights, as mome_tuner_evaluate reports it.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_evaluate")]
+    internal static partial MomeStatus mome_finetuner_evaluate(IntPtr /* mome_finetuner* */ finetuner, byte* /* uint8_t* */ exact, int* /* int32_t* */ n_exact);
+
+    /// <summary>
+    /// The logits [n_tokens x n_vocab] of every position of one sequence (positions 0..n_tokens-1)
+    /// with the trained weights. Nothing changes.
+    /// </summary>
+    [LibraryImport(LibraryName, EntryPoint = "mome_finetuner_logits")]
+    internal static partial MomeStatus mome_finetuner_logits(IntPtr /* mome_finetuner* */ finetuner, int* /* const int32_t* */ tokens, int n_tokens, float* /* float* */ logits);
 }

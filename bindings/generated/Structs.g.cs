@@ -622,3 +622,76 @@ internal unsafe struct MomeTunerInfo
     public long StateBytes;
     public long ActivationBytes;
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFinetunerParams
+{
+    public uint StructSize;
+    public MomeFinetuneMode Mode;
+
+    /// <summary>
+    /// LORA: the adapters' rank (1..4096) and alpha (their output scale is alpha / rank).
+    /// </summary>
+    public int Rank;
+    public float Alpha;
+    public float LearningRate;
+    public float Beta1;
+    public float Beta2;
+    public float Epsilon;
+    public float WeightDecay;
+
+    /// <summary>
+    /// Facts per step (&gt;= 1).
+    /// </summary>
+    public int BatchSize;
+    public int NThreads;
+    public MomeBackend Backend;
+    public int Device;
+
+    /// <summary>
+    /// Seeds the adapters' A matrices.
+    /// </summary>
+    public ulong Seed;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFinetunerStepResult
+{
+    public uint StructSize;
+
+    /// <summary>
+    /// The facts [first_fact, first_fact + n_facts) this step took.
+    /// </summary>
+    public int FirstFact;
+    public int NFacts;
+
+    /// <summary>
+    /// Of those: the sum of their mean answer losses (before the update) and how many were exact.
+    /// </summary>
+    public double LossSum;
+    public int NExact;
+
+    /// <summary>
+    /// 1 when the backward ran and the weights were updated (some fact was not exact).
+    /// </summary>
+    public byte Updated;
+
+    /// <summary>
+    /// 1 when this step took the last facts (the next one starts again at the first).
+    /// </summary>
+    public byte EpochDone;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MomeFinetunerInfo
+{
+    public int NFacts;
+    public int Position;
+    public long Updates;
+
+    /// <summary>
+    /// Values trained, and the optimiser's state in bytes (AdamW's moments and step counts).
+    /// </summary>
+    public long TrainedParams;
+    public long OptimizerStateBytes;
+}

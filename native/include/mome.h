@@ -1053,6 +1053,94 @@ MOME_API mome_status mome_bank_get_gate(const mome_bank* bank, int32_t layer_slo
 MOME_API mome_status mome_bank_set_gate_threshold(mome_bank* bank, int32_t layer_slot,
                                                   float threshold);
 
+/* ---------------------------------------------------------------------------------------
+ * The fine-tuner: the usual alternatives to memory tuning, on the same facts and the same
+ * loss (mean cross-entropy over each answer; facts greedy decoding already gets exactly add
+ * no gradient), for side-by-side measurements. LORA trains adapters of rank `rank` beside the
+ * q, k, v, o, gate, up and down projections of every block (A random, B zero, output scale
+ * alpha / rank) with the model frozen; FULL trains every weight (embeddings, norms,
+ * projections, output head) as a private F32 copy, so the model itself never changes. Dense
+ * AdamW over every trained value (2 floats of state each). Each step takes the next
+ * `batch_size` facts in order, wrapping around at the end of the facts. The fine-tuner
+ * borrows the model (which must outlive it); using one from two threads at once is undefined.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct mome_finetuner mome_finetuner;
+
+typedef enum mome_finetune_mode {
+    MOME_FINETUNE_MODE_LORA = 0,
+    MOME_FINETUNE_MODE_FULL = 1
+} mome_finetune_mode;
+
+typedef struct mome_finetuner_params {
+    uint32_t struct_size;
+    mome_finetune_mode mode;
+    /* LORA: the adapters' rank (1..4096) and alpha (their output scale is alpha / rank). */
+    int32_t rank;
+    float alpha;
+    float learning_rate;
+    float beta1;
+    float beta2;
+    float epsilon;
+    float weight_decay;
+    /* Facts per step (>= 1). */
+    int32_t batch_size;
+    int32_t n_threads;
+    mome_backend backend;
+    int32_t device;
+    /* Seeds the adapters' A matrices. */
+    uint64_t seed;
+} mome_finetuner_params;
+
+/* Defaults: LORA, rank 8, alpha 16, rate 1e-3, betas 0.9 / 0.999, epsilon 1e-8, no weight
+ * decay, batch 16, all threads, the CPU, seed 1. */
+MOME_API mome_status mome_finetuner_default_params(mome_finetuner_params* params);
+
+/* A fine-tuner of a model. Fails naming the parameter out of range (an unknown mode, a rank
+ * outside 1..4096, ...). */
+MOME_API mome_status mome_finetuner_create(const mome_model* model, const mome_finetuner_params* params, mome_finetuner** out);
+MOME_API void mome_finetuner_free(mome_finetuner* finetuner);
+
+/* Appends facts, laid out and checked as mome_tuner_add_facts does; none is added on failure.
+ * Only before the first step. */
+MOME_API mome_status mome_finetuner_add_facts(mome_finetuner* finetuner, const int32_t* tokens, const int32_t* fact_lengths,
+                                              const int32_t* answer_starts, int32_t n_facts);
+
+typedef struct mome_finetuner_step_result {
+    uint32_t struct_size;
+    /* The facts [first_fact, first_fact + n_facts) this step took. */
+    int32_t first_fact;
+    int32_t n_facts;
+    /* Of those: the sum of their mean answer losses (before the update) and how many were exact. */
+    double loss_sum;
+    int32_t n_exact;
+    /* 1 when the backward ran and the weights were updated (some fact was not exact). */
+    uint8_t updated;
+    /* 1 when this step took the last facts (the next one starts again at the first). */
+    uint8_t epoch_done;
+} mome_finetuner_step_result;
+
+/* One step (see above). Cancellable (mome_set_abort_callback): then nothing changes. */
+MOME_API mome_status mome_finetuner_step(mome_finetuner* finetuner, mome_finetuner_step_result* out);
+
+typedef struct mome_finetuner_info {
+    int32_t n_facts;
+    int32_t position;
+    int64_t updates;
+    /* Values trained, and the optimiser's state in bytes (AdamW's moments and step counts). */
+    int64_t trained_params;
+    int64_t optimizer_state_bytes;
+} mome_finetuner_info;
+
+MOME_API mome_status mome_finetuner_get_info(const mome_finetuner* finetuner, mome_finetuner_info* out);
+
+/* Greedy exactness of every fact with the trained weights, as mome_tuner_evaluate reports it. */
+MOME_API mome_status mome_finetuner_evaluate(mome_finetuner* finetuner, uint8_t* exact, int32_t* n_exact);
+
+/* The logits [n_tokens x n_vocab] of every position of one sequence (positions 0..n_tokens-1)
+ * with the trained weights. Nothing changes. */
+MOME_API mome_status mome_finetuner_logits(mome_finetuner* finetuner, const int32_t* tokens, int32_t n_tokens, float* logits);
+
 #ifdef __cplusplus
 }
 #endif

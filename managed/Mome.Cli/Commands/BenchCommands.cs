@@ -16,6 +16,7 @@ public static class BenchCommands
         LoraCommand(io),
         RouterCommand(io),
         TuneCommand(io),
+        VersusCommand.Create(io),
     };
 
     private static Command TuneCommand(CliIo io)
@@ -186,7 +187,7 @@ public static class BenchCommands
     }
 
     /// <summary>Every benchmark's JSON starts with the machine and the date it ran on.</summary>
-    private static JsonObject WithMachine(JsonObject results)
+    internal static JsonObject WithMachine(JsonObject results)
     {
         var root = new JsonObject
         {
@@ -201,7 +202,7 @@ public static class BenchCommands
         return root;
     }
 
-    private static List<int> Ints(string text) => text.Split(',', StringSplitOptions.TrimEntries).Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
+    internal static List<int> Ints(string text) => text.Split(',', StringSplitOptions.TrimEntries).Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
 
     private static Command LoraCommand(CliIo io)
     {

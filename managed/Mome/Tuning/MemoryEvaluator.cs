@@ -125,21 +125,29 @@ public static class MemoryEvaluator
         return (exact, correct, total);
     }
 
-    private sealed record Locality(double MeanKl, double MaxKl, double Top1Unchanged, int Positions);
-
     // Every position of every text, with and without the bank.
-    private static Locality Compare(MomeSession plain, MomeSession tuned, IEnumerable<int[]> texts)
+    private static Locality Compare(MomeSession plain, MomeSession tuned, IEnumerable<int[]> texts) =>
+        CompareLogits(tokens => Logits(plain, tokens), tokens => Logits(tuned, tokens), plain.VocabSize, texts);
+
+    private static float[] Logits(MomeSession session, int[] tokens)
     {
+        session.Clear();
+        return session.Evaluate(tokens, allLogits: true);
+    }
+
+    /// <summary>Locality between two sources of every position's logits ([tokens x vocab] per
+    /// text): the mean and largest KL(base || tuned) over every position of every text, and the
+    /// fraction of positions whose greedy token is unchanged.</summary>
+    public static Locality CompareLogits(Func<int[], float[]> baseLogits, Func<int[], float[]> tunedLogits, int vocab, IEnumerable<int[]> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
         double sum = 0, max = 0;
         int positions = 0, unchanged = 0;
-        var vocab = plain.VocabSize;
         foreach (var tokens in texts)
         {
             if (tokens.Length == 0) continue;
-            plain.Clear();
-            tuned.Clear();
-            var a = plain.Evaluate(tokens, allLogits: true);
-            var b = tuned.Evaluate(tokens, allLogits: true);
+            var a = baseLogits(tokens);
+            var b = tunedLogits(tokens);
             for (var t = 0; t < tokens.Length; t++)
             {
                 var pa = a.AsSpan(t * vocab, vocab);
@@ -154,3 +162,6 @@ public static class MemoryEvaluator
         return new Locality(positions == 0 ? 0 : sum / positions, max, positions == 0 ? double.NaN : (double)unchanged / positions, positions);
     }
 }
+
+/// <summary>What <see cref="MemoryEvaluator.CompareLogits"/> measures.</summary>
+public sealed record Locality(double MeanKl, double MaxKl, double Top1Unchanged, int Positions);

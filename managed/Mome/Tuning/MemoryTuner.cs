@@ -160,15 +160,9 @@ public sealed class MemoryTuner
     public MomeTokenizer Tokenizer => _tokenizer;
 
     /// <summary>The tokens a fact is trained on and its answer's first index.</summary>
-    public (int[] Tokens, int AnswerStart) Encode(Fact fact)
-    {
-        var prompt = _tokenizer.Encode(PromptOf(fact.Question));
-        var answer = _tokenizer.Encode(fact.Answer, addSpecial: false).ToList();
-        if (_tokenizer.EosToken is { } eos) answer.Add(eos);
-        return ([.. prompt, .. answer], prompt.Length);
-    }
+    public (int[] Tokens, int AnswerStart) Encode(Fact fact) => new FactEncoder(_tokenizer, _options.PromptTemplate).Encode(fact);
 
-    public string PromptOf(string question) => _options.PromptTemplate.Replace("{question}", question, StringComparison.Ordinal);
+    public string PromptOf(string question) => new FactEncoder(_tokenizer, _options.PromptTemplate).PromptOf(question);
 
     /// <summary>Tunes until every fact is recalled or the epoch budget ends. Cancelling stops
     /// between steps, or inside one through the native abort callback (that step changes

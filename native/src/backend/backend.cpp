@@ -24,6 +24,9 @@ const char* op_name(Op op) {
         case Op::SwigluBackward: return "swiglu_backward";
         case Op::CrossEntropyBackward: return "cross_entropy_backward";
         case Op::LoraBackward: return "lora_backward";
+        case Op::MatmulBackwardWeight: return "matmul_backward_weight";
+        case Op::RmsNormBackwardWeight: return "rms_norm_backward_weight";
+        case Op::EmbedBackward: return "embed_backward";
     }
     return "?";
 }

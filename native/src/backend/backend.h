@@ -27,6 +27,7 @@ class ThreadPool;
 enum class Op {
     Embed, Add, Scale, GatherRows, ScatterRows, ArgmaxRows, RmsNorm, Rope, Matmul, StoreKv, Attention, Swiglu, LoraApply,
     RmsNormBackward, MatmulBackwardInput, RopeBackward, AttentionBackward, SwigluBackward, CrossEntropyBackward, LoraBackward,
+    MatmulBackwardWeight, RmsNormBackwardWeight, EmbedBackward,
 };
 
 const char* op_name(Op op);
@@ -107,6 +108,14 @@ public:
                                         float* loss) = 0;
     // The LoRA backward for F32 tables: dA and dB (zeroed by the caller) accumulate.
     virtual void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) = 0;
+
+    // --- weight gradients (fine-tuning trains the weights themselves) -----------------------
+    // dW [rows x cols] += dY^T X for Y [n x rows] = X [n x cols] W^T.
+    virtual void matmul_backward_weight(const float* dY, const float* X, int64_t n, int64_t rows, int64_t cols, float* dW) = 0;
+    // dweight [d] += sum over rows of dy * x / sqrt(mean(x^2) + eps), for rms_norm's weight.
+    virtual void rms_norm_backward_weight(const float* x, const float* dy, int64_t rows, int64_t d, float eps, float* dweight) = 0;
+    // dtable[tokens[t]] += dx[t] (rows of d), for embed's F32 table.
+    virtual void embed_backward(const float* dx, const int32_t* tokens, int64_t n, int64_t d, float* dtable) = 0;
 };
 
 // A device array that frees itself.

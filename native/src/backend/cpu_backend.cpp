@@ -122,6 +122,15 @@ public:
         require_f32(tables);
         mome::lora_backward(tables, batch, dout, dA, dB, nullptr);
     }
+    void matmul_backward_weight(const float* dY, const float* X, int64_t n, int64_t rows, int64_t cols, float* dW) override {
+        mome::matmul_backward_weight(dY, X, n, rows, cols, dW);
+    }
+    void rms_norm_backward_weight(const float* x, const float* dy, int64_t rows, int64_t d, float eps, float* dweight) override {
+        for (int64_t r = 0; r < rows; ++r) mome::rms_norm_backward_weight(x + r * d, d, eps, dy + r * d, dweight);
+    }
+    void embed_backward(const float* dx, const int32_t* tokens, int64_t n, int64_t d, float* dtable) override {
+        for (int64_t t = 0; t < n; ++t) add(dtable + static_cast<int64_t>(tokens[t]) * d, dx + t * d, d);
+    }
 
 protected:
     // X rounded as ggml rounds activations for W's type (into `scratch`), or X itself when
@@ -190,6 +199,23 @@ public:
     void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
         require_f32(tables);
         lora_backward_fast(tables, batch, dout, dA, dB, pool_);
+    }
+
+    // Each chunk owns a block of dW's rows and sweeps the tokens once for it (rows of X
+    // streamed, the row of dW kept in cache).
+    void matmul_backward_weight(const float* dY, const float* X, int64_t n, int64_t rows, int64_t cols, float* dW) override {
+        constexpr int64_t kRowsPerChunk = 8;
+        pool_.run((rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t chunk) {
+            const int64_t r0 = chunk * kRowsPerChunk, r1 = std::min(rows, r0 + kRowsPerChunk);
+            for (int64_t t = 0; t < n; ++t) {
+                const float* x = X + t * cols;
+                for (int64_t r = r0; r < r1; ++r) {
+                    const float g = dY[t * rows + r];
+                    float* w = dW + r * cols;
+                    for (int64_t k = 0; k < cols; ++k) w[k] += g * x[k];
+                }
+            }
+        });
     }
 
 private:

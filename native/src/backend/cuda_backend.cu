@@ -218,6 +218,18 @@ public:
         cuda_add(dA, da.as(), per_table, stream_);
         cuda_add(dB, db.as(), per_table, stream_);
     }
+    void matmul_backward_weight(const float* dY, const float* X, int64_t n, int64_t rows, int64_t cols, float* dW) override {
+        DeviceScope scope(device_);
+        cuda_matmul_backward_weight(dY, X, n, rows, cols, dW, stream_);
+    }
+    void rms_norm_backward_weight(const float* x, const float* dy, int64_t rows, int64_t d, float eps, float* dweight) override {
+        DeviceScope scope(device_);
+        cuda_rms_norm_backward_weight(x, dy, rows, d, eps, dweight, stream_);
+    }
+    void embed_backward(const float* dx, const int32_t* tokens, int64_t n, int64_t d, float* dtable) override {
+        DeviceScope scope(device_);
+        cuda_embed_backward(dx, tokens, n, d, dtable, stream_);
+    }
 
 private:
     int device_;

@@ -35,6 +35,8 @@ MOME_ABI_STRUCT(mome_fact_desc, sizeof(mome_fact_desc));
 MOME_ABI_STRUCT(mome_fact_grads, sizeof(mome_fact_grads));
 MOME_ABI_STRUCT(mome_tuner_params, sizeof(mome_tuner_params));
 MOME_ABI_STRUCT(mome_tuner_step_result, sizeof(mome_tuner_step_result));
+MOME_ABI_STRUCT(mome_finetuner_params, sizeof(mome_finetuner_params));
+MOME_ABI_STRUCT(mome_finetuner_step_result, sizeof(mome_finetuner_step_result));
 
 #undef MOME_ABI_STRUCT
 

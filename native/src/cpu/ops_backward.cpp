@@ -191,4 +191,20 @@ void lora_backward(const LoraTables& t, const LoraBatch& b, const float* dout, f
         }
 }
 
+void matmul_backward_weight(const float* dY, const float* X, int64_t n_tokens, int64_t rows, int64_t cols, float* dW) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < cols; ++k) {
+            double sum = 0;
+            for (int64_t t = 0; t < n_tokens; ++t) sum += static_cast<double>(dY[t * rows + r]) * X[t * cols + k];
+            dW[r * cols + k] += static_cast<float>(sum);
+        }
+}
+
+void rms_norm_backward_weight(const float* x, int64_t d, float eps, const float* dy, float* dweight) {
+    double sum_sq = 0;
+    for (int64_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+    const double s = 1.0 / std::sqrt(sum_sq / static_cast<double>(d) + eps);
+    for (int64_t i = 0; i < d; ++i) dweight[i] += static_cast<float>(dy[i] * x[i] * s);
+}
+
 }  // namespace mome

@@ -42,4 +42,10 @@ double cross_entropy_backward(const float* logits, int64_t n_vocab, int32_t targ
 // for every routed expert, and du (may be null) for the inputs.
 void lora_backward(const LoraTables& t, const LoraBatch& b, const float* dout, float* dA, float* dB, float* du);
 
+// Weight gradients, for fine-tuning (the frozen base never needs them).
+// Y = X W^T  =>  dW[r][k] += sum_t dY[t][r] X[t][k], W [rows x cols].
+void matmul_backward_weight(const float* dY, const float* X, int64_t n_tokens, int64_t rows, int64_t cols, float* dW);
+// y = x / sqrt(mean(x^2) + eps) * weight  =>  dweight[i] += dy[i] * x[i] / sqrt(mean(x^2) + eps), one row.
+void rms_norm_backward_weight(const float* x, int64_t d, float eps, const float* dy, float* dweight);
+
 }  // namespace mome

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cuda/backward_ops.h"
+#include "cuda/cublas.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_types.cuh"
 #include "cuda/kernel_common.cuh"
@@ -154,6 +155,25 @@ void set_shared(const void* kernel, size_t bytes) {
     MOME_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
+// One block per row: its 1/rms, then each element's share of the weight's gradient.
+__global__ void rms_norm_backward_weight_kernel(const float* __restrict__ x, const float* __restrict__ dy, int64_t d, float eps,
+                                                float* __restrict__ dweight) {
+    __shared__ float scratch[32];
+    const float* xr = x + blockIdx.x * d;
+    const float* gr = dy + blockIdx.x * d;
+    float sum_sq = 0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) sum_sq = fmaf(xr[i], xr[i], sum_sq);
+    sum_sq = block_sum(sum_sq, scratch);
+    const float s = rsqrtf(sum_sq / static_cast<float>(d) + eps);
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) atomicAdd(dweight + i, gr[i] * xr[i] * s);
+}
+
+__global__ void embed_backward_kernel(const float* __restrict__ dx, const int32_t* __restrict__ tokens, int64_t n, int64_t d,
+                                      float* __restrict__ dtable) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        atomicAdd(dtable + static_cast<int64_t>(tokens[i / d]) * d + i % d, dx[i]);
+}
+
 }  // namespace
 
 void cuda_rms_norm_backward(const float* x, const float* weight, const float* dy, int64_t rows, int64_t d, float eps, float* dx,
@@ -205,6 +225,27 @@ void cuda_lora_backward(const float* a, const float* b, const float* weights, in
     set_shared(reinterpret_cast<const void*>(lora_backward_kernel), smem);
     lora_backward_kernel<<<static_cast<unsigned>(k * rank), kThreads, smem, stream>>>(a, b, weights, rank, d, scale, u, dout, n, da, db);
     MOME_CUDA_LAUNCHED("lora_backward_kernel");
+}
+
+void cuda_matmul_backward_weight(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw, cudaStream_t stream) {
+    // Row-major dW [rows x cols] is column-major dW^T [cols x rows] += X^T [cols x n] (dY^T)^T [n x rows].
+    cublasHandle_t h = cublas_handle();
+    check_cublas(cublasSetStream(h, stream), "cublasSetStream");
+    const float one = 1.0f;
+    const int m = static_cast<int>(cols), nn = static_cast<int>(rows), k = static_cast<int>(n);
+    check_cublas(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, m, nn, k, &one, x, m, dy, nn, &one, dw, m), "cublasSgemm");
+}
+
+void cuda_rms_norm_backward_weight(const float* x, const float* dy, int64_t rows, int64_t d, float eps, float* dweight, cudaStream_t stream) {
+    if (rows < 1) return;
+    rms_norm_backward_weight_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, dy, d, eps, dweight);
+    MOME_CUDA_LAUNCHED("rms_norm_backward_weight_kernel");
+}
+
+void cuda_embed_backward(const float* dx, const int32_t* tokens, int64_t n, int64_t d, float* dtable, cudaStream_t stream) {
+    if (n < 1) return;
+    embed_backward_kernel<<<blocks_for(n * d), kThreads, 0, stream>>>(dx, tokens, n, d, dtable);
+    MOME_CUDA_LAUNCHED("embed_backward_kernel");
 }
 
 }  // namespace mome

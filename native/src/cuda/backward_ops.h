@@ -45,4 +45,10 @@ void cuda_cross_entropy_backward(const float* logits, const int32_t* targets, in
 void cuda_lora_backward(const float* a, const float* b, const float* weights, int64_t k, int64_t rank, int64_t d, float scale,
                         const float* u, const float* dout, int64_t n, float* da, float* db, cudaStream_t stream);
 
+// Weight gradients (fine-tuning): dW [rows x cols] += dY^T X through cuBLAS (F32);
+// dweight [d] += sum over rows of dy * x / rms(x); dtable[tokens[t]] += dx[t] (atomically).
+void cuda_matmul_backward_weight(const float* dy, const float* x, int64_t n, int64_t rows, int64_t cols, float* dw, cudaStream_t stream);
+void cuda_rms_norm_backward_weight(const float* x, const float* dy, int64_t rows, int64_t d, float eps, float* dweight, cudaStream_t stream);
+void cuda_embed_backward(const float* dx, const int32_t* tokens, int64_t n, int64_t d, float* dtable, cudaStream_t stream);
+
 }  // namespace mome

@@ -10,6 +10,7 @@
 #include "core/backend_kind.h"
 #include "core/error.h"
 #include "cpu/shared_pools.h"
+#include "memory/fact_layout.h"
 #include "model/llama_graph.h"
 
 namespace mome {
@@ -231,22 +232,7 @@ void tuner_add_facts(mome_tuner& t, const int32_t* tokens, const int32_t* length
     require_arg(n >= 0 && (n == 0 || (tokens && lengths && answer_starts)), "tokens, fact_lengths and answer_starts are required");
     const mome_llama_config& c = t.bank->model->config;
     if (static_cast<int64_t>(t.n_facts()) + n > (int64_t(1) << 30)) fail(MOME_STATUS_OUT_OF_RANGE, "more than 2^30 facts");
-    int64_t at = 0;
-    for (int32_t f = 0; f < n; ++f) {  // everything checked before anything is added
-        const int64_t len = lengths[f], answer = answer_starts[f];
-        if (len < 2 || len > c.n_ctx_train)
-            fail(MOME_STATUS_OUT_OF_RANGE, format("fact %d is %lld tokens long; a fact needs 2..%lld (the model's context)", f + 1,
-                                                  static_cast<long long>(len), static_cast<long long>(c.n_ctx_train)));
-        if (answer < 1 || answer >= len)
-            fail(MOME_STATUS_INVALID_ARGUMENT, format("fact %d: its answer starts at token %lld of %lld; a fact needs a question and at "
-                                                      "least one answer token", f + 1, static_cast<long long>(answer),
-                                                      static_cast<long long>(len)));
-        for (int64_t i = 0; i < len; ++i)
-            if (tokens[at + i] < 0 || tokens[at + i] >= c.n_vocab)
-                fail(MOME_STATUS_OUT_OF_RANGE, format("fact %d: token %d at %lld is outside the vocabulary", f + 1, tokens[at + i],
-                                                      static_cast<long long>(i)));
-        at += len;
-    }
+    const int64_t at = check_fact_layout(c, tokens, lengths, answer_starts, n);  // everything checked before anything is added
     t.tokens.insert(t.tokens.end(), tokens, tokens + at);
     for (int32_t f = 0; f < n; ++f) {
         t.starts.push_back(t.starts.back() + lengths[f]);

@@ -22,6 +22,40 @@ struct BlockArrays {
     float *x = nullptr, *xn, *q, *k, *v, *attn, *o, *h = nullptr, *u, *gate, *up, *act, *memory;
 };
 
+const ProjectionTraining* projection(const GraphTraining* training, int64_t layer, Projection p) {
+    return training ? &training->layers[static_cast<size_t>(layer)].proj[p] : nullptr;
+}
+
+// Y [n x W.rows] += scale (X A^T) B^T, when the projection has an adapter.
+void adapter_forward(Backend& be, const ProjectionTraining* p, const float* X, int64_t n, float* Y) {
+    if (!p || !p->a.data) return;
+    const int64_t rank = p->a.rows, out = p->b.rows;
+    Buffer z = floats(be, n * rank), delta = floats(be, n * out);
+    be.matmul(p->a, X, n, z.as());
+    be.matmul(p->b, z.as(), n, delta.as());
+    be.scale(delta.as(), p->scale, n * out);
+    be.add(Y, delta.as(), n * out);
+}
+
+// Back through Y = X W^T (+ its adapter): dX += dY W (+ the adapter's path), and the weight
+// and adapter gradients asked for: dW += dY^T X; with z = X A^T, dB += scale dY^T z and
+// dA += dz^T X for dz = scale dY B.
+void projection_backward(Backend& be, const Tensor& W, const ProjectionTraining* p, const float* X, const float* dY, int64_t n, float* dX) {
+    be.matmul_backward_input(W, dY, n, dX);
+    if (!p) return;
+    if (p->dw) be.matmul_backward_weight(dY, X, n, W.rows, W.cols, p->dw);
+    if (!p->a.data) return;
+    const int64_t rank = p->a.rows;
+    Buffer z = floats(be, n * rank), dz = floats(be, n * rank, true);
+    be.matmul(p->a, X, n, z.as());
+    be.scale(z.as(), p->scale, n * rank);
+    if (p->db) be.matmul_backward_weight(dY, z.as(), n, W.rows, rank, p->db);
+    be.matmul_backward_input(p->b, dY, n, dz.as());
+    be.scale(dz.as(), p->scale, n * rank);
+    if (p->da) be.matmul_backward_weight(dz.as(), X, n, rank, W.cols, p->da);
+    be.matmul_backward_input(p->a, dz.as(), n, dX);
+}
+
 }  // namespace
 
 GraphInputs::GraphInputs(Backend& backend, const int32_t* tokens, const int32_t* positions, const int32_t* seq_ids, int64_t n) {
@@ -65,7 +99,8 @@ void llama_embed(Backend& backend, const LlamaWeights& w, const GraphBatch& batc
 }
 
 void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, KvCache& cache,
-                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep) {
+                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep,
+                   const GraphTraining* training) {
     const Dims d = dims_of(c);
     const int64_t n = batch.n;
     const RopeParams rope = rope_params(c, w);
@@ -93,6 +128,9 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         be.matmul(L.wq, a.xn, n, a.q);
         be.matmul(L.wk, a.xn, n, a.k);
         be.matmul(L.wv, a.xn, n, a.v);
+        adapter_forward(be, projection(training, l, kProjWq), a.xn, n, a.q);
+        adapter_forward(be, projection(training, l, kProjWk), a.xn, n, a.k);
+        adapter_forward(be, projection(training, l, kProjWv), a.xn, n, a.v);
         be.rope(a.q, n, c.n_head, c.head_dim, batch.positions, rope);
         be.rope(a.k, n, c.n_head_kv, c.head_dim, batch.positions, rope);
         float* k_cache = cache.k[static_cast<size_t>(l)].as();
@@ -100,6 +138,7 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         be.store_kv(a.k, a.v, batch.seq_ids, batch.positions, n, d.kv_dim, d.kv_dim, cache.n_ctx, k_cache, v_cache);
         be.attention(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, a.attn);
         be.matmul(L.wo, a.attn, n, a.o);
+        adapter_forward(be, projection(training, l, kProjWo), a.attn, n, a.o);
         be.add(x, a.o, n * d.d);
         if (a.h) be.copy(a.h, x, static_cast<uint64_t>(n * d.d) * sizeof(float));
 
@@ -108,8 +147,11 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         const bool has_memory = memory && memory->memory_delta(l, a.u, n, a.memory);
         be.matmul(L.gate, a.u, n, a.gate);
         be.matmul(L.up, a.u, n, a.up);
+        adapter_forward(be, projection(training, l, kProjGate), a.u, n, a.gate);
+        adapter_forward(be, projection(training, l, kProjUp), a.u, n, a.up);
         be.swiglu(a.gate, a.up, n * d.n_ff, a.act);
         be.matmul(L.down, a.act, n, a.o);
+        adapter_forward(be, projection(training, l, kProjDown), a.act, n, a.o);
         be.add(x, a.o, n * d.d);
         if (has_memory) be.add(x, a.memory, n * d.d);
     }
@@ -126,7 +168,7 @@ void llama_logits(Backend& be, const mome_llama_config& c, const LlamaWeights& w
 
 void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
                          const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
-                         int64_t first, int64_t end, float* dx, MemoryHook* memory) {
+                         int64_t first, int64_t end, float* dx, MemoryHook* memory, const GraphTraining* training) {
     require_arg(seq_starts.size() >= 2 && seq_starts.front() == 0 && seq_starts.back() == batch.n, "the sequences cover the batch");
     const Dims d = dims_of(c);
     const int64_t n = batch.n;
@@ -135,6 +177,7 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
     Buffer dact = floats(be, n * d.n_ff), dgate = floats(be, n * d.n_ff), dup = floats(be, n * d.n_ff);
     Buffer du = floats(be, n * d.d), tmp = floats(be, n * d.d), dattn = floats(be, n * d.q_dim), dq = floats(be, n * d.q_dim);
     Buffer dk = floats(be, n * d.kv_dim), dv = floats(be, n * d.kv_dim), dxn = floats(be, n * d.d);
+    Buffer act = floats(be, training ? n * d.n_ff : 1);  // the down projection's input, for its weight's gradients
     const auto zero = [&](const Buffer& b, int64_t count) { be.zero(b.as<void>(), static_cast<uint64_t>(count) * sizeof(float)); };
 
     for (int64_t l = end - 1; l >= first; --l) {
@@ -142,18 +185,21 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
         const LayerWeights& L = w.layers[static_cast<size_t>(l)];
         const LayerActivations& a = keep[static_cast<size_t>(l)];
         // MLP: x' = h + down(swiglu(gate u, up u)); dx becomes dh.
+        const LayerTraining* lt = training ? &training->layers[static_cast<size_t>(l)] : nullptr;
         zero(dact, n * d.n_ff);
-        be.matmul_backward_input(L.down, dx, n, dact.as());
+        if (training) be.swiglu(a.gate.as(), a.up.as(), n * d.n_ff, act.as());
+        projection_backward(be, L.down, projection(training, l, kProjDown), act.as(), dx, n, dact.as());
         be.swiglu_backward(a.gate.as(), a.up.as(), dact.as(), n * d.n_ff, dgate.as(), dup.as());
         zero(du, n * d.d);
-        be.matmul_backward_input(L.gate, dgate.as(), n, du.as());
-        be.matmul_backward_input(L.up, dup.as(), n, du.as());
+        projection_backward(be, L.gate, projection(training, l, kProjGate), a.u.as(), dgate.as(), n, du.as());
+        projection_backward(be, L.up, projection(training, l, kProjUp), a.u.as(), dup.as(), n, du.as());
         if (memory) memory->memory_backward(l, dx, n, du.as());  // the memory layer beside the MLP, on the same u
+        if (lt && lt->d_ffn_norm) be.rms_norm_backward_weight(a.h.as(), du.as(), n, d.d, c.rms_norm_eps, lt->d_ffn_norm);
         be.rms_norm_backward(a.h.as(), L.ffn_norm, du.as(), n, c.rms_norm_eps, tmp.as());
         be.add(dx, tmp.as(), n * d.d);
         // Attention: h = x + wo(attention(rope(wq xn), rope(wk xn), wv xn)); dx becomes dx.
         zero(dattn, n * d.q_dim);
-        be.matmul_backward_input(L.wo, dx, n, dattn.as());
+        projection_backward(be, L.wo, projection(training, l, kProjWo), a.attn.as(), dx, n, dattn.as());
         zero(dk, n * d.kv_dim);
         zero(dv, n * d.kv_dim);
         // One sequence at a time: its queries, cache rows and key/value gradients.
@@ -166,9 +212,10 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
         be.rope_backward(dq.as(), n, c.n_head, c.head_dim, batch.positions, rope);
         be.rope_backward(dk.as(), n, c.n_head_kv, c.head_dim, batch.positions, rope);
         zero(dxn, n * d.d);
-        be.matmul_backward_input(L.wq, dq.as(), n, dxn.as());
-        be.matmul_backward_input(L.wk, dk.as(), n, dxn.as());
-        be.matmul_backward_input(L.wv, dv.as(), n, dxn.as());
+        projection_backward(be, L.wq, projection(training, l, kProjWq), a.xn.as(), dq.as(), n, dxn.as());
+        projection_backward(be, L.wk, projection(training, l, kProjWk), a.xn.as(), dk.as(), n, dxn.as());
+        projection_backward(be, L.wv, projection(training, l, kProjWv), a.xn.as(), dv.as(), n, dxn.as());
+        if (lt && lt->d_attn_norm) be.rms_norm_backward_weight(a.x.as(), dxn.as(), n, d.d, c.rms_norm_eps, lt->d_attn_norm);
         be.rms_norm_backward(a.x.as(), L.attn_norm, dxn.as(), n, c.rms_norm_eps, tmp.as());
         be.add(dx, tmp.as(), n * d.d);
     }
@@ -176,7 +223,7 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
 
 std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
                                    const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
-                                   float* dx) {
+                                   float* dx, const GraphTraining* training) {
     const int64_t D = c.n_embd, V = c.n_vocab;
     std::vector<int32_t> rows;
     for (const AnswerSpan& s : spans)
@@ -212,6 +259,9 @@ std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, cons
     }
     // Back through the output projection and the final norm, into the answer rows of dx.
     be.matmul_backward_input(w.output, dlogits.as(), R, dnormed.as());
+    if (training && training->d_output) be.matmul_backward_weight(dlogits.as(), normed.as(), R, V, D, training->d_output);
+    if (training && training->d_output_norm)
+        be.rms_norm_backward_weight(picked.as(), dnormed.as(), R, D, c.rms_norm_eps, training->d_output_norm);
     Buffer dpicked = floats(be, R * D);
     be.rms_norm_backward(picked.as(), w.output_norm, dnormed.as(), R, c.rms_norm_eps, dpicked.as());
     be.zero(dx, static_cast<uint64_t>(n * D) * sizeof(float));

@@ -62,6 +62,26 @@ public:
     virtual void memory_backward(int64_t /*layer*/, const float* /*dout*/, int64_t /*n*/, float* /*du*/) {}
 };
 
+// Fine-tuning's additions to the graph (all arrays F32 on the backend's device; a null one is
+// not computed). Each projection Y = X W^T of a block may have a LoRA adapter beside it,
+// Y += scale (X A^T) B^T with A [rank x W.cols] and B [W.rows x rank], applied by the forward
+// and differentiated by the backward; the backward also accumulates weight gradients (dW
+// shaped like W, dA like A, dB like B; norms' weights [n_embd]).
+enum Projection { kProjWq, kProjWk, kProjWv, kProjWo, kProjGate, kProjUp, kProjDown, kProjections };
+struct ProjectionTraining {
+    Tensor a, b;  // the adapter (a.data null: none)
+    float scale = 0;
+    float *dw = nullptr, *da = nullptr, *db = nullptr;
+};
+struct LayerTraining {
+    ProjectionTraining proj[kProjections];
+    float *d_attn_norm = nullptr, *d_ffn_norm = nullptr;
+};
+struct GraphTraining {
+    std::vector<LayerTraining> layers;  // one per block
+    float *d_output = nullptr, *d_output_norm = nullptr;  // the loss head's (llama_loss)
+};
+
 RopeParams rope_params(const mome_llama_config& c, const LlamaWeights& w);
 
 // x [n x n_embd] = the token embeddings of the batch.
@@ -71,7 +91,8 @@ void llama_embed(Backend& backend, const LlamaWeights& w, const GraphBatch& batc
 // keys and values into `cache`. `memory` (may be null) adds memory layers; `keep` (may be
 // null; else sized n_layer) receives the activations of every block run.
 void llama_forward(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch, KvCache& cache,
-                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep);
+                   int64_t first, int64_t end, float* x, MemoryHook* memory, std::vector<LayerActivations>* keep,
+                   const GraphTraining* training = nullptr);
 
 // logits [n_rows x n_vocab] of the residual rows x[rows[i]] (rows on the device).
 void llama_logits(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, const int32_t* rows, int64_t n_rows,
@@ -81,18 +102,20 @@ void llama_logits(Backend& backend, const mome_llama_config& c, const LlamaWeigh
 // becomes the gradient of block `first`'s input), over whole sequences whose keys and values
 // are in `cache` and whose activations `keep` holds: sequence s is the batch's tokens
 // [seq_starts[s], seq_starts[s+1]) at positions 0, 1, ... of cache sequence s. Activation
-// gradients only (the base is frozen); `memory` (may be null) goes back through the memory
-// layers the forward's hook added.
+// gradients only (the base is frozen), unless `training` asks for weight or adapter gradients
+// (its adapters must be those the forward ran with); `memory` (may be null) goes back through
+// the memory layers the forward's hook added.
 void llama_backward_from(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const GraphBatch& batch,
                          const std::vector<int64_t>& seq_starts, const KvCache& cache, const std::vector<LayerActivations>& keep,
-                         int64_t first, int64_t end, float* dx, MemoryHook* memory = nullptr);
+                         int64_t first, int64_t end, float* dx, MemoryHook* memory = nullptr, const GraphTraining* training = nullptr);
 
 // The loss head over the answers of a batch of facts. Fact f's answer is predicted by the
 // batch's rows [first_row, first_row + n_answer) (a fact's position answer_start-1 .. n-2),
 // whose next tokens are `targets` (host; all facts' answers, in order). Each fact's loss is
 // the mean cross-entropy over its answer; dx [n x n_embd] (zeros outside those rows) receives
 // the gradient of the sum of the facts' losses, leaving out the facts whose answer greedy
-// decoding already gets exactly when `skip_exact` is set.
+// decoding already gets exactly when `skip_exact` is set; `training` (may be null) receives
+// the gradients of the output projection and the final norm's weight.
 struct AnswerSpan {
     int64_t first_row = 0, n_answer = 0;
 };
@@ -103,7 +126,7 @@ struct LossResult {
 };
 std::vector<LossResult> llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
                                    const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
-                                   float* dx);
+                                   float* dx, const GraphTraining* training = nullptr);
 
 // The model's weights on the backend's device (the host views themselves on the CPU).
 LlamaWeights weights_on(Backend& backend, const LlamaWeights& host);

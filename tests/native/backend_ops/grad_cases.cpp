@@ -15,6 +15,11 @@ using ll = long long;
 
 constexpr float kEps = 1e-5f;
 
+// F32 values as a weight on run's device (kept alive by the run, unlike a temporary HostTensor).
+mome::Tensor device_f32(Run& r, const std::vector<float>& values, int64_t rows, int64_t cols) {
+    return mome::Tensor{reinterpret_cast<const uint8_t*>(r.put(values)), kF32, rows, cols, r.backend.device()};
+}
+
 // The starting values of an accumulated output of n floats.
 std::vector<float> prior(bool random, int64_t n, std::mt19937& rng) {
     return random ? random_normal(n, rng) : std::vector<float>(static_cast<size_t>(n), 0.0f);
@@ -230,6 +235,94 @@ GradCase lora_backward_case(const LoraInputs& l, std::mt19937& rng) {
     return g;
 }
 
+// dW += dY^T X: the forward is X W^T as a function of W (F32).
+GradCase matmul_backward_weight_case(int64_t rows, int64_t cols, int64_t n, std::mt19937& rng) {
+    GradCase g;
+    const std::vector<float> x = random_normal(n * cols, rng);
+    g.names = {"W"};
+    g.inputs = {random_normal(rows * cols, rng, 0.3f)};
+    g.r = random_normal(n * rows, rng);
+    g.forward = [x, n, rows, cols](Run& r, const Inputs& in) {
+        const mome::Tensor tw = device_f32(r, in[0], rows, cols);
+        const float* d_x = r.put(x);
+        float* y = r.poisoned(n * rows);
+        r.call = [b = &r.backend, tw, d_x, n, y] { b->matmul(tw, d_x, n, y); };
+        r.output(y, n * rows);
+    };
+    auto make = [&](bool random_prior) {
+        OpCase c{Op::MatmulBackwardWeight, kF32, format("W %lldx%lld, n=%lld", (ll)rows, (ll)cols, (ll)n), 1e-5};
+        c.flops = 2.0 * rows * cols * n, c.bytes = 8.0 * rows * cols + 4.0 * n * (rows + cols);
+        c.setup = [x, dy = g.r, dw0 = prior(random_prior, rows * cols, rng), n, rows, cols](Run& r) {
+            const float *d_x = r.put(x), *d_dy = r.put(dy);
+            float* dw = r.put(dw0);
+            r.call = [b = &r.backend, d_dy, d_x, n, rows, cols, dw] { b->matmul_backward_weight(d_dy, d_x, n, rows, cols, dw); };
+            r.output(dw, rows * cols, dw0);
+        };
+        return c;
+    };
+    g.test = make(true), g.grad = make(false);
+    return g;
+}
+
+// dweight of rms_norm: the forward as a function of its weight.
+GradCase rms_norm_backward_weight_case(int64_t rows, int64_t d, std::mt19937& rng) {
+    GradCase g;
+    const std::vector<float> x = random_normal(rows * d, rng, 2.0f);
+    g.names = {"weight"};
+    g.inputs = {random_normal(d, rng)};
+    g.r = random_normal(rows * d, rng);
+    g.forward = [x, rows, d](Run& r, const Inputs& in) {
+        const mome::Tensor tw = device_f32(r, in[0], 1, d);
+        const float* d_x = r.put(x);
+        float* y = r.poisoned(rows * d);
+        r.call = [b = &r.backend, d_x, tw, rows, y] { b->rms_norm(d_x, tw, rows, kEps, y); };
+        r.output(y, rows * d);
+    };
+    auto make = [&](bool random_prior) {
+        OpCase c{Op::RmsNormBackwardWeight, kF32, format("rows=%lld d=%lld", (ll)rows, (ll)d), 1e-5};
+        c.flops = 5.0 * rows * d, c.bytes = 8.0 * rows * d + 8.0 * d;
+        c.setup = [x, dy = g.r, dw0 = prior(random_prior, d, rng), rows, d](Run& r) {
+            const float *d_x = r.put(x), *d_dy = r.put(dy);
+            float* dw = r.put(dw0);
+            r.call = [b = &r.backend, d_x, d_dy, rows, d, dw] { b->rms_norm_backward_weight(d_x, d_dy, rows, d, kEps, dw); };
+            r.output(dw, d, dw0);
+        };
+        return c;
+    };
+    g.test = make(true), g.grad = make(false);
+    return g;
+}
+
+// dtable of embed over tokens that repeat: the forward as a function of its F32 table.
+GradCase embed_backward_case(int64_t vocab, int64_t d, std::vector<int32_t> tokens, std::mt19937& rng) {
+    GradCase g;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    g.names = {"table"};
+    g.inputs = {random_normal(vocab * d, rng)};
+    g.r = random_normal(n * d, rng);
+    g.forward = [tokens, vocab, n, d](Run& r, const Inputs& in) {
+        const mome::Tensor table = device_f32(r, in[0], vocab, d);
+        const int32_t* d_tokens = r.put(tokens);
+        float* x = r.poisoned(n * d);
+        r.call = [b = &r.backend, table, d_tokens, n, x] { b->embed(table, d_tokens, n, x); };
+        r.output(x, n * d);
+    };
+    auto make = [&](bool random_prior) {
+        OpCase c{Op::EmbedBackward, kF32, format("vocab=%lld d=%lld n=%lld", (ll)vocab, (ll)d, (ll)n), 1e-6};
+        c.flops = 1.0 * n * d, c.bytes = 12.0 * n * d;
+        c.setup = [tokens, dx = g.r, dt0 = prior(random_prior, vocab * d, rng), vocab, n, d](Run& r) {
+            const float* d_dx = r.put(dx);
+            const int32_t* d_tokens = r.put(tokens);
+            float* dt = r.put(dt0);
+            r.call = [b = &r.backend, d_dx, d_tokens, n, d, dt] { b->embed_backward(d_dx, d_tokens, n, d, dt); };
+            r.output(dt, vocab * d, dt0);
+        };
+        return c;
+    };
+    g.test = make(true), g.grad = make(false);
+    return g;
+}
+
 }  // namespace
 
 std::vector<GradCase> backward_cases(std::mt19937& rng) {
@@ -255,6 +348,11 @@ std::vector<GradCase> backward_cases(std::mt19937& rng) {
     c.push_back(lora_backward_case(random_lora(kF32, 3, 12, 2, 3, {6}, true, rng), rng));          // route order (CUDA's form)
     c.push_back(lora_backward_case(random_lora(kF32, 7, 10, 2, 3, {5}, false, rng), rng));         // distinct experts, one segment
     c.push_back(lora_backward_case(random_lora(kF32, 5, 9, 3, 2, {2, 1, 0, 3}, false, rng), rng));  // several segments
+    c.push_back(matmul_backward_weight_case(13, 67, 3, rng));
+    c.push_back(matmul_backward_weight_case(21, 9, 40, rng));  // more tokens than rows (chunks of rows on cpu-fast)
+    c.push_back(rms_norm_backward_weight_case(3, 37, rng));
+    c.push_back(rms_norm_backward_weight_case(5, 300, rng));
+    c.push_back(embed_backward_case(7, 12, {3, 0, 3, 6, 3}, rng));  // repeated tokens add
     return c;
 }
 
@@ -270,6 +368,7 @@ std::vector<GradCase> backward_perf_cases(std::mt19937& rng) {
         c.push_back(swiglu_backward_case(n * 14336, rng));
         c.push_back(cross_entropy_case(n, 128256, 3.0f, rng));
         c.push_back(lora_backward_case(random_lora(kF32, 32, 4096, 4, 32, {n}, true, rng), rng));
+        c.push_back(matmul_backward_weight_case(4096, 4096, n, rng));
     }
     return c;
 }
