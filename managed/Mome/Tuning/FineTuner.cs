@@ -149,15 +149,9 @@ public sealed unsafe class FineTuner : IDisposable
 
     private void AddFacts(IReadOnlyList<(int[] Tokens, int AnswerStart)> facts)
     {
-        var tokens = facts.SelectMany(f => f.Tokens).ToArray();
-        var lengths = facts.Select(f => f.Tokens.Length).ToArray();
-        var answers = facts.Select(f => f.AnswerStart).ToArray();
         _handle.Use(t =>
         {
-            fixed (int* tk = tokens)
-            fixed (int* l = lengths)
-            fixed (int* a = answers)
-                Status.Check(NativeMethods.mome_finetuner_add_facts(t, tk, l, a, lengths.Length));
+            FactsAbi.Add(t, facts, &NativeMethods.mome_finetuner_add_facts);
             return 0;
         });
     }
