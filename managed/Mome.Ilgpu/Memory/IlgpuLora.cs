@@ -15,17 +15,7 @@ public static class IlgpuLora
     public static void Apply(LoraTables experts, ReadOnlySpan<float> u, int tokens, ReadOnlySpan<long> segmentOffsets, ReadOnlySpan<int> indices,
         ReadOnlySpan<float> weights, int topK, float scale, Span<float> output, IlgpuAccelerator accelerator = IlgpuAccelerator.Cpu)
     {
-        ArgumentNullException.ThrowIfNull(experts);
-        var elementSize = experts.WeightType == TensorType.F32 ? 4 : 2;
-        var tableBytes = experts.Experts * experts.Rank * experts.Dim * elementSize;
-        if (experts.A.LongLength < tableBytes || experts.B.LongLength < tableBytes)
-            throw new ArgumentException($"A and B must hold {tableBytes} bytes each", nameof(experts));
-        var segments = segmentOffsets.Length - 1;
-        if (segments < 1) throw new ArgumentException("segmentOffsets needs at least two entries", nameof(segmentOffsets));
-        if (u.Length < tokens * experts.Dim || output.Length < tokens * experts.Dim)
-            throw new ArgumentException($"u and output must hold tokens x dim = {tokens * experts.Dim} floats");
-        if (indices.Length < segments * topK || weights.Length < segments * topK)
-            throw new ArgumentException($"indices and weights must hold segments x topK = {segments * topK} entries");
+        var segments = LoraTables.CheckSizes(experts, u, tokens, segmentOffsets, indices, weights, topK, output);
         Check(experts, tokens, segmentOffsets, segments, indices, weights, topK, scale);
 
         int dim = (int)experts.Dim, rank = experts.Rank;
