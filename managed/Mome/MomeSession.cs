@@ -91,11 +91,7 @@ public sealed unsafe class MomeSession : IInferenceSession
     public float[] Decode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<int> sequenceIds,
         ReadOnlySpan<bool> wantLogits = default, CancellationToken cancellationToken = default)
     {
-        if (positions.Length != tokens.Length || sequenceIds.Length != tokens.Length)
-            throw new ArgumentException("tokens, positions and sequence ids must have the same length");
-        if (!wantLogits.IsEmpty && wantLogits.Length != tokens.Length)
-            throw new ArgumentException("wantLogits must be empty or as long as tokens", nameof(wantLogits));
-        if (tokens.IsEmpty) throw new MomeException(MomeErrorCode.InvalidArgument, "the batch is empty: give at least one token");
+        SequenceBatch.CheckShape(tokens, positions, sequenceIds, wantLogits);
         var rows = 1;
         byte[]? want = null;
         if (!wantLogits.IsEmpty)

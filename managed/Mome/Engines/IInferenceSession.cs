@@ -45,4 +45,15 @@ public static class SequenceBatch
         }
         return (positions, ids, allLogits ? Enumerable.Repeat(true, count).ToArray() : null);
     }
+
+    /// <summary>The shape every engine's Decode checks before anything runs: parallel arrays of
+    /// one length (wantLogits empty or as long), at least one token.</summary>
+    public static void CheckShape(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<int> sequenceIds, ReadOnlySpan<bool> wantLogits)
+    {
+        if (positions.Length != tokens.Length || sequenceIds.Length != tokens.Length)
+            throw new ArgumentException("tokens, positions and sequence ids must have the same length");
+        if (!wantLogits.IsEmpty && wantLogits.Length != tokens.Length)
+            throw new ArgumentException("wantLogits must be empty or as long as tokens", nameof(wantLogits));
+        if (tokens.IsEmpty) throw new MomeException(MomeErrorCode.InvalidArgument, "the batch is empty: give at least one token");
+    }
 }
