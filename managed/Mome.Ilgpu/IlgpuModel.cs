@@ -13,6 +13,7 @@ public sealed class IlgpuModel : IDisposable
 {
     private readonly GgufFile _file;
     private MomeTokenizer? _tokenizer;
+    private uint? _fingerprint;
 
     private IlgpuModel(GgufFile file, ModelConfig config, IlgpuAccelerator kind)
     {
@@ -29,6 +30,9 @@ public sealed class IlgpuModel : IDisposable
 
     /// <summary>The tokenizer the file describes (read on first use; MomeException when it has none Mome supports).</summary>
     public MomeTokenizer Tokenizer => _tokenizer ??= MomeTokenizer.FromFile(_file);
+
+    /// <summary>The model's identity as bank files name it (computed on first use, as the native core does).</summary>
+    internal uint Fingerprint => _fingerprint ??= Banks.ModelFingerprint.Of(_file, Config);
 
     internal Accelerator Accelerator { get; }
     internal DeviceWeights Weights { get; }

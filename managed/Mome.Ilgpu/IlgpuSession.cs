@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using Mome.Engines;
 using Mome.Ilgpu.Kernels;
+using Mome.Ilgpu.Memory;
 using Mome.Ilgpu.Model;
 
 namespace Mome.Ilgpu;
@@ -9,7 +10,8 @@ namespace Mome.Ilgpu;
 /// <summary>
 /// The frozen model's forward pass as ILGPU kernels over a KV cache of one or more sequences:
 /// the ILGPU engine's <see cref="IInferenceSession"/>. Batches are validated as the native
-/// engine validates them, with the same errors. Not thread-safe.
+/// engine validates them, with the same errors; a memory bank (<see cref="IlgpuBank"/>) runs
+/// inside the forward pass as the native session runs it. Not thread-safe.
 /// </summary>
 public sealed class IlgpuSession : IInferenceSession
 {
@@ -23,12 +25,20 @@ public sealed class IlgpuSession : IInferenceSession
     private readonly int[] _sequenceLength;
     private readonly ModelConfig _c;
 
-    public IlgpuSession(IlgpuModel model, SessionOptions? options = null)
+    private readonly SessionMemory? _memory;
+
+    /// <summary>A session over <paramref name="model"/>, with <paramref name="memory"/> (a bank
+    /// loaded for this model) in its forward pass when given. <see cref="SessionOptions.Memory"/>
+    /// (a native bank) is refused: the ILGPU engine runs an <see cref="IlgpuBank"/>.</summary>
+    public IlgpuSession(IlgpuModel model, SessionOptions? options = null, IlgpuBank? memory = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new SessionOptions();
         if (options.Memory is not null)
-            throw new MomeException(MomeErrorCode.Unsupported, "the ILGPU engine runs no memory bank yet (use the native engine)");
+            throw new MomeException(MomeErrorCode.Unsupported,
+                "the ILGPU engine runs an IlgpuBank, not a native MemoryBank (load the bank file with IlgpuBank.Load)");
+        if (memory is not null && !ReferenceEquals(memory.Model, model))
+            throw new MomeException(MomeErrorCode.InvalidArgument, "the memory bank belongs to another model handle than the session's");
         _c = model.Config;
         var context = options.ContextLength == 0 ? Math.Min(_c.ContextLength, DefaultMaxContext) : options.ContextLength;
         if (context < 1 || context > MaxContext)
@@ -49,6 +59,7 @@ public sealed class IlgpuSession : IInferenceSession
         ContextLength = (int)context;
         VocabSize = checked((int)_c.VocabSize);
         _sequenceLength = new int[options.MaxSequences];
+        _memory = memory is null ? null : new SessionMemory(memory, options.MaxSequences);
         var perLayer = (long)options.MaxSequences * context * KvDim;
         for (var l = 0; l < _c.LayerCount; l++)
         {
@@ -89,7 +100,18 @@ public sealed class IlgpuSession : IInferenceSession
             next[seq]++;
             if (wantLogits.IsEmpty ? t == tokens.Length - 1 : wantLogits[t]) rows.Add(t);
         }
-        var logits = Forward(tokens.ToArray(), positions.ToArray(), sequenceIds.ToArray(), rows.ToArray(), cancellationToken);
+        // Routes made by this batch are kept only if the whole batch succeeds.
+        var routesBefore = _memory?.Snapshot();
+        float[] logits;
+        try
+        {
+            logits = Forward(tokens.ToArray(), positions.ToArray(), sequenceIds.ToArray(), rows.ToArray(), cancellationToken);
+        }
+        catch
+        {
+            if (routesBefore is not null) _memory!.Restore(routesBefore);
+            throw;
+        }
         Array.Copy(next, _sequenceLength, next.Length);
         return logits;
     }
@@ -112,9 +134,14 @@ public sealed class IlgpuSession : IInferenceSession
         if (length < 0 || length > _sequenceLength[sequence])
             throw new MomeException(MomeErrorCode.OutOfRange, $"cannot truncate sequence {sequence} of length {_sequenceLength[sequence]} to {length}");
         _sequenceLength[sequence] = length;
+        if (length == 0) _memory?.Forget(sequence);
     }
 
-    public void Clear() => Array.Clear(_sequenceLength);
+    public void Clear()
+    {
+        Array.Clear(_sequenceLength);
+        _memory?.ForgetAll();
+    }
 
     public void Dispose()
     {
@@ -184,6 +211,8 @@ public sealed class IlgpuSession : IInferenceSession
             k.SwiGlu(n * Ff, gate.View, up.View, act.View);
             Matmul(L.Down, act, rounded, o, n);
             k.Add(n * Embd, x.View, o.View);
+            // The memory layer beside the MLP, on the same normalised input (xn).
+            if (_memory?.SlotOf(l) is { } slot and >= 0) _memory.AddDelta(slot, xn, sequenceIds, x.View);
         }
         if (rows.Length == 0)
         {

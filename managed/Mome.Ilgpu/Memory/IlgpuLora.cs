@@ -18,28 +18,44 @@ public static class IlgpuLora
         var segments = LoraTables.CheckSizes(experts, u, tokens, segmentOffsets, indices, weights, topK, output);
         Check(experts, tokens, segmentOffsets, segments, indices, weights, topK, scale);
 
-        int dim = (int)experts.Dim, rank = experts.Rank;
-        var segmentOf = new int[tokens];
-        for (var s = 0; s < segments; s++)
-            for (var t = segmentOffsets[s]; t < segmentOffsets[s + 1]; t++) segmentOf[t] = s;
-        var count = checked((int)(experts.Experts * rank * dim));
+        var count = checked((int)(experts.Experts * experts.Rank * experts.Dim));
         var a = IlgpuDevice.Get(accelerator);
-        var kernels = LoraKernelSet.For(a);
         using var dA = a.Allocate1D(Widening.ToF32(experts.A, experts.WeightType, count));
         using var dB = a.Allocate1D(Widening.ToF32(experts.B, experts.WeightType, count));
-        using var dU = a.Allocate1D(u[..(tokens * dim)].ToArray());
-        using var dSegmentOf = a.Allocate1D(segmentOf);
-        using var dIndices = a.Allocate1D(indices[..(segments * topK)].ToArray());
-        using var dWeights = a.Allocate1D(weights[..(segments * topK)].ToArray());
-        using var dOut = a.Allocate1D(output[..(tokens * dim)].ToArray());
-        using var z = a.Allocate1D<float>((long)tokens * topK * rank);
-        kernels.Down(tokens * topK * rank, dA.View, dU.View, dSegmentOf.View, dIndices.View, z.View, dim, rank, topK);
-        kernels.Up(tokens * dim, dB.View, z.View, dSegmentOf.View, dIndices.View, dWeights.View, dOut.View, dim, rank, topK, scale);
+        using var dU = a.Allocate1D(u[..(tokens * (int)experts.Dim)].ToArray());
+        using var dOut = a.Allocate1D(output[..(tokens * (int)experts.Dim)].ToArray());
+        Run(a, dA.View, dB.View, dU.View, tokens, (int)experts.Dim, experts.Rank, SegmentOf(segmentOffsets, segments, tokens),
+            indices[..(segments * topK)].ToArray(), weights[..(segments * topK)].ToArray(), topK, scale, dOut.View);
         dOut.GetAsArray1D().CopyTo(output);
     }
 
+    /// <summary>The segment of each token.</summary>
+    internal static int[] SegmentOf(ReadOnlySpan<long> segmentOffsets, int segments, int tokens)
+    {
+        var segmentOf = new int[tokens];
+        for (var s = 0; s < segments; s++)
+            for (var t = segmentOffsets[s]; t < segmentOffsets[s + 1]; t++) segmentOf[t] = s;
+        return segmentOf;
+    }
+
+    /// <summary>output += the grouped-LoRA delta, everything but the routes already on the
+    /// accelerator (A and B as F32 [experts x rank x dim]; u and output [tokens x dim]); the
+    /// routes were checked by <see cref="Check"/>.</summary>
+    internal static void Run(Accelerator a, ArrayView<float> A, ArrayView<float> B, ArrayView<float> u, int tokens, int dim, int rank,
+        int[] segmentOf, int[] indices, float[] weights, int topK, float scale, ArrayView<float> output)
+    {
+        var kernels = LoraKernelSet.For(a);
+        using var dSegmentOf = a.Allocate1D(segmentOf);
+        using var dIndices = a.Allocate1D(indices);
+        using var dWeights = a.Allocate1D(weights);
+        using var z = a.Allocate1D<float>((long)tokens * topK * rank);
+        kernels.Down(tokens * topK * rank, A, u, dSegmentOf.View, dIndices.View, z.View, dim, rank, topK);
+        kernels.Up(tokens * dim, B, z.View, dSegmentOf.View, dIndices.View, dWeights.View, output, dim, rank, topK, scale);
+        a.Synchronize();
+    }
+
     /// <summary>The native op's checks (lora.cpp), in its order and words.</summary>
-    private static void Check(LoraTables e, int tokens, ReadOnlySpan<long> offsets, int segments, ReadOnlySpan<int> indices,
+    internal static void Check(LoraTables e, int tokens, ReadOnlySpan<long> offsets, int segments, ReadOnlySpan<int> indices,
         ReadOnlySpan<float> weights, int topK, float scale)
     {
         static MomeException Bad(string message) => new(MomeErrorCode.InvalidArgument, message);

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 
 namespace Mome.Gguf;
@@ -18,37 +17,17 @@ internal sealed unsafe class GgufFile : IDisposable
     private const ulong MaxNameLength = 1 << 16;
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile _file;
     private readonly byte* _data;
     private readonly Dictionary<string, int> _tensorIndex = new(StringComparer.Ordinal);
     private ulong _pos;
 
     private GgufFile(string path)
     {
+        _file = new MappedFile(path);
         Path = path;
-        if (Directory.Exists(path)) throw new MomeException(MomeErrorCode.IoError, $"{path}: is a directory, not a file");
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            var why = e is FileNotFoundException or DirectoryNotFoundException ? "No such file or directory"
-                : e is UnauthorizedAccessException ? "Permission denied" : e.Message;
-            throw new MomeException(MomeErrorCode.IoError, $"{path}: cannot open: {why}");
-        }
-        using (stream)
-        {
-            FileSize = (ulong)stream.Length;
-            if (FileSize == 0) return;
-            _map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-        }
-        _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _data = p + _view.PointerOffset;
+        FileSize = _file.Size;
+        _data = _file.Data;
     }
 
     public string Path { get; }
@@ -86,15 +65,10 @@ internal sealed unsafe class GgufFile : IDisposable
     /// <summary>A tensor's bytes in the mapping (valid while the file is open).</summary>
     public ReadOnlySpan<byte> TensorData(GgufTensor t) => new(_data + DataOffset + t.Offset, checked((int)t.SizeBytes));
 
-    public void Dispose()
-    {
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-        _map?.Dispose();
-    }
+    /// <summary>A tensor's first byte in the mapping, for tensors of 2 GiB and more (valid while the file is open).</summary>
+    public byte* TensorPointer(GgufTensor t) => _data + DataOffset + t.Offset;
+
+    public void Dispose() => _file.Dispose();
 
     private ulong Remaining => FileSize - _pos;
 
