@@ -110,11 +110,11 @@ public sealed class EngineCliTests
     }
 
     [Test]
-    public void IlgpuGenerateRefusesAMemoryBankInOneLine()
+    public void IlgpuGenerateRefusesCudaInOneLine()
     {
-        var run = CliTests.Run(Generate("--engine", "ilgpu", "--memory", Path.Combine(_dir, "bank.mome")));
+        var run = CliTests.Run(Generate("--engine", "ilgpu", "--cuda", "0"));
         Assert.That(run.Code, Is.EqualTo(1));
-        Assert.That(run.Err.Trim(), Is.EqualTo("mome: --memory and --cuda need the native engine (the ILGPU engine runs the base model only; see --accelerator)"));
+        Assert.That(run.Err.Trim(), Is.EqualTo("mome: --cuda needs the native engine (the ILGPU engine picks its device with --accelerator)"));
     }
 
     [Test]

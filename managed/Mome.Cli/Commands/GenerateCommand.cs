@@ -30,11 +30,13 @@ public static class GenerateCommand
             var path = parse.GetValue(model)!.FullName;
             using var m = engine.Resolve(parse, io) == EngineKind.Native ? MomeModel.Open(path) : null;
             using var ilgpu = m is null ? IlgpuModel.Open(path, engine.AcceleratorOf(parse)) : null;
-            if (ilgpu is not null && (parse.GetValue(memory) is not null || parse.GetValue(cuda) is not null))
-                throw new ArgumentException("--memory and --cuda need the native engine (the ILGPU engine runs the base model only; see --accelerator)");
-            using var bank = parse.GetValue(memory) is { } bankFile ? MemoryBank.Load(m!, bankFile.FullName) : null;
+            if (ilgpu is not null && parse.GetValue(cuda) is not null)
+                throw new ArgumentException("--cuda needs the native engine (the ILGPU engine picks its device with --accelerator)");
+            var bankFile = parse.GetValue(memory)?.FullName;
+            using var bank = bankFile is not null && m is not null ? MemoryBank.Load(m, bankFile) : null;
+            using var ilgpuBank = bankFile is not null && ilgpu is not null ? IlgpuBank.Load(ilgpu, bankFile) : null;
             using var generator = ilgpu is not null
-                ? new TextGenerator(new IlgpuSession(ilgpu, new SessionOptions { Threads = parse.GetValue(threads) }), ilgpu.Tokenizer)
+                ? new TextGenerator(new IlgpuSession(ilgpu, new SessionOptions { Threads = parse.GetValue(threads) }, ilgpuBank), ilgpu.Tokenizer)
                 : new TextGenerator(m!, SessionOptions.OnDevice(parse.GetValue(cuda)) with { Threads = parse.GetValue(threads), Memory = bank });
             var options = new GenerationOptions
             {

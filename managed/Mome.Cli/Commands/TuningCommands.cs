@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mome.Engines;
+using Mome.Ilgpu;
 using Spectre.Console;
 
 namespace Mome.Cli.Commands;
@@ -158,10 +160,20 @@ public static class TuningCommands
         var memory = new Option<FileInfo>("--memory") { Description = "The bank made by `mome tune`.", Required = true };
         var question = new Argument<string>("question");
         var command = new Command("ask", "Ask a question: greedy decoding with the memory bank.") { model, memory, question };
+        var engine = new EngineOptions();
+        engine.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
-            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
-            using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
+            var (modelPath, bankPath) = (parse.GetValue(model)!.FullName, parse.GetValue(memory)!.FullName);
+            if (engine.Resolve(parse, io) == EngineKind.Ilgpu)
+            {
+                using var ilgpu = IlgpuModel.Open(modelPath, engine.AcceleratorOf(parse));
+                using var ilgpuBank = IlgpuBank.Load(ilgpu, bankPath);
+                io.Output.WriteLine(Ask(ilgpuBank, parse.GetValue(question)!));
+                return;
+            }
+            using var m = MomeModel.Open(modelPath);
+            using var bank = MemoryBank.Load(m, bankPath);
             io.Output.WriteLine(Ask(bank, parse.GetValue(question)!));
         }));
         return command;
@@ -172,6 +184,14 @@ public static class TuningCommands
     {
         using var generator = new TextGenerator(bank.Model, new SessionOptions { Memory = bank });
         var prompt = bank.PromptOf(question) ?? new MemoryTuner(bank).PromptOf(question);
+        return generator.Generate(prompt, new GenerationOptions { MaxTokens = maxTokens }).Trim();
+    }
+
+    /// <summary>The same on the ILGPU engine.</summary>
+    public static string Ask(IlgpuBank bank, string question, int maxTokens = 64)
+    {
+        using var generator = new TextGenerator(new IlgpuSession(bank.Model, memory: bank), bank.Model.Tokenizer);
+        var prompt = bank.PromptOf(question) ?? new FactEncoder(bank.Model.Tokenizer, new TuningOptions().PromptTemplate).PromptOf(question);
         return generator.Generate(prompt, new GenerationOptions { MaxTokens = maxTokens }).Trim();
     }
 
@@ -189,20 +209,40 @@ public static class TuningCommands
         {
             model, memory, facts, unrelated, unseen, paraphrases, gate, json,
         };
+        var engine = new EngineOptions();
+        engine.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             var factList = FactsFile.Load(parse.GetValue(facts)!.FullName);
             var prompts = parse.GetValue(unrelated) is { } file ? PromptsFile.Load(file.FullName) : null;
             var unseenList = parse.GetValue(unseen) is { } u ? FactsFile.Load(u.FullName) : null;
             var paraphraseList = parse.GetValue(paraphrases) is { } p ? FactsFile.Load(p.FullName) : null;
-            using var m = MomeModel.Open(parse.GetValue(model)!.FullName);
-            using var bank = MemoryBank.Load(m, parse.GetValue(memory)!.FullName);
-            if (parse.GetValue(gate) is { } g)
-                bank.SetGateThreshold(0, GateOption(g) ?? throw new ArgumentException("--gate of mome eval takes off or a threshold, not auto"));
-            var r = MemoryEvaluator.Evaluate(bank, factList, prompts, unseen: unseenList, paraphrases: paraphraseList);
+            var threshold = parse.GetValue(gate) is { } g
+                ? GateOption(g) ?? throw new ArgumentException("--gate of mome eval takes off or a threshold, not auto")
+                : (float?)null;
+            var (modelPath, bankPath) = (parse.GetValue(model)!.FullName, parse.GetValue(memory)!.FullName);
+            EvaluationResult r;
+            MemoryGate bankGate;
+            if (engine.Resolve(parse, io) == EngineKind.Ilgpu)
+            {
+                using var ilgpu = IlgpuModel.Open(modelPath, engine.AcceleratorOf(parse));
+                using var ilgpuBank = IlgpuBank.Load(ilgpu, bankPath);
+                if (threshold is { } t) ilgpuBank.SetGateThreshold(0, t);
+                r = MemoryEvaluator.Evaluate(withBank => new IlgpuSession(ilgpu, memory: withBank ? ilgpuBank : null),
+                    new FactEncoder(ilgpu.Tokenizer, new TuningOptions().PromptTemplate), factList, prompts, unseenList, paraphraseList);
+                bankGate = ilgpuBank.GetGate();
+            }
+            else
+            {
+                using var m = MomeModel.Open(modelPath);
+                using var bank = MemoryBank.Load(m, bankPath);
+                if (threshold is { } t) bank.SetGateThreshold(0, t);
+                r = MemoryEvaluator.Evaluate(bank, factList, prompts, unseen: unseenList, paraphrases: paraphraseList);
+                bankGate = bank.GetGate();
+            }
             if (parse.GetValue(json))
             {
-                io.Output.WriteLine(EvaluationJson(r, bank.GetGate()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                io.Output.WriteLine(EvaluationJson(r, bankGate).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
                 return;
             }
             io.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Mome.Engines;
 using Mome.Native;
 
 namespace Mome;
@@ -50,13 +51,25 @@ public static class MemoryEvaluator
         using var abort = NativeAbort.Scope(cancellationToken);
         var tuner = new MemoryTuner(bank, options);
         var threads = options?.Threads ?? 0;
-        using var plain = new MomeSession(bank.Model, new SessionOptions { Threads = threads });
-        using var tuned = new MomeSession(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
-        var (exact, correct, total) = Recall(tuned, tuner, facts);
+        return Evaluate(withBank => new MomeSession(bank.Model, new SessionOptions { Threads = threads, Memory = withBank ? bank : null }),
+            new FactEncoder(tuner.Tokenizer, (options ?? new TuningOptions()).PromptTemplate), facts, unrelated, unseen, paraphrases);
+    }
+
+    /// <summary>The same measures over sessions of any engine: <paramref name="open"/>(true) opens a
+    /// session with the bank, (false) one without; <paramref name="encoder"/> renders the facts.</summary>
+    public static EvaluationResult Evaluate(Func<bool, IInferenceSession> open, FactEncoder encoder, IReadOnlyList<Fact> facts,
+        IReadOnlyList<string>? unrelated = null, IReadOnlyList<Fact>? unseen = null, IReadOnlyList<Fact>? paraphrases = null)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(facts);
+        using var plain = open(false);
+        using var tuned = open(true);
+        var (exact, correct, total) = Recall(tuned, encoder, facts);
         var result = new EvaluationResult(Ratio(exact, facts.Count), Ratio(correct, total), 0, facts.Count, 0);
 
         unrelated ??= DefaultUnrelatedPrompts;
-        var locality = Compare(plain, tuned, unrelated.Select(p => tuner.Tokenizer.Encode(p)));
+        var locality = Compare(plain, tuned, unrelated.Select(p => encoder.Tokenizer.Encode(p)));
         result = result with
         {
             InterferenceKl = locality.MeanKl, InterferenceKlMax = locality.MaxKl, LocalityTop1 = locality.Top1Unchanged,
@@ -66,11 +79,11 @@ public static class MemoryEvaluator
         if (unseen is { Count: > 0 })
         {
             var answers = facts.Select(f => f.Answer.Trim()).ToHashSet(StringComparer.Ordinal);
-            var longest = facts.Count == 0 ? 16 : facts.Max(f => tuner.Tokenizer.Encode(f.Answer, addSpecial: false).Length) + 2;
-            using var generator = new TextGenerator(bank.Model, new SessionOptions { Threads = threads, Memory = bank });
+            var longest = facts.Count == 0 ? 16 : facts.Max(f => encoder.Tokenizer.Encode(f.Answer, addSpecial: false).Length) + 2;
+            using var generator = new TextGenerator(open(true), encoder.Tokenizer);
             var falseRecalls = unseen.Count(q => answers.Contains(
-                generator.Generate(tuner.PromptOf(q.Question), new GenerationOptions { MaxTokens = longest }).Trim()));
-            var unseenLocality = Compare(plain, tuned, unseen.Select(q => tuner.Tokenizer.Encode(tuner.PromptOf(q.Question))));
+                generator.Generate(encoder.PromptOf(q.Question), new GenerationOptions { MaxTokens = longest }).Trim()));
+            var unseenLocality = Compare(plain, tuned, unseen.Select(q => encoder.Tokenizer.Encode(encoder.PromptOf(q.Question))));
             result = result with
             {
                 UnseenFalseRecall = Ratio(falseRecalls, unseen.Count), UnseenKl = unseenLocality.MeanKl, UnseenQuestions = unseen.Count,
@@ -78,7 +91,7 @@ public static class MemoryEvaluator
         }
         if (paraphrases is { Count: > 0 })
         {
-            var (recalled, _, _) = Recall(tuned, tuner, paraphrases);
+            var (recalled, _, _) = Recall(tuned, encoder, paraphrases);
             result = result with { Generality = Ratio(recalled, paraphrases.Count), Paraphrases = paraphrases.Count };
         }
         return result;
@@ -102,13 +115,13 @@ public static class MemoryEvaluator
     // Each fact's answer tokens against the greedy choice, given the answer so far, through a
     // session with the bank: the question as the first batch (what a session routes from, as
     // when the question is asked), then the answer.
-    private static (int Exact, int Correct, int Total) Recall(MomeSession tuned, MemoryTuner tuner, IReadOnlyList<Fact> facts)
+    private static (int Exact, int Correct, int Total) Recall(IInferenceSession tuned, FactEncoder encoder, IReadOnlyList<Fact> facts)
     {
         int exact = 0, correct = 0, total = 0;
         var vocab = tuned.VocabSize;
         foreach (var fact in facts)
         {
-            var (tokens, answerStart) = tuner.Encode(fact);
+            var (tokens, answerStart) = encoder.Encode(fact);
             tuned.Clear();
             var first = tuned.Evaluate(tokens.AsSpan(0, answerStart));
             var rest = tokens.Length - answerStart > 1 ? tuned.Evaluate(tokens.AsSpan(answerStart, tokens.Length - answerStart - 1), allLogits: true) : [];
@@ -126,10 +139,10 @@ public static class MemoryEvaluator
     }
 
     // Every position of every text, with and without the bank.
-    private static Locality Compare(MomeSession plain, MomeSession tuned, IEnumerable<int[]> texts) =>
+    private static Locality Compare(IInferenceSession plain, IInferenceSession tuned, IEnumerable<int[]> texts) =>
         CompareLogits(tokens => Logits(plain, tokens), tokens => Logits(tuned, tokens), plain.VocabSize, texts);
 
-    private static float[] Logits(MomeSession session, int[] tokens)
+    private static float[] Logits(IInferenceSession session, int[] tokens)
     {
         session.Clear();
         return session.Evaluate(tokens, allLogits: true);
