@@ -30,23 +30,36 @@ public sealed class IlgpuMemoryTests
 
     private int[] PromptOf(Fact f) => _model.Tokenizer.Encode(_bank.PromptOf(f.Question)!);
 
+    // The bank's delta amplifies float rounding: on this fixture the native engine's own two
+    // backends (SIMD float vs the plain reference, which sums the LoRA in double) differ by
+    // 3e-5..5.6e-5 with the bank against 5e-6..1.3e-5 without it, and ILGPU (plain float loops)
+    // by 7.9e-5..1.43e-4 from native (1.3e-5..1.8e-5 without the bank; measured 2026-12-02).
+    // So the bound is relative to the logits' size: 2e-5 x the largest |logit| (2.6e-4 at 13),
+    // far below what a wrong route, weight, gate or delta does (> 1e-2, checked first).
+    private const double RelativeBound = 2e-5;
+
     [Test]
     public void LogitsWithTheBankMatchNative()
     {
         using var native = new MomeSession(_memorised.Model, new SessionOptions { Memory = _memorised.Bank });
+        using var reference = new MomeSession(_memorised.Model, new SessionOptions { Memory = _memorised.Bank, Backend = DeviceBackend.CpuReference });
         using var ilgpu = new IlgpuSession(_model, memory: _bank);
         using var plain = new IlgpuSession(_model);
         foreach (var fact in MemorisedBank.Facts.Reverse())
         {
             var tokens = PromptOf(fact);
             native.Clear();
+            reference.Clear();
             ilgpu.Clear();
             plain.Clear();
             var want = native.Evaluate(tokens, allLogits: true);
             var got = ilgpu.Evaluate(tokens, allLogits: true);
             Assert.That(ForwardOracleTests.MaxAbsDiff(got, plain.Evaluate(tokens, allLogits: true)), Is.GreaterThan(1e-2), "the bank changes the logits");
-            TestContext.Out.WriteLine($"{fact.Question}: max |logit| {want.Max(Math.Abs):F2}, ILGPU - native {ForwardOracleTests.MaxAbsDiff(got, want):E3}");
-            Assert.That(ForwardOracleTests.MaxAbsDiff(got, want), Is.LessThanOrEqualTo(1e-4), fact.Question);
+            var scale = want.Max(Math.Abs);
+            var diff = ForwardOracleTests.MaxAbsDiff(got, want);
+            var nativeSpread = ForwardOracleTests.MaxAbsDiff(reference.Evaluate(tokens, allLogits: true), want);
+            TestContext.Out.WriteLine($"{fact.Question}: max |logit| {scale:F2}, ILGPU - native {diff:E3}, native reference - native {nativeSpread:E3}");
+            Assert.That(diff, Is.LessThanOrEqualTo(RelativeBound * scale), fact.Question);
         }
     }
 
