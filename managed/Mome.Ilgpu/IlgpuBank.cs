@@ -1,8 +1,10 @@
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 using Mome.Gguf;
 using Mome.Ilgpu.Banks;
 using Mome.Ilgpu.Model;
+using Mome.Ilgpu.Routing;
 
 namespace Mome.Ilgpu;
 
@@ -88,19 +90,21 @@ public sealed class IlgpuBank : IDisposable
 }
 
 /// <summary>One memory layer of an <see cref="IlgpuBank"/>: W_q, the centre and the gate's
-/// signatures on the host (routing runs there, as in the native session), keys, A and B as F32
-/// on the accelerator.</summary>
+/// signatures on the host (queries are made there, as in the native session); the router's keys,
+/// the gate's signatures (as a flat router's keys), A and B as F32 on the accelerator, uploaded
+/// once.</summary>
 internal sealed unsafe class IlgpuMemoryTables : IDisposable
 {
-    private IlgpuMemoryTables(int block, float[] wq, float[] centre, float[] gate, float threshold, byte[] keys,
-        MemoryBuffer1D<float, Stride1D.Dense> a, MemoryBuffer1D<float, Stride1D.Dense> b)
+    private IlgpuMemoryTables(int block, float[] wq, float[] centre, float[] gate, float threshold,
+        MemoryBuffer1D<float, Stride1D.Dense> a, MemoryBuffer1D<float, Stride1D.Dense> b, IlgpuRouterKeys router, IlgpuRouterKeys? gateKeys)
     {
+        Router = router;
+        GateKeys = gateKeys;
         Block = block;
         Wq = wq;
         Centre = centre;
         GateSignatures = gate;
         GateThreshold = threshold;
-        Keys = keys;
         A = a;
         B = b;
     }
@@ -111,11 +115,14 @@ internal sealed unsafe class IlgpuMemoryTables : IDisposable
     public float[] GateSignatures { get; }
     public float GateThreshold { get; set; }
 
-    /// <summary>The keys as stored (the router widens them as the native router reads them).</summary>
-    public byte[] Keys { get; }
-
     public MemoryBuffer1D<float, Stride1D.Dense> A { get; }
     public MemoryBuffer1D<float, Stride1D.Dense> B { get; }
+
+    /// <summary>The bank's router over this layer's keys, on the accelerator.</summary>
+    public IlgpuRouterKeys Router { get; }
+
+    /// <summary>The gate's unit signatures as a flat top-1 router, or null when there are none.</summary>
+    public IlgpuRouterKeys? GateKeys { get; }
 
     public int KeyDim => Wq.Length / Centre.Length;
     public long Signatures => GateSignatures.Length / KeyDim;
@@ -123,16 +130,27 @@ internal sealed unsafe class IlgpuMemoryTables : IDisposable
     public static IlgpuMemoryTables Upload(MappedFile file, BankLayerLayout l, MemoryOptions p, Accelerator accelerator)
     {
         float[] F32(BankTable t, TensorType type) => Widening.ToF32(Bytes(file, t), type, Count(t));
-        var a = accelerator.Allocate1D(F32(l.A, p.WeightType));
+        var owned = new List<IDisposable>();
         try
         {
+            var a = accelerator.Allocate1D(F32(l.A, p.WeightType));
+            owned.Add(a);
             var b = accelerator.Allocate1D(F32(l.B, p.WeightType));
-            return new IlgpuMemoryTables(l.Block, F32(l.Wq, TensorType.F32), F32(l.Centre, TensorType.F32), F32(l.Gate, TensorType.F32),
-                l.GateThreshold, Bytes(file, l.Keys).ToArray(), a, b);
+            owned.Add(b);
+            var wq = F32(l.Wq, TensorType.F32);
+            var centre = F32(l.Centre, TensorType.F32);
+            var gate = F32(l.Gate, TensorType.F32);
+            var router = new IlgpuRouterKeys(new RouterSpec(p.Router, p.WeightType, p.Experts, p.KeyDim, Bytes(file, l.Keys).ToArray(), p.TopK, p.Temperature),
+                accelerator);
+            owned.Add(router);
+            var signatures = gate.Length / p.KeyDim;
+            var gateKeys = signatures == 0 ? null
+                : new IlgpuRouterKeys(new RouterSpec(RouterKind.Flat, TensorType.F32, signatures, p.KeyDim, MemoryMarshal.AsBytes(gate.AsSpan()).ToArray(), 1), accelerator);
+            return new IlgpuMemoryTables(l.Block, wq, centre, gate, l.GateThreshold, a, b, router, gateKeys);
         }
         catch
         {
-            a.Dispose();
+            foreach (var o in owned) o.Dispose();
             throw;
         }
     }
@@ -153,5 +171,7 @@ internal sealed unsafe class IlgpuMemoryTables : IDisposable
     {
         A.Dispose();
         B.Dispose();
+        Router.Dispose();
+        GateKeys?.Dispose();
     }
 }

@@ -17,7 +17,6 @@ internal sealed class SessionMemory
 {
     private readonly IlgpuBank _bank;
     private readonly Accelerator _accelerator;
-    private readonly IlgpuAccelerator _kind;
     private readonly int _dim;
     private Route?[,] _routes;
 
@@ -27,7 +26,6 @@ internal sealed class SessionMemory
     {
         _bank = bank;
         _accelerator = bank.Model.Accelerator;
-        _kind = bank.Model.AcceleratorKind;
         _dim = (int)bank.Model.Config.EmbeddingLength;
         _routes = new Route?[maxSequences, bank.Layers.Count];
     }
@@ -136,11 +134,10 @@ internal sealed class SessionMemory
     {
         var p = _bank.Options;
         var layer = _bank.Layers[slot];
-        var spec = new RouterSpec(p.Router, p.WeightType, p.Experts, p.KeyDim, layer.Keys, p.TopK, p.Temperature);
         RoutingResult routed;
         try
         {
-            routed = IlgpuRouter.Route(spec, queries, _kind);
+            routed = IlgpuRouter.Route(layer.Router, queries);
         }
         catch (MomeException e)
         {
@@ -173,12 +170,11 @@ internal sealed class SessionMemory
             for (var i = 0; i < d; i++) unit[t * d + i] = (float)(queries[t * d + i] * inv);
         }
         var evidence = Enumerable.Repeat(-1f, n).ToArray();
-        if (layer.Signatures == 0) return evidence;
-        var spec = new RouterSpec(RouterKind.Flat, TensorType.F32, layer.Signatures, d, MemoryMarshal.AsBytes(layer.GateSignatures.AsSpan()).ToArray(), 1);
+        if (layer.GateKeys is null) return evidence;
         RoutingResult nearest;
         try
         {
-            nearest = IlgpuRouter.Route(spec, unit, _kind);
+            nearest = IlgpuRouter.Route(layer.GateKeys, unit);
         }
         catch (MomeException e)
         {

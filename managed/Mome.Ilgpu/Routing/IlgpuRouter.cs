@@ -15,24 +15,45 @@ public static class IlgpuRouter
 {
     public static RoutingResult Route(RouterSpec spec, ReadOnlySpan<float> queries, IlgpuAccelerator accelerator = IlgpuAccelerator.Cpu)
     {
+        var n = CheckArguments(spec, queries, keysHeld: true);
+        Check(spec, queries, n);
+        using var keys = new IlgpuRouterKeys(spec, IlgpuDevice.Get(accelerator));
+        return RouteChecked(keys, queries, n);
+    }
+
+    /// <summary>Routes against keys already on the accelerator (a bank's memory layer routes every
+    /// batch against the same keys).</summary>
+    public static RoutingResult Route(IlgpuRouterKeys keys, ReadOnlySpan<float> queries)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var n = CheckArguments(keys.Spec, queries, keysHeld: false);
+        Check(keys.Spec, queries, n);
+        return RouteChecked(keys, queries, n);
+    }
+
+    private static int CheckArguments(RouterSpec spec, ReadOnlySpan<float> queries, bool keysHeld)
+    {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.KeyDim < 1 || queries.IsEmpty || queries.Length % spec.KeyDim != 0)
             throw new ArgumentException($"queries must be a non-empty multiple of KeyDim = {spec.KeyDim}", nameof(queries));
         var elementSize = spec.KeyType == TensorType.F32 ? 4 : 2;
-        if (spec.Keys.LongLength < spec.Experts * spec.KeyDim * elementSize && spec.Kind == RouterKind.Flat)
+        if (keysHeld && spec.Keys.LongLength < spec.Experts * spec.KeyDim * elementSize && spec.Kind == RouterKind.Flat)
             throw new ArgumentException($"Keys holds {spec.Keys.LongLength} bytes; {spec.Experts} x {spec.KeyDim} {spec.KeyType} keys need more", nameof(spec));
         if (spec.TopK < 1) throw new ArgumentOutOfRangeException(nameof(spec), "TopK must be >= 1");
-        var n = queries.Length / (int)spec.KeyDim;
-        Check(spec, queries, n);
-        var a = IlgpuDevice.Get(accelerator);
+        return queries.Length / (int)spec.KeyDim;
+    }
+
+    private static RoutingResult RouteChecked(IlgpuRouterKeys keys, ReadOnlySpan<float> queries, int n)
+    {
+        var spec = keys.Spec;
+        var a = keys.Accelerator;
         var d = (int)spec.KeyDim;
         var k = spec.TopK;
-        var keys = KeysAsF32(spec);
         var result = new RoutingResult(new int[n * k], new float[n * k], new float[n * k], k);
         var scale = 1.0f / MathF.Sqrt(d);
         if (spec.Kind == RouterKind.Flat)
         {
-            var (scores, indices) = TopKOfScores(a, keys, queries.ToArray(), (int)spec.Experts, d, n, k, bad => bad);
+            var (scores, indices) = TopKOfScores(a, keys.Table, queries.ToArray(), (int)spec.Experts, d, n, k, bad => bad);
             for (var q = 0; q < n; q++) Finish(spec, q, scores.AsSpan(q * k, k), indices.AsSpan(q * k, k), scale, result);
             return result;
         }
@@ -45,8 +66,8 @@ public static class IlgpuRouter
             queries.Slice(q * d, half).CopyTo(q1.AsSpan(q * half));
             queries.Slice(q * d + half, half).CopyTo(q2.AsSpan(q * half));
         }
-        var (s1, i1) = TopKOfScores(a, keys[..(nSub * half)], q1, nSub, half, n, k, bad => bad * nSub);
-        var (s2, i2) = TopKOfScores(a, keys[(nSub * half)..(2 * nSub * half)], q2, nSub, half, n, k, bad => bad);
+        var (s1, i1) = TopKOfScores(a, keys.Table.SubView(0, (long)nSub * half), q1, nSub, half, n, k, bad => bad * nSub);
+        var (s2, i2) = TopKOfScores(a, keys.Table.SubView((long)nSub * half, (long)nSub * half), q2, nSub, half, n, k, bad => bad);
         var pairScores = new float[k];
         var pairIndices = new int[k];
         for (var q = 0; q < n; q++)
@@ -84,16 +105,15 @@ public static class IlgpuRouter
     private static bool Better(float s, int i, float otherScore, int otherIndex) => s > otherScore || (s == otherScore && i < otherIndex);
 
     /// <summary>Unscaled scores of n queries against a key table on the device, and each query's k best.</summary>
-    private static (float[] Scores, int[] Indices) TopKOfScores(Accelerator a, float[] keys, float[] queries, int experts, int dim, int n, int k,
+    private static (float[] Scores, int[] Indices) TopKOfScores(Accelerator a, ArrayView<float> keys, float[] queries, int experts, int dim, int n, int k,
         Func<int, int> reportedExpert)
     {
-        using var dKeys = a.Allocate1D(keys);
         using var dQueries = a.Allocate1D(queries);
         using var dScores = a.Allocate1D<float>((long)n * experts);
         using var dBest = a.Allocate1D<float>((long)n * k);
         using var dIndices = a.Allocate1D<int>((long)n * k);
         using var dBad = a.Allocate1D<int>(n);
-        LlamaKernelSet.For(a).Matmul(dKeys.View, dQueries.View, dScores.View, experts, dim, n);
+        LlamaKernelSet.For(a).Matmul(keys, dQueries.View, dScores.View, experts, dim, n);
         RouterKernelSet.For(a).TopKRows(n, dScores.View, experts, k, dBest.View, dIndices.View, dBad.View);
         var bad = dBad.GetAsArray1D();
         for (var q = 0; q < n; q++)
@@ -123,14 +143,14 @@ public static class IlgpuRouter
         }
     }
 
-    private static float[] KeysAsF32(RouterSpec spec)
+    internal static float[] KeysAsF32(RouterSpec spec)
     {
         var count = spec.Kind == RouterKind.Flat ? spec.Experts * spec.KeyDim : 2 * (long)Math.Round(Math.Sqrt(spec.Experts)) * (spec.KeyDim / 2);
         return Widening.ToF32(spec.Keys, spec.KeyType, checked((int)count));
     }
 
     /// <summary>The native router's checks, in its order and words.</summary>
-    private static void Check(RouterSpec r, ReadOnlySpan<float> queries, int n)
+    internal static void Check(RouterSpec r, ReadOnlySpan<float> queries, int n)
     {
         static MomeException Bad(string message) => new(MomeErrorCode.InvalidArgument, message);
         if (r.KeyType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16))
