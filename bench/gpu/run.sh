@@ -44,6 +44,15 @@ done
 step "grouped LoRA lab"
 timeout 60 "$BIN/native/dev/cuda/mome_lora_lab" 256 4096 1 2 4 8 > "$OUT/lora.jsonl" 2> "$OUT/lora.err" || tail -n 5 "$OUT/lora.err"
 
+step "ILGPU engine on the CUDA accelerator (optional: build/gpu-cli.tar.xz from bench/gpu/publish-cli.sh, carried)"
+if [ -f build/gpu-cli.tar.xz ]; then
+  rm -rf "$OUT/gpu-cli" && tar -xJf build/gpu-cli.tar.xz -C "$OUT" \
+    && DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 timeout 300 python3 bench/gpu/ilgpu_check.py "$OUT/gpu-cli/Mome.Cli" "$OUT" | tee "$OUT/ilgpu.jsonl"
+  rm -rf "$OUT/gpu-cli" "$OUT"/ilgpu-*.gguf
+else
+  echo "skipped: no build/gpu-cli.tar.xz"
+fi
+
 step "summary"
 echo "backend_ops exit code: $BACKEND_RC (0 passed, 1 failed)"
 python3 bench/gpu/summary.py "$OUT" | tee "$OUT/summary.md"
