@@ -192,11 +192,7 @@ public sealed class QuantizedOracleTests
     /// decode step per token (ORACLE.md settings, as ForwardOracleTests.LlamaCppLogits).</summary>
     private static float[][] LlamaCppDecodeLogits(string path, int[] tokens, int prefix)
     {
-        var parameters = new ModelParams(path)
-        {
-            ContextSize = 512, BatchSize = 512, UBatchSize = 512, GpuLayerCount = 0, Threads = 1, BatchThreads = 1,
-            FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
-        };
+        var parameters = ForwardOracleTests.OracleParams(path);
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
         var batch = new LLamaBatch();
