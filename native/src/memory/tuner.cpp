@@ -101,6 +101,10 @@ uint64_t table_key(const mome_bank& bank, int slot, int64_t expert, int table) {
            static_cast<uint64_t>(table);
 }
 
+// Fewer experts than this are stepped on the calling thread: waking the pool costs more
+// than it saves (a batch of one fact's 32 experts).
+constexpr int64_t kParallelExperts = 64;
+
 // The experts are distinct, so after their states are found (one thread: the map may grow)
 // each is stepped on any thread of the pool; the first one alone, as its write may copy a
 // table borrowed from a mapped file.
@@ -125,7 +129,12 @@ void update_experts(mome_tuner& t, const SlotGradients& g, double lr) {
     };
     if (g.experts.empty()) return;
     step(0);
-    shared_pool(t.n_threads).run(static_cast<int64_t>(g.experts.size()) - 1, [&](int64_t j) { step(j + 1); });
+    const int64_t rest = static_cast<int64_t>(g.experts.size()) - 1;
+    if (rest < kParallelExperts) {
+        for (int64_t j = 1; j <= rest; ++j) step(j);
+        return;
+    }
+    shared_pool(t.n_threads).run(rest, [&](int64_t j) { step(j + 1); });
 }
 
 // W_q and the key rows of a route, from one fact's router gradients: a flat router's entry j

@@ -492,8 +492,8 @@ ThreadBackend& thread_backend() {
 }
 
 // One memory layer's gradients summed over the parts of a batch: the distinct experts in
-// order of appearance, each block of a shared expert the sum of its parts' (written once,
-// into buffers sized once).
+// order of appearance, each block of a shared expert the sum of its parts' (buffers sized
+// once).
 SlotGradients merge_gradients(int slot, const std::vector<const SlotGradients*>& parts, int64_t per_expert) {
     SlotGradients out;
     out.slot = slot;
@@ -503,21 +503,19 @@ SlotGradients merge_gradients(int slot, const std::vector<const SlotGradients*>&
             if (at.emplace(e, out.experts.size()).second) out.experts.push_back(e);
     if (out.experts.empty()) return out;
     const size_t size = out.experts.size() * static_cast<size_t>(per_expert);
-    out.da.resize(size), out.db.resize(size);
-    std::vector<bool> written(out.experts.size(), false);
+    out.da.reserve(size), out.db.reserve(size);  // blocks appended in the experts' order: no copy, no zeroing
     for (const SlotGradients* g : parts)
         for (size_t j = 0; j < g->experts.size(); ++j) {
             const size_t k = at[g->experts[j]];
             const float* a = g->da.data() + j * static_cast<size_t>(per_expert);
             const float* b = g->db.data() + j * static_cast<size_t>(per_expert);
-            float* da = out.da.data() + k * static_cast<size_t>(per_expert);
-            float* db = out.db.data() + k * static_cast<size_t>(per_expert);
-            if (!written[k]) {
-                std::copy(a, a + per_expert, da);
-                std::copy(b, b + per_expert, db);
-                written[k] = true;
+            if (k * static_cast<size_t>(per_expert) == out.da.size()) {
+                out.da.insert(out.da.end(), a, a + per_expert);
+                out.db.insert(out.db.end(), b, b + per_expert);
                 continue;
             }
+            float* da = out.da.data() + k * static_cast<size_t>(per_expert);
+            float* db = out.db.data() + k * static_cast<size_t>(per_expert);
             for (int64_t i = 0; i < per_expert; ++i) da[i] += a[i], db[i] += b[i];
         }
     return out;
