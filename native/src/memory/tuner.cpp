@@ -317,7 +317,7 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
             ++t.at.updates;
         }
     } else {
-        BatchStep step = batch_step(*t.bank, facts, BatchOptions{true, true}, pool, t.n_threads);
+        BatchStep step = batch_step(*t.bank, facts, BatchOptions{true, true}, pool, t.n_threads, &t.gradient_buffers);
         for (const BatchStep::Fact& f : step.facts) {
             r.loss_sum += f.loss;
             r.n_exact += f.exact();
@@ -325,9 +325,11 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         if (!step.experts.empty()) {
             require_finite(step.da, "A"), require_finite(step.db, "B");
             for (const SlotGradients& g : step.upper) require_finite(g.da, "A"), require_finite(g.db, "B");
-            update_experts(t, SlotGradients{t.bank->lowest_slot(), std::move(step.experts), std::move(step.da), std::move(step.db)}, lr);
+            SlotGradients low{t.bank->lowest_slot(), std::move(step.experts), std::move(step.da), std::move(step.db)};
+            update_experts(t, low, lr);
             for (const SlotGradients& g : step.upper) update_experts(t, g, lr);
             ++t.at.updates;
+            t.gradient_buffers.da = std::move(low.da), t.gradient_buffers.db = std::move(low.db);  // for the next step
         }
         for (int32_t i = 0; i < count; ++i)
             if (t.routes[static_cast<size_t>(first + i)].indices.empty())

@@ -494,9 +494,14 @@ ThreadBackend& thread_backend() {
 // One memory layer's gradients summed over the parts of a batch: the distinct experts in
 // order of appearance, each block of a shared expert the sum of its parts' (buffers sized
 // once).
-SlotGradients merge_gradients(int slot, const std::vector<const SlotGradients*>& parts, int64_t per_expert) {
+SlotGradients merge_gradients(int slot, const std::vector<const SlotGradients*>& parts, int64_t per_expert,
+                              GradientBuffers* reuse = nullptr) {
     SlotGradients out;
     out.slot = slot;
+    if (reuse) {
+        out.da = std::move(reuse->da), out.db = std::move(reuse->db);
+        out.da.clear(), out.db.clear();
+    }
     std::unordered_map<int32_t, size_t> at;
     for (const SlotGradients* g : parts)
         for (const int32_t e : g->experts)
@@ -548,7 +553,7 @@ std::vector<size_t> split_by_tokens(const std::vector<FactInput>& facts, int64_t
 // loop, and the parallel loops inside a step stop paying a fork and join each. A batch of
 // one, or a pool of one thread, runs as one part over the pool (the loops spread over it).
 BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
-                     int n_threads) {
+                     int n_threads, GradientBuffers* reuse) {
     require_arg(!facts.empty(), "a batch needs at least one fact");
     Backend* be = facts[0].backend;
     const int64_t parts = std::min<int64_t>(static_cast<int64_t>(facts.size()), 2 * static_cast<int64_t>(pool.size()));
@@ -586,7 +591,7 @@ BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts,
         for (const SlotGradients& g : s.upper)
             if (std::find(upper_slots.begin(), upper_slots.end(), g.slot) == upper_slots.end()) upper_slots.push_back(g.slot);
     }
-    SlotGradients low = merge_gradients(0, low_parts, per_expert);
+    SlotGradients low = merge_gradients(0, low_parts, per_expert, reuse);
     out.experts = std::move(low.experts);
     out.da = std::move(low.da);
     out.db = std::move(low.db);
