@@ -317,16 +317,17 @@ void axpy_row_impl(const mome::Tensor& W, int64_t row, float a, float* y) {
 
 namespace {
 
-// dX[t][c] += sum over the rows r of W of dY[t][r] W[r][c], for NT tokens (dY rows of W.rows,
-// dX rows of W.cols) and the CV vectors of columns from c: the accumulators stay in registers
-// while the rows of W stream by, each element summing over r in order.
+// dX[t][c] += sum over rows [r0, r1) of W of dY[t][r] W[r][c], for NT tokens (dY rows of
+// W.rows, dX rows of W.cols) and the CV vectors of columns from c: the accumulators stay in
+// registers while the rows of W stream by, each element summing over r in order.
 template <class Vec, class L, int NT, int CV>
-inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c) {
+inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c, int64_t r0,
+                                int64_t r1) {
     using V = typename Vec::V;
     V acc[NT][CV];
     for (int t = 0; t < NT; ++t)
         for (int v = 0; v < CV; ++v) acc[t][v] = Vec::load(dx + t * cols + c + v * Vec::kWidth);
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
         V wv[CV];
         for (int v = 0; v < CV; ++v) wv[v] = L::template load<Vec>(w + r * cols + c + v * Vec::kWidth);
         for (int t = 0; t < NT; ++t) {
@@ -338,28 +339,38 @@ inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t
         for (int v = 0; v < CV; ++v) Vec::store(dx + t * cols + c + v * Vec::kWidth, acc[t][v]);
 }
 
-// Columns [c0, c1) of NT tokens: blocks of 4 vectors, then single vectors, then one by one.
+// Columns [c0, c1) of NT tokens over rows [r0, r1): blocks of 4 vectors, then single vectors,
+// then one by one.
 template <class Vec, class L, int NT>
 inline void backward_input_tokens(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c0,
-                                  int64_t c1) {
+                                  int64_t c1, int64_t r0, int64_t r1) {
     int64_t c = c0;
-    for (; c + 4 * Vec::kWidth <= c1; c += 4 * Vec::kWidth) backward_input_tile<Vec, L, NT, 4>(w, rows, cols, dy, dx, c);
-    for (; c + Vec::kWidth <= c1; c += Vec::kWidth) backward_input_tile<Vec, L, NT, 1>(w, rows, cols, dy, dx, c);
+    for (; c + 4 * Vec::kWidth <= c1; c += 4 * Vec::kWidth) backward_input_tile<Vec, L, NT, 4>(w, rows, cols, dy, dx, c, r0, r1);
+    for (; c + Vec::kWidth <= c1; c += Vec::kWidth) backward_input_tile<Vec, L, NT, 1>(w, rows, cols, dy, dx, c, r0, r1);
     for (; c < c1; ++c)
         for (int t = 0; t < NT; ++t) {
             float s = dx[t * cols + c];
-            for (int64_t r = 0; r < rows; ++r) s += dy[t * rows + r] * L::at(w + r * cols + c);
+            for (int64_t r = r0; r < r1; ++r) s += dy[t * rows + r] * L::at(w + r * cols + c);
             dx[t * cols + c] = s;
         }
 }
+
+// Rows of W in blocks of kBackwardRows, each block's slice of W (at most kBackwardRows x the
+// block's columns) reused from cache by every token before the next: summing each element
+// over r in order all the same (its partial sum waits in dX between blocks).
+constexpr int64_t kBackwardRows = 256;
 
 template <class Vec, class L>
 void backward_input_block_typed(const mome::Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     constexpr int NT = Vec::kTokens;
     const auto* w = reinterpret_cast<const typename L::Elem*>(W.data);
-    int64_t t = t0;
-    for (; t + NT <= t1; t += NT) backward_input_tokens<Vec, L, NT>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1);
-    for (; t < t1; ++t) backward_input_tokens<Vec, L, 1>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1);
+    for (int64_t r0 = 0; r0 < W.rows; r0 += kBackwardRows) {
+        const int64_t r1 = std::min(W.rows, r0 + kBackwardRows);
+        int64_t t = t0;
+        for (; t + NT <= t1; t += NT)
+            backward_input_tokens<Vec, L, NT>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1, r0, r1);
+        for (; t < t1; ++t) backward_input_tokens<Vec, L, 1>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1, r0, r1);
+    }
 }
 
 // dX[t][c] += sum_r dY[t][r] W[r][c] for tokens [t0, t1) and columns [c0, c1) of an F32, F16

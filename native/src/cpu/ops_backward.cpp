@@ -64,9 +64,10 @@ void matmul_backward_input_ref(const Tensor& W, const float* dY, int64_t n_token
 
 void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, pool);
-    // Blocks of up to 8 tokens x 64 columns of dX, each with its accumulators in registers
-    // while W's rows stream by (matmul_kernels.h); blocks spread over the pool's threads.
-    constexpr int64_t kTokens = 8, kColumns = 64;
+    // Blocks of up to 64 tokens x 64 columns of dX, each with its accumulators in registers
+    // while W's rows stream by, a cached slice of rows at a time for all the block's tokens
+    // (matmul_kernels.h); blocks spread over the pool's threads.
+    constexpr int64_t kTokens = 64, kColumns = 64;
     const BackwardInputFn block = backward_input_block_best();
     const int64_t token_blocks = (n_tokens + kTokens - 1) / kTokens, column_blocks = (W.cols + kColumns - 1) / kColumns;
     auto run = [&](int64_t i) {
