@@ -187,9 +187,15 @@ public:
         pool_.run(n, [&](int64_t t) {
             const float* l = logits + t * n_vocab;
             float* d = dlogits + t * n_vocab;
-            const float m = *std::max_element(l, l + n_vocab);
-            double sum = 0;
-            for (int64_t i = 0; i < n_vocab; ++i) sum += (d[i] = std::exp(l[i] - m));
+            float m = l[0];
+            for (int64_t i = 1; i < n_vocab; ++i) m = std::max(m, l[i]);
+            for (int64_t i = 0; i < n_vocab; ++i) d[i] = std::exp(l[i] - m);
+            double s[4] = {0, 0, 0, 0};  // independent partial sums: no chain of additions
+            int64_t i = 0;
+            for (; i + 4 <= n_vocab; i += 4)
+                for (int j = 0; j < 4; ++j) s[j] += d[i + j];
+            for (; i < n_vocab; ++i) s[0] += d[i];
+            const double sum = (s[0] + s[1]) + (s[2] + s[3]);
             const float inv = static_cast<float>(1.0 / sum);
             for (int64_t i = 0; i < n_vocab; ++i) d[i] *= inv;
             d[targets[t]] -= 1.0f;
@@ -199,6 +205,17 @@ public:
     void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
         require_f32(tables);
         lora_backward_fast(tables, batch, dout, dA, dB, pool_);
+    }
+    // The first index of each row's largest value (as cpu-ref's), the maximum found first.
+    void argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out) override {
+        pool_.run(n, [&](int64_t t) {
+            const float* row = x + t * d;
+            float m = row[0];
+            for (int64_t i = 1; i < d; ++i) m = std::max(m, row[i]);
+            int64_t best = 0;
+            while (best < d && !(row[best] == m)) ++best;
+            out[t] = static_cast<int32_t>(best < d ? best : 0);
+        });
     }
 
     // Each chunk owns a block of dW's rows and sweeps the tokens once for it (rows of X

@@ -106,19 +106,37 @@ void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t po
     }
 }
 
+namespace {
+
+// sum_i a[i] b[i] in double, in four interleaved partial sums (independent additions).
+double dot_double(const float* a, const float* b, int64_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += static_cast<double>(a[i]) * b[i];
+        s1 += static_cast<double>(a[i + 1]) * b[i + 1];
+        s2 += static_cast<double>(a[i + 2]) * b[i + 2];
+        s3 += static_cast<double>(a[i + 3]) * b[i + 3];
+    }
+    for (; i < n; ++i) s0 += static_cast<double>(a[i]) * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+
 void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                         int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv) {
     const int64_t group = n_head / n_head_kv, stride = n_head_kv * head_dim;
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    std::vector<double> p(static_cast<size_t>(n_positions)), dp(static_cast<size_t>(n_positions));
+    thread_local std::vector<double> p, dp;  // kept: this runs once per token
+    p.resize(static_cast<size_t>(n_positions)), dp.resize(static_cast<size_t>(n_positions));
     for (int64_t h = 0; h < n_head; ++h) {
         const float* qh = q + h * head_dim;
         const float* go = dout + h * head_dim;
         const int64_t kvh = h / group;
         double max_s = -INFINITY;
         for (int64_t j = 0; j < n_positions; ++j) {
-            double s = 0;
-            for (int64_t i = 0; i < head_dim; ++i) s += static_cast<double>(qh[i]) * k_cache[j * stride + kvh * head_dim + i];
+            const double s = dot_double(qh, k_cache + j * stride + kvh * head_dim, head_dim);
             p[static_cast<size_t>(j)] = s * scale;
             max_s = std::max(max_s, s * scale);
         }
@@ -128,11 +146,10 @@ void attention_backward(const float* q, const float* k_cache, const float* v_cac
         double p_dot_dp = 0;
         for (int64_t j = 0; j < n_positions; ++j) {
             const float* v = v_cache + j * stride + kvh * head_dim;
-            double d = 0;
-            for (int64_t i = 0; i < head_dim; ++i) {
-                d += static_cast<double>(go[i]) * v[i];
-                dv[j * stride + kvh * head_dim + i] += static_cast<float>(p[static_cast<size_t>(j)] * go[i]);
-            }
+            const double d = dot_double(go, v, head_dim);
+            float* dvj = dv + j * stride + kvh * head_dim;
+            const double pj = p[static_cast<size_t>(j)];
+            for (int64_t i = 0; i < head_dim; ++i) dvj[i] += static_cast<float>(pj * go[i]);
             dp[static_cast<size_t>(j)] = d;
             p_dot_dp += p[static_cast<size_t>(j)] * d;
         }
