@@ -413,7 +413,11 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
         targets.insert(targets.end(), fact.tokens + fact.answer_start, fact.tokens + fact.n);
     }
     Buffer dx = floats(*be, n * D);
-    const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as());
+    // No backward is wanted of the loss head when none will run, or when the learning facts
+    // will run again as a batch of their own (at most half the batch: see below).
+    const int64_t backward_above = !options.backward ? B : router == nullptr ? B / 2 : -1;
+    const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as(), nullptr,
+                                                      backward_above);
     std::vector<int64_t> learning;  // the facts whose gradient counts
     for (int64_t f = 0; f < B; ++f) {
         BatchStep::Fact& out = step.facts[static_cast<size_t>(f)];
