@@ -1,5 +1,7 @@
 #include "cpu/ops_backward.h"
 
+#include "cpu/ops.h"
+
 #include "cpu/thread_pool.h"
 
 #include "cpu/matmul_variants.h"
@@ -105,24 +107,6 @@ void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t po
         theta *= theta_scale;
     }
 }
-
-namespace {
-
-// sum_i a[i] b[i] in double, in four interleaved partial sums (independent additions).
-double dot_double(const float* a, const float* b, int64_t n) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += static_cast<double>(a[i]) * b[i];
-        s1 += static_cast<double>(a[i + 1]) * b[i + 1];
-        s2 += static_cast<double>(a[i + 2]) * b[i + 2];
-        s3 += static_cast<double>(a[i + 3]) * b[i + 3];
-    }
-    for (; i < n; ++i) s0 += static_cast<double>(a[i]) * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-}  // namespace
 
 void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                         int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv) {
