@@ -53,7 +53,7 @@ TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
     // steps, and more rows than its prefetch distance (259 x 1000).
     const int64_t shapes[][3] = {{1, 1, 1},     {5, 7, 3},  {33, 67, 5}, {64, 768, 1}, {130, 96, 35}, {4, 16, 64}, {9, 40, 70},
                                  {6, 33, 2},    {3, 7, 1},  {37, 67, 1}, {9, 48, 1},   {5, 40, 1},    {2, 2048, 1},
-                                 {259, 1000, 1}};
+                                 {259, 1000, 1}, {70, 768, 45}, {33, 256, 13}, {64, 300, 8}};
     for (mome_tensor_type type : {MOME_TENSOR_TYPE_F32, MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
         for (const auto& s : shapes) {
             const int64_t rows = s[0], cols = s[1], n = s[2];

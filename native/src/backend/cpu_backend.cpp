@@ -16,9 +16,57 @@
 #include "gguf/tensor_types.h"
 #include "quant/quant.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace mome {
 
 namespace {
+
+// d[i] = exp(l[i] - m) for l[i] <= m (a softmax's numerators): AVX-512 when the CPU has it
+// (Cephes' expf polynomial on the reduced argument and a 2^k by vscalef, within 2 ulp of
+// std::exp, 0 below its range), std::exp otherwise and for the last few.
+#if defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__)  // GCC 12 warns inside its own avx512fintrin.h (as for matmul_avx512.cpp)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+__attribute__((target("avx512f"))) void exp_shifted_avx512(const float* l, float m, int64_t n, float* d) {
+    const __m512 vm = _mm512_set1_ps(m), lo = _mm512_set1_ps(-104.0f), log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 c1 = _mm512_set1_ps(0.693359375f), c2 = _mm512_set1_ps(-2.12194440e-4f), one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_loadu_ps(l + i), vm), lo);
+        const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        x = _mm512_fnmadd_ps(k, c1, x);
+        x = _mm512_fnmadd_ps(k, c2, x);
+        __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+        y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+        y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, one));
+        _mm512_storeu_ps(d + i, _mm512_scalef_ps(y, k));
+    }
+    for (; i < n; ++i) d[i] = std::exp(l[i] - m);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+void exp_shifted(const float* l, float m, int64_t n, float* d) {
+#if defined(__x86_64__)
+    static const bool avx512 = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") != 0;
+    }();
+    if (avx512) return exp_shifted_avx512(l, m, n, d);
+#endif
+    for (int64_t i = 0; i < n; ++i) d[i] = std::exp(l[i] - m);
+}
 
 class CpuRefBackend : public Backend {
 public:
@@ -183,13 +231,19 @@ public:
     }
     void cross_entropy_backward(const float* logits, const int32_t* targets, int64_t n, int64_t n_vocab, float* dlogits,
                                 float* loss) override {
-        // Rows over the threads; each exponential computed once, in float, and summed in double.
+        // Rows over the threads; each exponential computed once, in float (SIMD), and summed in double.
         pool_.run(n, [&](int64_t t) {
             const float* l = logits + t * n_vocab;
             float* d = dlogits + t * n_vocab;
-            const float m = *std::max_element(l, l + n_vocab);
-            double sum = 0;
-            for (int64_t i = 0; i < n_vocab; ++i) sum += (d[i] = std::exp(l[i] - m));
+            float m = l[0];
+            for (int64_t i = 1; i < n_vocab; ++i) m = std::max(m, l[i]);
+            exp_shifted(l, m, n_vocab, d);
+            double s[4] = {0, 0, 0, 0};  // independent partial sums: no chain of additions
+            int64_t i = 0;
+            for (; i + 4 <= n_vocab; i += 4)
+                for (int j = 0; j < 4; ++j) s[j] += d[i + j];
+            for (; i < n_vocab; ++i) s[0] += d[i];
+            const double sum = (s[0] + s[1]) + (s[2] + s[3]);
             const float inv = static_cast<float>(1.0 / sum);
             for (int64_t i = 0; i < n_vocab; ++i) d[i] *= inv;
             d[targets[t]] -= 1.0f;
@@ -199,6 +253,17 @@ public:
     void lora_backward(const LoraTables& tables, const LoraBatch& batch, const float* dout, float* dA, float* dB) override {
         require_f32(tables);
         lora_backward_fast(tables, batch, dout, dA, dB, pool_);
+    }
+    // The first index of each row's largest value (as cpu-ref's), the maximum found first.
+    void argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out) override {
+        pool_.run(n, [&](int64_t t) {
+            const float* row = x + t * d;
+            float m = row[0];
+            for (int64_t i = 1; i < d; ++i) m = std::max(m, row[i]);
+            int64_t best = 0;
+            while (best < d && !(row[best] == m)) ++best;
+            out[t] = static_cast<int32_t>(best < d ? best : 0);
+        });
     }
 
     // Each chunk owns a block of dW's rows and sweeps the tokens once for it (rows of X

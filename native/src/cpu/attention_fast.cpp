@@ -9,8 +9,6 @@
 
 namespace mome {
 
-namespace {
-
 double dot_double(const float* a, const float* b, int64_t n) {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int64_t i = 0;
@@ -23,8 +21,6 @@ double dot_double(const float* a, const float* b, int64_t n) {
     for (; i < n; ++i) s0 += static_cast<double>(a[i]) * b[i];
     return (s0 + s1) + (s2 + s3);
 }
-
-}  // namespace
 
 void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                          int64_t n_head_kv, int64_t head_dim, int64_t h, float* out) {

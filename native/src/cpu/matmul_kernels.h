@@ -179,6 +179,75 @@ void convert_row(const mome::Tensor& W, int64_t r, float* dst) {
     for (; k < W.cols; ++k) dst[k] = f16 ? mome::f16_to_float(src[k]) : mome::bf16_to_float(src[k]);
 }
 
+// F32 weights and many tokens (AVX-512): rows [r0, r0 + 32) of W are packed once, transposed
+// into panel[k][32], and each tile of NT tokens x 32 rows keeps its 2 NT accumulators in
+// registers while k runs: every weight vector loaded serves NT tokens, every token's element
+// (broadcast) 32 rows, and no horizontal sums are needed. k runs in blocks of kPackedBlock,
+// each block's sums added to Y's (the rounding error grows with the block, not with all of k).
+constexpr int64_t kPanelRows = 32;
+constexpr int kPackedTokens = 8;
+constexpr int64_t kPackedBlock = 128;
+constexpr int64_t kPackedMinTokens = 8;  // fewer tokens (or rows: a LoRA's rank) and packing costs more than it saves
+
+template <class Vec, int NT>
+inline void packed_tile(const float* panel, const float* X, int64_t cols, int64_t t, float* Y, int64_t y_stride, int64_t r,
+                        int64_t nr) {
+    using V = typename Vec::V;
+    float out[NT][kPanelRows];
+    for (int64_t k0 = 0; k0 < cols; k0 += kPackedBlock) {
+        const int64_t k1 = std::min(cols, k0 + kPackedBlock);
+        V acc[NT][2];
+        for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = Vec::zero();
+        for (int64_t k = k0; k < k1; ++k) {
+            const V w0 = Vec::load(panel + k * kPanelRows), w1 = Vec::load(panel + k * kPanelRows + Vec::kWidth);
+            for (int j = 0; j < NT; ++j) {
+                const V b = Vec::broadcast(X[(t + j) * cols + k]);
+                acc[j][0] = Vec::fma(b, w0, acc[j][0]);
+                acc[j][1] = Vec::fma(b, w1, acc[j][1]);
+            }
+        }
+        for (int j = 0; j < NT; ++j) {
+            if (k0 == 0) {
+                Vec::store(out[j], acc[j][0]);
+                Vec::store(out[j] + Vec::kWidth, acc[j][1]);
+            } else {
+                Vec::store(out[j], Vec::add(Vec::load(out[j]), acc[j][0]));
+                Vec::store(out[j] + Vec::kWidth, Vec::add(Vec::load(out[j] + Vec::kWidth), acc[j][1]));
+            }
+        }
+    }
+    for (int j = 0; j < NT; ++j)
+        for (int64_t i = 0; i < nr; ++i) Y[(t + j) * y_stride + r + i] = out[j][i];
+}
+
+template <class Vec, int NT>
+inline void packed_tail(const float* panel, const float* X, int64_t cols, int64_t t, int64_t left, float* Y, int64_t y_stride,
+                        int64_t r, int64_t nr) {
+    if constexpr (NT > 0) {
+        if (left == NT) return packed_tile<Vec, NT>(panel, X, cols, t, Y, y_stride, r, nr);
+        packed_tail<Vec, NT - 1>(panel, X, cols, t, left, Y, y_stride, r, nr);
+    }
+}
+
+template <class Vec>
+void packed_rows_f32(const mome::Tensor& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
+    static_assert(2 * Vec::kWidth == kPanelRows, "a panel is two vectors of rows");
+    thread_local std::vector<float> panel;
+    panel.resize(static_cast<size_t>(W.cols * kPanelRows));
+    const auto* w = reinterpret_cast<const float*>(W.data);
+    for (int64_t r = r_begin; r < r_end; r += kPanelRows) {
+        const int64_t nr = std::min(kPanelRows, r_end - r);
+        for (int64_t i = 0; i < kPanelRows; ++i) {
+            const float* row = w + (r + std::min(i, nr - 1)) * W.cols;  // a short panel repeats its last row
+            for (int64_t k = 0; k < W.cols; ++k) panel[static_cast<size_t>(k * kPanelRows + i)] = row[k];
+        }
+        int64_t t = 0;
+        for (; t + kPackedTokens <= n_tokens; t += kPackedTokens)
+            packed_tile<Vec, kPackedTokens>(panel.data(), X, W.cols, t, Y, W.rows, r, nr);
+        if (t < n_tokens) packed_tail<Vec, kPackedTokens - 1>(panel.data(), X, W.cols, t, n_tokens - t, Y, W.rows, r, nr);
+    }
+}
+
 template <class Vec>
 void matmul_rows_impl(const mome::Tensor& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
     const bool f32 = W.type == MOME_TENSOR_TYPE_F32;
@@ -187,6 +256,9 @@ void matmul_rows_impl(const mome::Tensor& W, const float* X, int64_t n_tokens, f
         else if (W.type == MOME_TENSOR_TYPE_F16) matvec_rows<Vec, F16Load>(W, X, Y, r_begin, r_end);
         else matvec_rows<Vec, BF16Load>(W, X, Y, r_begin, r_end);
         return;
+    }
+    if constexpr (2 * Vec::kWidth == kPanelRows) {
+        if (f32 && n_tokens >= kPackedMinTokens && r_end - r_begin >= kPanelRows / 2) return packed_rows_f32<Vec>(W, X, n_tokens, Y, r_begin, r_end);
     }
     if (n_tokens <= kDirectTokens || f32) {
         // Few tokens (decode): stream the weights once, converting in registers.
@@ -245,16 +317,17 @@ void axpy_row_impl(const mome::Tensor& W, int64_t row, float a, float* y) {
 
 namespace {
 
-// dX[t][c] += sum over the rows r of W of dY[t][r] W[r][c], for NT tokens (dY rows of W.rows,
-// dX rows of W.cols) and the CV vectors of columns from c: the accumulators stay in registers
-// while the rows of W stream by, each element summing over r in order.
+// dX[t][c] += sum over rows [r0, r1) of W of dY[t][r] W[r][c], for NT tokens (dY rows of
+// W.rows, dX rows of W.cols) and the CV vectors of columns from c: the accumulators stay in
+// registers while the rows of W stream by, each element summing over r in order.
 template <class Vec, class L, int NT, int CV>
-inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c) {
+inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c, int64_t r0,
+                                int64_t r1) {
     using V = typename Vec::V;
     V acc[NT][CV];
     for (int t = 0; t < NT; ++t)
         for (int v = 0; v < CV; ++v) acc[t][v] = Vec::load(dx + t * cols + c + v * Vec::kWidth);
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
         V wv[CV];
         for (int v = 0; v < CV; ++v) wv[v] = L::template load<Vec>(w + r * cols + c + v * Vec::kWidth);
         for (int t = 0; t < NT; ++t) {
@@ -266,28 +339,38 @@ inline void backward_input_tile(const typename L::Elem* w, int64_t rows, int64_t
         for (int v = 0; v < CV; ++v) Vec::store(dx + t * cols + c + v * Vec::kWidth, acc[t][v]);
 }
 
-// Columns [c0, c1) of NT tokens: blocks of 4 vectors, then single vectors, then one by one.
+// Columns [c0, c1) of NT tokens over rows [r0, r1): blocks of 4 vectors, then single vectors,
+// then one by one.
 template <class Vec, class L, int NT>
 inline void backward_input_tokens(const typename L::Elem* w, int64_t rows, int64_t cols, const float* dy, float* dx, int64_t c0,
-                                  int64_t c1) {
+                                  int64_t c1, int64_t r0, int64_t r1) {
     int64_t c = c0;
-    for (; c + 4 * Vec::kWidth <= c1; c += 4 * Vec::kWidth) backward_input_tile<Vec, L, NT, 4>(w, rows, cols, dy, dx, c);
-    for (; c + Vec::kWidth <= c1; c += Vec::kWidth) backward_input_tile<Vec, L, NT, 1>(w, rows, cols, dy, dx, c);
+    for (; c + 4 * Vec::kWidth <= c1; c += 4 * Vec::kWidth) backward_input_tile<Vec, L, NT, 4>(w, rows, cols, dy, dx, c, r0, r1);
+    for (; c + Vec::kWidth <= c1; c += Vec::kWidth) backward_input_tile<Vec, L, NT, 1>(w, rows, cols, dy, dx, c, r0, r1);
     for (; c < c1; ++c)
         for (int t = 0; t < NT; ++t) {
             float s = dx[t * cols + c];
-            for (int64_t r = 0; r < rows; ++r) s += dy[t * rows + r] * L::at(w + r * cols + c);
+            for (int64_t r = r0; r < r1; ++r) s += dy[t * rows + r] * L::at(w + r * cols + c);
             dx[t * cols + c] = s;
         }
 }
+
+// Rows of W in blocks of kBackwardRows, each block's slice of W (at most kBackwardRows x the
+// block's columns) reused from cache by every token before the next: summing each element
+// over r in order all the same (its partial sum waits in dX between blocks).
+constexpr int64_t kBackwardRows = 256;
 
 template <class Vec, class L>
 void backward_input_block_typed(const mome::Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     constexpr int NT = Vec::kTokens;
     const auto* w = reinterpret_cast<const typename L::Elem*>(W.data);
-    int64_t t = t0;
-    for (; t + NT <= t1; t += NT) backward_input_tokens<Vec, L, NT>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1);
-    for (; t < t1; ++t) backward_input_tokens<Vec, L, 1>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1);
+    for (int64_t r0 = 0; r0 < W.rows; r0 += kBackwardRows) {
+        const int64_t r1 = std::min(W.rows, r0 + kBackwardRows);
+        int64_t t = t0;
+        for (; t + NT <= t1; t += NT)
+            backward_input_tokens<Vec, L, NT>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1, r0, r1);
+        for (; t < t1; ++t) backward_input_tokens<Vec, L, 1>(w, W.rows, W.cols, dY + t * W.rows, dX + t * W.cols, c0, c1, r0, r1);
+    }
 }
 
 // dX[t][c] += sum_r dY[t][r] W[r][c] for tokens [t0, t1) and columns [c0, c1) of an F32, F16

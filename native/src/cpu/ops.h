@@ -44,6 +44,9 @@ void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, con
 void attention_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                    int64_t n_head_kv, int64_t head_dim, float* out);
 
+// sum_i a[i] b[i] in double, in four interleaved partial sums (independent additions).
+double dot_double(const float* a, const float* b, int64_t n);
+
 // Head h of attention_ref's output (out is the whole [n_head x head_dim] row), its sums
 // rearranged for speed: equal to the reference to float rounding.
 void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,

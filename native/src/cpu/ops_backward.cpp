@@ -1,5 +1,7 @@
 #include "cpu/ops_backward.h"
 
+#include "cpu/ops.h"
+
 #include "cpu/thread_pool.h"
 
 #include "cpu/matmul_variants.h"
@@ -64,9 +66,10 @@ void matmul_backward_input_ref(const Tensor& W, const float* dY, int64_t n_token
 
 void matmul_backward_input(const Tensor& W, const float* dY, int64_t n_tokens, float* dX, ThreadPool* pool) {
     if (is_quantized_type(W.type)) return quantized_backward_input(W, dY, n_tokens, dX, pool);
-    // Blocks of up to 8 tokens x 64 columns of dX, each with its accumulators in registers
-    // while W's rows stream by (matmul_kernels.h); blocks spread over the pool's threads.
-    constexpr int64_t kTokens = 8, kColumns = 64;
+    // Blocks of up to 64 tokens x 64 columns of dX, each with its accumulators in registers
+    // while W's rows stream by, a cached slice of rows at a time for all the block's tokens
+    // (matmul_kernels.h); blocks spread over the pool's threads.
+    constexpr int64_t kTokens = 64, kColumns = 64;
     const BackwardInputFn block = backward_input_block_best();
     const int64_t token_blocks = (n_tokens + kTokens - 1) / kTokens, column_blocks = (W.cols + kColumns - 1) / kColumns;
     auto run = [&](int64_t i) {
@@ -109,15 +112,15 @@ void attention_backward(const float* q, const float* k_cache, const float* v_cac
                         int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv) {
     const int64_t group = n_head / n_head_kv, stride = n_head_kv * head_dim;
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    std::vector<double> p(static_cast<size_t>(n_positions)), dp(static_cast<size_t>(n_positions));
+    thread_local std::vector<double> p, dp;  // kept: this runs once per token
+    p.resize(static_cast<size_t>(n_positions)), dp.resize(static_cast<size_t>(n_positions));
     for (int64_t h = 0; h < n_head; ++h) {
         const float* qh = q + h * head_dim;
         const float* go = dout + h * head_dim;
         const int64_t kvh = h / group;
         double max_s = -INFINITY;
         for (int64_t j = 0; j < n_positions; ++j) {
-            double s = 0;
-            for (int64_t i = 0; i < head_dim; ++i) s += static_cast<double>(qh[i]) * k_cache[j * stride + kvh * head_dim + i];
+            const double s = dot_double(qh, k_cache + j * stride + kvh * head_dim, head_dim);
             p[static_cast<size_t>(j)] = s * scale;
             max_s = std::max(max_s, s * scale);
         }
@@ -127,11 +130,10 @@ void attention_backward(const float* q, const float* k_cache, const float* v_cac
         double p_dot_dp = 0;
         for (int64_t j = 0; j < n_positions; ++j) {
             const float* v = v_cache + j * stride + kvh * head_dim;
-            double d = 0;
-            for (int64_t i = 0; i < head_dim; ++i) {
-                d += static_cast<double>(go[i]) * v[i];
-                dv[j * stride + kvh * head_dim + i] += static_cast<float>(p[static_cast<size_t>(j)] * go[i]);
-            }
+            const double d = dot_double(go, v, head_dim);
+            float* dvj = dv + j * stride + kvh * head_dim;
+            const double pj = p[static_cast<size_t>(j)];
+            for (int64_t i = 0; i < head_dim; ++i) dvj[i] += static_cast<float>(pj * go[i]);
             dp[static_cast<size_t>(j)] = d;
             p_dot_dp += p[static_cast<size_t>(j)] * d;
         }

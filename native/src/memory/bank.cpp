@@ -78,6 +78,10 @@ TableBytes table(mome_tensor_type type, std::vector<int64_t> shape) {
 size_t element_size(mome_tensor_type type) { return type == MOME_TENSOR_TYPE_F32 ? 4 : 2; }
 
 void read_floats(const TableBytes& t, int64_t first, int64_t count, float* dst) {
+    if (t.type == MOME_TENSOR_TYPE_F32) {  // one copy of the run
+        std::memcpy(dst, t.data + static_cast<uint64_t>(first) * 4, static_cast<size_t>(count) * 4);
+        return;
+    }
     const size_t elem = element_size(t.type);
     for (int64_t i = 0; i < count; ++i) {
         const uint8_t* p = t.data + static_cast<uint64_t>(first + i) * elem;
@@ -94,6 +98,10 @@ void write_floats(TableBytes& t, int64_t first, int64_t count, const float* src)
     if (t.owned.empty()) {  // borrowed from a mapped file: copy before the first write
         t.owned.assign(t.data, t.data + t.size);
         t.data = t.owned.data();
+    }
+    if (t.type == MOME_TENSOR_TYPE_F32) {
+        std::memcpy(t.owned.data() + static_cast<uint64_t>(first) * 4, src, static_cast<size_t>(count) * 4);
+        return;
     }
     const size_t elem = element_size(t.type);
     for (int64_t i = 0; i < count; ++i) {

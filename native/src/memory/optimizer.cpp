@@ -9,10 +9,9 @@ int64_t SparseOptimizer::state_floats() const {
     return params_.kind == MOME_OPTIMIZER_ADAFACTOR ? rows_ + cols_ : 2 * rows_ * cols_;
 }
 
-void SparseOptimizer::update(uint64_t key, float* param, const float* grad, double lr) {
+void SparseOptimizer::update(RowState& s, float* param, const float* grad, double lr) const {
     const OptimizerParams& o = params_;
     const int64_t n = rows_ * cols_;
-    RowState& s = states_[key];
     ++s.steps;
     const double correction2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(s.steps));
     if (o.kind == MOME_OPTIMIZER_ADAMW) {

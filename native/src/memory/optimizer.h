@@ -35,7 +35,11 @@ public:
     explicit SparseOptimizer(const OptimizerParams& params, int64_t rows, int64_t cols) : params_(params), rows_(rows), cols_(cols) {}
 
     // One step of the matrix `key` (param and grad are [rows x cols]).
-    void update(uint64_t key, float* param, const float* grad, double lr);
+    void update(uint64_t key, float* param, const float* grad, double lr) { update(state(key), param, grad, lr); }
+    // The state of `key`, made when new (its address stays valid while no state is erased):
+    // states made one thread at a time can then be stepped on several threads, each its own.
+    RowState& state(uint64_t key) { return states_[key]; }
+    void update(RowState& s, float* param, const float* grad, double lr) const;
 
     const OptimizerParams& params() const { return params_; }
     int64_t rows() const { return rows_; }

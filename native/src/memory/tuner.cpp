@@ -101,19 +101,40 @@ uint64_t table_key(const mome_bank& bank, int slot, int64_t expert, int table) {
            static_cast<uint64_t>(table);
 }
 
+// Fewer experts than this are stepped on the calling thread: waking the pool costs more
+// than it saves (a batch of one fact's 32 experts).
+constexpr int64_t kParallelExperts = 64;
+
+// The experts are distinct, so after their states are found (one thread: the map may grow)
+// each is stepped on any thread of the pool; the first one alone, as its write may copy a
+// table borrowed from a mapped file.
 void update_experts(mome_tuner& t, const SlotGradients& g, double lr) {
     MemoryLayer& layer = t.bank->layers[static_cast<size_t>(g.slot)];
     const int64_t n = t.bank->params.rank * t.bank->model->config.n_embd;
-    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    std::vector<RowState*> states(2 * g.experts.size());
     for (size_t j = 0; j < g.experts.size(); ++j) {
-        const int64_t e = g.experts[j];
+        states[2 * j] = &t.experts.state(table_key(*t.bank, g.slot, g.experts[j], 0));
+        states[2 * j + 1] = &t.experts.state(table_key(*t.bank, g.slot, g.experts[j], 1));
+    }
+    const auto step = [&](int64_t j) {
+        const int64_t e = g.experts[static_cast<size_t>(j)];
+        thread_local std::vector<float> a, b;
+        a.resize(static_cast<size_t>(n)), b.resize(static_cast<size_t>(n));
         read_floats(layer.a, e * n, n, a.data());
         read_floats(layer.b, e * n, n, b.data());
-        t.experts.update(table_key(*t.bank, g.slot, e, 0), a.data(), g.da.data() + static_cast<int64_t>(j) * n, lr);
-        t.experts.update(table_key(*t.bank, g.slot, e, 1), b.data(), g.db.data() + static_cast<int64_t>(j) * n, lr);
+        t.experts.update(*states[static_cast<size_t>(2 * j)], a.data(), g.da.data() + j * n, lr);
+        t.experts.update(*states[static_cast<size_t>(2 * j + 1)], b.data(), g.db.data() + j * n, lr);
         write_floats(layer.a, e * n, n, a.data());
         write_floats(layer.b, e * n, n, b.data());
+    };
+    if (g.experts.empty()) return;
+    step(0);
+    const int64_t rest = static_cast<int64_t>(g.experts.size()) - 1;
+    if (rest < kParallelExperts) {
+        for (int64_t j = 1; j <= rest; ++j) step(j);
+        return;
     }
+    shared_pool(t.n_threads).run(rest, [&](int64_t j) { step(j + 1); });
 }
 
 // W_q and the key rows of a route, from one fact's router gradients: a flat router's entry j
@@ -296,7 +317,7 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
             ++t.at.updates;
         }
     } else {
-        BatchStep step = batch_step(*t.bank, facts, BatchOptions{true, true}, pool, t.n_threads);
+        BatchStep step = batch_step(*t.bank, facts, BatchOptions{true, true}, pool, t.n_threads, &t.gradient_buffers);
         for (const BatchStep::Fact& f : step.facts) {
             r.loss_sum += f.loss;
             r.n_exact += f.exact();
@@ -304,9 +325,11 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         if (!step.experts.empty()) {
             require_finite(step.da, "A"), require_finite(step.db, "B");
             for (const SlotGradients& g : step.upper) require_finite(g.da, "A"), require_finite(g.db, "B");
-            update_experts(t, SlotGradients{t.bank->lowest_slot(), std::move(step.experts), std::move(step.da), std::move(step.db)}, lr);
+            SlotGradients low{t.bank->lowest_slot(), std::move(step.experts), std::move(step.da), std::move(step.db)};
+            update_experts(t, low, lr);
             for (const SlotGradients& g : step.upper) update_experts(t, g, lr);
             ++t.at.updates;
+            t.gradient_buffers.da = std::move(low.da), t.gradient_buffers.db = std::move(low.db);  // for the next step
         }
         for (int32_t i = 0; i < count; ++i)
             if (t.routes[static_cast<size_t>(first + i)].indices.empty())

@@ -52,6 +52,7 @@ struct mome_tuner {
     // Experts: key 2e (A) and 2e + 1 (B), each [rank x n_embd]; key rows: key = row; W_q: key 0.
     mome::SparseOptimizer experts, key_rows, wq;
     mome::TunerPosition at;
+    mome::GradientBuffers gradient_buffers;  // the last step's gradient memory, reused by the next
     bool stepped = false;
 
     mome_tuner(mome_bank& b, const mome_tuner_params& p);

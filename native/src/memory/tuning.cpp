@@ -1,9 +1,11 @@
 #include "memory/tuning.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "cpu/thread_pool.h"
 #include "memory/gate.h"
 #include "memory/memory_layer.h"
 #include "model/llama_graph.h"
@@ -411,7 +413,11 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
         targets.insert(targets.end(), fact.tokens + fact.answer_start, fact.tokens + fact.n);
     }
     Buffer dx = floats(*be, n * D);
-    const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as());
+    // No backward is wanted of the loss head when none will run, or when the learning facts
+    // will run again as a batch of their own (at most half the batch: see below).
+    const int64_t backward_above = !options.backward ? B : router == nullptr ? B / 2 : -1;
+    const std::vector<LossResult> losses = llama_loss(*be, c, *w, x.as(), n, spans, targets, options.skip_exact, dx.as(), nullptr,
+                                                      backward_above);
     std::vector<int64_t> learning;  // the facts whose gradient counts
     for (int64_t f = 0; f < B; ++f) {
         BatchStep::Fact& out = step.facts[static_cast<size_t>(f)];
@@ -475,9 +481,136 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
 
 }  // namespace
 
+namespace {
+
+// A thread's own cpu-fast backend, over a pool of that thread alone: what one part of a batch
+// split over a pool's threads runs on (buffers reused from step to step, as the tuner's are).
+struct ThreadBackend {
+    ThreadPool pool{1};
+    std::unique_ptr<Backend> backend = make_cpu_fast_backend(pool);
+};
+
+ThreadBackend& thread_backend() {
+    thread_local ThreadBackend own;
+    return own;
+}
+
+// One memory layer's gradients summed over the parts of a batch: the distinct experts in
+// order of appearance, each block of a shared expert the sum of its parts' (buffers sized
+// once).
+SlotGradients merge_gradients(int slot, const std::vector<const SlotGradients*>& parts, int64_t per_expert,
+                              GradientBuffers* reuse = nullptr) {
+    SlotGradients out;
+    out.slot = slot;
+    if (reuse) {
+        out.da = std::move(reuse->da), out.db = std::move(reuse->db);
+        out.da.clear(), out.db.clear();
+    }
+    std::unordered_map<int32_t, size_t> at;
+    for (const SlotGradients* g : parts)
+        for (const int32_t e : g->experts)
+            if (at.emplace(e, out.experts.size()).second) out.experts.push_back(e);
+    if (out.experts.empty()) return out;
+    const size_t size = out.experts.size() * static_cast<size_t>(per_expert);
+    out.da.reserve(size), out.db.reserve(size);  // blocks appended in the experts' order: no copy, no zeroing
+    for (const SlotGradients* g : parts)
+        for (size_t j = 0; j < g->experts.size(); ++j) {
+            const size_t k = at[g->experts[j]];
+            const float* a = g->da.data() + j * static_cast<size_t>(per_expert);
+            const float* b = g->db.data() + j * static_cast<size_t>(per_expert);
+            if (k * static_cast<size_t>(per_expert) == out.da.size()) {
+                out.da.insert(out.da.end(), a, a + per_expert);
+                out.db.insert(out.db.end(), b, b + per_expert);
+                continue;
+            }
+            float* da = out.da.data() + k * static_cast<size_t>(per_expert);
+            float* db = out.db.data() + k * static_cast<size_t>(per_expert);
+            for (int64_t i = 0; i < per_expert; ++i) da[i] += a[i], db[i] += b[i];
+        }
+    return out;
+}
+
+// Splits facts [0, n) into `parts` consecutive runs of about equal tokens: run i is
+// [bounds[i], bounds[i + 1]).
+std::vector<size_t> split_by_tokens(const std::vector<FactInput>& facts, int64_t parts) {
+    int64_t total = 0;
+    for (const FactInput& f : facts) total += f.n;
+    std::vector<size_t> bounds{0};
+    int64_t seen = 0;
+    for (size_t f = 0; f < facts.size(); ++f) {
+        seen += facts[f].n;
+        const int64_t left = static_cast<int64_t>(facts.size() - f - 1), runs_left = parts - static_cast<int64_t>(bounds.size());
+        if (runs_left > 0 && (seen * parts >= total * static_cast<int64_t>(bounds.size()) || left == runs_left))
+            bounds.push_back(f + 1);
+    }
+    if (bounds.back() != facts.size()) bounds.push_back(facts.size());
+    return bounds;
+}
+
+}  // namespace
+
+// On the CPU, a batch runs as parts spread over the pool's threads, each part one graph batch
+// on its thread's own backend: the facts of a batch are independent sequences, so the parts
+// need no synchronisation until their gradients are summed (experts routed in several parts
+// add up, as they do within one part). A thread then runs a part's serial work (norms,
+// attention, cross-entropy, gathers) alongside the others instead of waiting on one thread's
+// loop, and the parallel loops inside a step stop paying a fork and join each. A batch of
+// one, or a pool of one thread, runs as one part over the pool (the loops spread over it).
 BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
-                     int n_threads) {
-    return run_batch(bank, facts, options, pool, n_threads, nullptr);
+                     int n_threads, GradientBuffers* reuse) {
+    require_arg(!facts.empty(), "a batch needs at least one fact");
+    Backend* be = facts[0].backend;
+    const int64_t parts = std::min<int64_t>(static_cast<int64_t>(facts.size()), 2 * static_cast<int64_t>(pool.size()));
+    if (parts < 2 || pool.size() < 2 || (be && be->device() != Device::Host))
+        return run_batch(bank, facts, options, pool, n_threads, nullptr);
+    for (const FactInput& f : facts)
+        require_arg(f.backend == be && f.weights == facts[0].weights, "the facts of a batch run on one backend");
+    // A host backend's weights are host tensors, readable by every thread's backend.
+    LlamaWeights host;
+    const LlamaWeights* w = facts[0].weights;
+    if (!w) {
+        host = load_llama_weights(*bank.model->file, bank.model->config);
+        w = &host;
+    }
+    const std::vector<size_t> bounds = split_by_tokens(facts, parts);
+    std::vector<BatchStep> steps(bounds.size() - 1);
+    pool.run(static_cast<int64_t>(steps.size()), [&](int64_t i) {
+        ThreadBackend& own = thread_backend();
+        std::vector<FactInput> part(facts.begin() + static_cast<std::ptrdiff_t>(bounds[static_cast<size_t>(i)]),
+                                    facts.begin() + static_cast<std::ptrdiff_t>(bounds[static_cast<size_t>(i) + 1]));
+        for (FactInput& f : part) f.backend = own.backend.get(), f.weights = w;
+        steps[static_cast<size_t>(i)] = run_batch(bank, part, options, own.pool, 1, nullptr);
+    });
+    // The parts in order: the facts, then each memory layer's gradients summed over them.
+    const int64_t per_expert = bank.params.rank * bank.model->config.n_embd;
+    BatchStep out;
+    std::vector<SlotGradients> lows(steps.size());
+    std::vector<const SlotGradients*> low_parts;
+    std::vector<int> upper_slots;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        BatchStep& s = steps[i];
+        for (BatchStep::Fact& f : s.facts) out.facts.push_back(std::move(f));
+        lows[i] = SlotGradients{0, std::move(s.experts), std::move(s.da), std::move(s.db)};
+        low_parts.push_back(&lows[i]);
+        for (const SlotGradients& g : s.upper)
+            if (std::find(upper_slots.begin(), upper_slots.end(), g.slot) == upper_slots.end()) upper_slots.push_back(g.slot);
+    }
+    SlotGradients low = merge_gradients(0, low_parts, per_expert, reuse);
+    out.experts = std::move(low.experts);
+    out.da = std::move(low.da);
+    out.db = std::move(low.db);
+    // Each part lists its layers from the top down (a part with no backward lists none).
+    std::sort(upper_slots.begin(), upper_slots.end(), [&](int a, int b) {
+        return bank.layers[static_cast<size_t>(a)].block > bank.layers[static_cast<size_t>(b)].block;
+    });
+    for (const int slot : upper_slots) {
+        std::vector<const SlotGradients*> parts;
+        for (const BatchStep& s : steps)
+            for (const SlotGradients& g : s.upper)
+                if (g.slot == slot) parts.push_back(&g);
+        out.upper.push_back(merge_gradients(slot, parts, per_expert));
+    }
+    return out;
 }
 
 FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool router_gradients, ThreadPool& pool,

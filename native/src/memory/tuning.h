@@ -79,10 +79,16 @@ struct BatchOptions {
     bool skip_exact = false;  // exact facts add no gradient (and no backward runs when all are)
 };
 
+// Gradient buffers a caller hands back after a step, for the next step's gradients to reuse:
+// a step then writes memory it already has instead of faulting in fresh pages.
+struct GradientBuffers {
+    std::vector<float> da, db;
+};
+
 // The batch's facts must all run on one backend (their `backend` and `weights` fields are
 // read from the first fact); each may have a cached route and a cached prefix.
 BatchStep batch_step(const mome_bank& bank, const std::vector<FactInput>& facts, const BatchOptions& options, ThreadPool& pool,
-                     int n_threads);
+                     int n_threads, GradientBuffers* reuse = nullptr);
 
 // The lowest memory layer's input (the MLP's normalised input in its block) for every token
 // [n x n_embd], by the frozen layers below it.

@@ -223,7 +223,7 @@ void llama_backward_from(Backend& be, const mome_llama_config& c, const LlamaWei
 
 std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
                                    const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
-                                   float* dx, const GraphTraining* training) {
+                                   float* dx, const GraphTraining* training, int64_t backward_above) {
     const int64_t D = c.n_embd, V = c.n_vocab;
     std::vector<int32_t> rows;
     for (const AnswerSpan& s : spans)
@@ -253,19 +253,44 @@ std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, cons
         r.loss /= static_cast<double>(s.n_answer);
         r.n_answer = static_cast<int32_t>(s.n_answer);
         float* d = dlogits.as() + (at - s.n_answer) * V;
-        if (skip_exact && r.exact()) be.zero(d, static_cast<uint64_t>(s.n_answer * V) * sizeof(float));
-        else be.scale(d, 1.0f / static_cast<float>(s.n_answer), s.n_answer * V);
+        if (!(skip_exact && r.exact())) be.scale(d, 1.0f / static_cast<float>(s.n_answer), s.n_answer * V);
         results.push_back(r);
     }
-    // Back through the output projection and the final norm, into the answer rows of dx.
-    be.matmul_backward_input(w.output, dlogits.as(), R, dnormed.as());
-    if (training && training->d_output) be.matmul_backward_weight(dlogits.as(), normed.as(), R, V, D, training->d_output);
-    if (training && training->d_output_norm)
-        be.rms_norm_backward_weight(picked.as(), dnormed.as(), R, D, c.rms_norm_eps, training->d_output_norm);
-    Buffer dpicked = floats(be, R * D);
-    be.rms_norm_backward(picked.as(), w.output_norm, dnormed.as(), R, c.rms_norm_eps, dpicked.as());
+    // The rows whose gradient counts (an exact fact's are zeros when skipped: left out).
+    std::vector<int32_t> keep;  // indices into rows
+    int64_t learning = 0;
+    at = 0;
+    for (size_t f = 0; f < spans.size(); ++f) {
+        const bool counts = !(skip_exact && results[f].exact());
+        learning += counts;
+        for (int64_t i = 0; i < spans[f].n_answer; ++i, ++at)
+            if (counts) keep.push_back(static_cast<int32_t>(at));
+    }
+    if (backward_above >= 0 && learning <= backward_above) return results;  // dx untouched: the caller runs no backward here
     be.zero(dx, static_cast<uint64_t>(n * D) * sizeof(float));
-    be.scatter_rows(dpicked.as(), d_rows.as<int32_t>(), R, D, dx);
+    const int64_t K = static_cast<int64_t>(keep.size());
+    if (K == 0) return results;
+    // Back through the output projection and the final norm, into the answer rows of dx.
+    const float *dl = dlogits.as(), *nm = normed.as(), *pk = picked.as();
+    const int32_t* xr = d_rows.as<int32_t>();
+    Buffer k_dl, k_nm, k_pk, k_rows;
+    if (K < R) {
+        std::vector<int32_t> kept_rows;
+        for (const int32_t i : keep) kept_rows.push_back(rows[static_cast<size_t>(i)]);
+        const Buffer d_keep = upload(be, keep);
+        k_rows = upload(be, kept_rows);
+        k_dl = floats(be, K * V), k_nm = floats(be, K * D), k_pk = floats(be, K * D);
+        be.gather_rows(dl, d_keep.as<int32_t>(), K, V, k_dl.as());
+        be.gather_rows(nm, d_keep.as<int32_t>(), K, D, k_nm.as());
+        be.gather_rows(pk, d_keep.as<int32_t>(), K, D, k_pk.as());
+        dl = k_dl.as(), nm = k_nm.as(), pk = k_pk.as(), xr = k_rows.as<int32_t>();
+    }
+    be.matmul_backward_input(w.output, dl, K, dnormed.as());
+    if (training && training->d_output) be.matmul_backward_weight(dl, nm, K, V, D, training->d_output);
+    if (training && training->d_output_norm) be.rms_norm_backward_weight(pk, dnormed.as(), K, D, c.rms_norm_eps, training->d_output_norm);
+    Buffer dpicked = floats(be, K * D);
+    be.rms_norm_backward(pk, w.output_norm, dnormed.as(), K, c.rms_norm_eps, dpicked.as());
+    be.scatter_rows(dpicked.as(), xr, K, D, dx);
     return results;
 }
 

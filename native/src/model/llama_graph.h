@@ -115,7 +115,9 @@ void llama_backward_from(Backend& backend, const mome_llama_config& c, const Lla
 // the mean cross-entropy over its answer; dx [n x n_embd] (zeros outside those rows) receives
 // the gradient of the sum of the facts' losses, leaving out the facts whose answer greedy
 // decoding already gets exactly when `skip_exact` is set; `training` (may be null) receives
-// the gradients of the output projection and the final norm's weight.
+// the gradients of the output projection and the final norm's weight. Only the rows whose
+// gradient counts run the backward. With backward_above >= 0, when at most that many facts
+// count, no backward runs and dx is left as it was (the caller has another plan for them).
 struct AnswerSpan {
     int64_t first_row = 0, n_answer = 0;
 };
@@ -126,7 +128,7 @@ struct LossResult {
 };
 std::vector<LossResult> llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
                                    const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,
-                                   float* dx, const GraphTraining* training = nullptr);
+                                   float* dx, const GraphTraining* training = nullptr, int64_t backward_above = -1);
 
 // The model's weights on the backend's device (the host views themselves on the CPU).
 LlamaWeights weights_on(Backend& backend, const LlamaWeights& host);
