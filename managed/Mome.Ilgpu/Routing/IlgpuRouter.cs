@@ -16,8 +16,8 @@ public static class IlgpuRouter
     public static RoutingResult Route(RouterSpec spec, ReadOnlySpan<float> queries, IlgpuAccelerator accelerator = IlgpuAccelerator.Cpu)
     {
         var n = CheckArguments(spec, queries, keysHeld: true);
-        Check(spec, queries, n);
         using var keys = new IlgpuRouterKeys(spec, IlgpuDevice.Get(accelerator));
+        CheckQueries(spec, queries, n);
         return RouteChecked(keys, queries, n);
     }
 
@@ -27,7 +27,7 @@ public static class IlgpuRouter
     {
         ArgumentNullException.ThrowIfNull(keys);
         var n = CheckArguments(keys.Spec, queries, keysHeld: false);
-        Check(keys.Spec, queries, n);
+        CheckQueries(keys.Spec, queries, n);
         return RouteChecked(keys, queries, n);
     }
 
@@ -149,8 +149,8 @@ public static class IlgpuRouter
         return Widening.ToF32(spec.Keys, spec.KeyType, checked((int)count));
     }
 
-    /// <summary>The native router's checks, in its order and words.</summary>
-    internal static void Check(RouterSpec r, ReadOnlySpan<float> queries, int n)
+    /// <summary>The native router's checks of a spec, in its order and words (before the queries').</summary>
+    internal static void CheckSpec(RouterSpec r)
     {
         static MomeException Bad(string message) => new(MomeErrorCode.InvalidArgument, message);
         if (r.KeyType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16))
@@ -167,9 +167,13 @@ public static class IlgpuRouter
             if (r.KeyDim % 2 != 0) throw Bad("router: product keys need an even key_dim");
             if (r.TopK > nSub) throw Bad($"router: top_k = {r.TopK} is more than the {nSub} sub-keys of each half");
         }
+    }
+
+    private static void CheckQueries(RouterSpec r, ReadOnlySpan<float> queries, int n)
+    {
         for (var i = 0; i < n * r.KeyDim; i++)
             if (!float.IsFinite(queries[i]))
-                throw Bad($"router: query {i / r.KeyDim} has a non-finite value ({AsPrintf(queries[i])}) at element {i % r.KeyDim}");
+                throw new MomeException(MomeErrorCode.InvalidArgument, $"router: query {i / r.KeyDim} has a non-finite value ({AsPrintf(queries[i])}) at element {i % r.KeyDim}");
     }
 
     /// <summary>A non-finite value as C's %g prints it.</summary>

@@ -22,7 +22,7 @@ public sealed class IlgpuRouterKeys : IDisposable
     internal IlgpuRouterKeys(RouterSpec spec, Accelerator accelerator)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        IlgpuRouter.Check(spec, [], 0);
+        IlgpuRouter.CheckSpec(spec);
         Accelerator = accelerator;
         _table = accelerator.Allocate1D(IlgpuRouter.KeysAsF32(spec));
         Spec = spec with { Keys = [] };
