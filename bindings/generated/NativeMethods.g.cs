@@ -487,7 +487,8 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// Greedy exactness of every fact as the bank is now (forward only, in batches): exact[i]
-    /// (optional, n_facts entries) is 1 when fact i's answer is decoded exactly; *n_exact
+    /// (optional, n_facts entries) is 1 when fact i's answer is decoded exactly, with the margin
+    /// above; *n_exact
     /// receives the count. Nothing changes but the caches.
     /// </summary>
     [LibraryImport(LibraryName, EntryPoint = "mome_tuner_evaluate")]

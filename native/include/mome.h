@@ -874,6 +874,10 @@ MOME_API mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, c
  * order they were added), runs them as one batch (one sequence per fact), and updates the
  * union of their routed experts with the sum of the gradients of the facts that greedy
  * decoding does not yet get exactly; exact facts are not updated (per-fact early stop).
+ * "Exact" here and below means every answer token is the greedy argmax by a margin: its
+ * probability is at least sigmoid(0.1), so its logit leads every other token's by at least
+ * 0.1 and any other summation order of the same model (a session's decode kernels, other
+ * thread counts, another backend) decodes the same answer.
  * Router epochs (the first `router_epochs`) step one fact at a time with live routes and also
  * train W_q and the route's key rows. The caller does what is not the optimiser: centring,
  * whitening, the gate, progress, and when to checkpoint. The tuner borrows the bank (which
@@ -987,7 +991,8 @@ typedef struct mome_tuner_info {
 MOME_API mome_status mome_tuner_get_info(const mome_tuner* tuner, mome_tuner_info* out);
 
 /* Greedy exactness of every fact as the bank is now (forward only, in batches): exact[i]
- * (optional, n_facts entries) is 1 when fact i's answer is decoded exactly; *n_exact
+ * (optional, n_facts entries) is 1 when fact i's answer is decoded exactly, with the margin
+ * above; *n_exact
  * receives the count. Nothing changes but the caches. */
 MOME_API mome_status mome_tuner_evaluate(mome_tuner* tuner, uint8_t* exact, int32_t* n_exact);
 
@@ -1055,8 +1060,8 @@ MOME_API mome_status mome_bank_set_gate_threshold(mome_bank* bank, int32_t layer
 
 /* ---------------------------------------------------------------------------------------
  * The fine-tuner: the usual alternatives to memory tuning, on the same facts and the same
- * loss (mean cross-entropy over each answer; facts greedy decoding already gets exactly add
- * no gradient), for side-by-side measurements. LORA trains adapters of rank `rank` beside the
+ * loss (mean cross-entropy over each answer; facts greedy decoding already gets exactly, with
+ * the tuner's margin, add no gradient), for side-by-side measurements. LORA trains adapters of rank `rank` beside the
  * q, k, v, o, gate, up and down projections of every block (A random, B zero, output scale
  * alpha / rank) with the model frozen; FULL trains every weight (embeddings, norms,
  * projections, output head) as a private F32 copy, so the model itself never changes. Dense

@@ -58,6 +58,31 @@ public sealed class QuantizeTests
     }
 
     [Test]
+    public void NonFiniteWeightIsRefusedByTensorAndNoFileIsWritten()
+    {
+        var f32 = Path.Combine(_dir, "f32.gguf");
+        MomeModel.CreateSynthetic(SyntheticModelConfig.Preset("tiny"), f32);
+        string name;
+        long at;
+        using (var model = MomeModel.Open(f32))
+        {
+            var t = model.Tensors.First(x => x.Shape.Length == 2 && x.Type == TensorType.F32 && x.Name.Contains("ffn_up"));
+            name = t.Name;
+            at = checked((long)t.FileOffset) + 4 * (t.Shape[0] + 3);  // row 1, column 3
+        }
+        using (var f = File.OpenWrite(f32))
+        {
+            f.Position = at;
+            f.Write(BitConverter.GetBytes(float.NaN));
+        }
+        var dst = Path.Combine(_dir, "q.gguf");
+        var e = Assert.Throws<MomeException>(() => MomeModel.Quantize(f32, dst, TensorType.Q8_0))!;
+        Assert.That(e.Code, Is.EqualTo(MomeErrorCode.FormatError));
+        Assert.That(e.Message, Does.Contain($"tensor '{name}' has a non-finite weight").And.Contain("row 1, column 3"));
+        Assert.That(File.Exists(dst), Is.False);
+    }
+
+    [Test]
     public void OtherTypesAreRefusedAndNoFileIsWritten()
     {
         var f32 = Path.Combine(_dir, "f32.gguf");

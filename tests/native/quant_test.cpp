@@ -17,6 +17,7 @@
 #include "cpu/ops.h"
 #include "cpu/ops_backward.h"
 #include "cpu/thread_pool.h"
+#include "gguf/tensor_types.h"
 #include "quant/quant.h"
 #include "quant/quant_unpacked.h"
 #include "quant/quant_variants.h"
@@ -352,4 +353,32 @@ TEST(Quant, ExpLikeGgmlStaysWithinItsBoundOfTheExactValue) {
     EXPECT_EQ(exp_like_ggml(-110.0f), 0.0f);
     EXPECT_EQ(exp_like_ggml(100.0f), INFINITY);
     EXPECT_EQ(exp_like_ggml(0.0f), 1.0f);
+    EXPECT_TRUE(std::isnan(exp_like_ggml(NAN)));
+    EXPECT_EQ(exp_like_ggml(-INFINITY), 0.0f);
+    EXPECT_EQ(exp_like_ggml(INFINITY), INFINITY);
+    EXPECT_TRUE(std::isnan(silu_like_ggml(NAN)));
+}
+
+// A NaN or infinite activation (a model whose weights hold one) quantizes to -128 where the
+// value was, as ggml's AVX conversion gives, and leaves the block's other quants as they were:
+// no float-to-int cast of NaN, which is undefined (the sanitizer run checks that).
+TEST(Quant, NonFiniteActivationsQuantizeToTheSaturatedCode) {
+    std::vector<float> x(256);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * std::sin(0.9f * static_cast<float>(i)) - 0.05f;
+    auto quants = [](uint32_t act, const std::vector<float>& v, size_t at) {
+        std::vector<uint8_t> q(static_cast<size_t>(quant_row_bytes(act, static_cast<int64_t>(v.size()))));
+        quantize_activation_row(act, v.data(), static_cast<int64_t>(v.size()), q.data());
+        return std::vector<int8_t>(q.begin() + static_cast<std::ptrdiff_t>(at), q.begin() + static_cast<std::ptrdiff_t>(at) + 32);
+    };
+    for (const auto& [act, qs_at] : {std::pair<uint32_t, size_t>{MOME_TENSOR_TYPE_Q8_0, 2}, {MOME_TENSOR_TYPE_Q8_K, 4}}) {
+        std::vector<float> clean = x, with_nan = x;
+        clean[5] = 0.0f;
+        with_nan[5] = NAN;
+        const std::vector<int8_t> want = quants(act, clean, qs_at), got = quants(act, with_nan, qs_at);
+        for (int j = 0; j < 32; ++j) EXPECT_EQ(got[j], j == 5 ? -128 : want[j]) << tensor_type_name(act) << " quant " << j;
+    }
+    std::vector<float> with_inf(x.begin(), x.begin() + 32);
+    with_inf[7] = INFINITY;
+    const std::vector<int8_t> got = quants(MOME_TENSOR_TYPE_Q8_0, with_inf, 2);
+    for (int j = 0; j < 32; ++j) EXPECT_EQ(got[j], j == 7 ? -128 : 0) << "quant " << j;
 }

@@ -18,8 +18,10 @@
 #include "cpu/shared_pools.h"
 #include "memory/optimizer.h"
 #include "memory/tuning.h"
+#include "model/llama_graph.h"
 #include "mome.h"
 #include "random_facts.h"
+#include "session_logits.h"
 #include "test_seed.h"
 #include "tiny_model.h"
 
@@ -459,3 +461,77 @@ TEST(Tuner, TuningToExactRecallInBatches) {
 }
 
 }  // namespace
+
+// "Exact" is the greedy answer with a margin: a row counts as correct when the target is the
+// session's argmax, and as sure when its probability is at least sigmoid(kRecallMargin), so
+// that its logit leads every other by the margin. Both counts of the tuner's forward are
+// checked against a user's session logits (softmax in double here), epoch by epoch while the
+// facts are learnt, so that rows of every kind (wrong, right but unsure, sure) are seen.
+TEST(Tuner, ExactMeansTheGreedyAnswerLeadsByTheRecallMargin) {
+    EXPECT_NEAR(mome::kRecallMarginLoss, std::log1p(std::exp(-mome::kRecallMargin)), 1e-10);
+    TinyModel tiny("tuner_margin");
+    const unsigned seed = mome_test::seed_or(7);
+    const Facts facts = random_facts(16, seed);
+    mome_bank* bank = small_bank(tiny.model, 512, 16, MOME_ROUTING_MODE_SEQUENCE);
+    mome_tuner_params p = tuner_defaults();
+    p.batch_size = 4;
+    p.learning_rate = 0.05f;
+    p.epochs = 80;
+    mome_tuner* t = make_tuner(bank, facts, p);
+    std::vector<mome::FactInput> inputs;
+    for (size_t f = 0; f < facts.each.size(); ++f) inputs.push_back(input_of(facts.each[f], facts.answers[f]));
+    const double sure_p = 1.0 / (1.0 + std::exp(-mome::kRecallMargin));
+    const int64_t vocab = 512;
+    mome::ThreadPool& pool = mome::shared_pool(1);
+    int wrong = 0, unsure = 0, sure = 0, exact_facts = 0, epochs = 0;
+    for (bool all_exact = false; !all_exact && epochs < 80; ++epochs) {
+        const mome::BatchStep step = mome::batch_step(*bank, inputs, mome::BatchOptions{false, false}, pool, 1);
+        all_exact = true;
+        for (size_t f = 0; f < facts.each.size(); ++f) {
+            const std::vector<float> logits = session_logits(tiny.model, bank, facts.each[f], facts.answers[f], vocab);
+            int n_correct = 0, n_sure = 0;
+            bool borderline = false;
+            for (size_t i = static_cast<size_t>(facts.answers[f]); i < facts.each[f].size(); ++i) {
+                const float* row = logits.data() + (i - 1) * vocab;
+                const int32_t target = facts.each[f][i];
+                double max = row[0], second = -INFINITY, z = 0;
+                for (int64_t v = 1; v < vocab; ++v) {
+                    if (row[v] > max) second = max, max = row[v];
+                    else second = std::max(second, static_cast<double>(row[v]));
+                }
+                for (int64_t v = 0; v < vocab; ++v) z += std::exp(row[v] - max);
+                const double p_target = std::exp(row[target] - max) / z;
+                const bool correct = row[target] == max;
+                borderline |= max - second < 1e-4 || std::fabs(p_target - sure_p) < 1e-4;
+                n_correct += correct;
+                if (correct && p_target >= sure_p) {
+                    ++n_sure;
+                    EXPECT_GE(max - second, mome::kRecallMargin) << "a sure row leads by the margin";
+                }
+            }
+            const int n_answer = static_cast<int>(facts.each[f].size()) - facts.answers[f];
+            ASSERT_EQ(step.facts[f].n_answer, n_answer);
+            if (!borderline) {
+                EXPECT_EQ(step.facts[f].n_correct, n_correct) << "fact " << f << ", epoch " << epochs << " (MOME_TEST_SEED=" << seed << ")";
+                EXPECT_EQ(step.facts[f].n_sure, n_sure) << "fact " << f << ", epoch " << epochs << " (MOME_TEST_SEED=" << seed << ")";
+                EXPECT_EQ(step.facts[f].exact(), n_sure == n_answer);
+            }
+            wrong += n_answer - n_correct, unsure += n_correct - n_sure, sure += n_sure;
+            exact_facts += step.facts[f].exact();
+            all_exact &= step.facts[f].exact();
+        }
+        for (bool epoch_done = false; !all_exact && !epoch_done;) {
+            mome_tuner_step_result r = sized<mome_tuner_step_result>();
+            ASSERT_EQ(mome_tuner_step(t, &r), MOME_STATUS_OK) << mome_last_error();
+            epoch_done = r.epoch_done;
+        }
+    }
+    std::printf("recall margin: %d epochs; rows wrong %d, right but unsure %d, sure %d; %d exact facts over the epochs\n", epochs, wrong,
+                unsure, sure, exact_facts);
+    EXPECT_GT(wrong, 0);
+    EXPECT_GT(unsure, 0) << "rows that are the argmax but lead by less than the margin";
+    EXPECT_GT(sure, 0);
+    EXPECT_GT(exact_facts, 0);
+    mome_tuner_free(t);
+    mome_bank_free(bank);
+}

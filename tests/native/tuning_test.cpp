@@ -11,6 +11,7 @@
 #include "abi_c_caller.h"
 #include "abi_structs.h"
 #include "mome.h"
+#include "session_logits.h"
 #include "test_seed.h"
 
 namespace {
@@ -36,24 +37,8 @@ double cross_entropy(const float* logits, int64_t n, int32_t target) {
 // The fact's mean answer loss as a user's session sees it: the question first (routing
 // from it), then the answer.
 double session_loss(const mome_model* model, const mome_bank* bank, const std::vector<int32_t>& tokens, int32_t answer_start) {
-    mome_session_params sp = session_defaults();
-    sp.n_ctx = 64;
-    sp.n_threads = 1;
-    sp.bank = bank;
-    mome_session* s = nullptr;
-    EXPECT_EQ(mome_session_create(model, &sp, &s), MOME_STATUS_OK) << mome_last_error();
     const int64_t vocab = 512, n = static_cast<int64_t>(tokens.size());
-    std::vector<float> logits(static_cast<size_t>(n * vocab));
-    std::vector<int32_t> pos(static_cast<size_t>(n)), seq(static_cast<size_t>(n), 0);
-    std::vector<uint8_t> want(static_cast<size_t>(n), 1);
-    for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-    mome_batch question{sizeof(mome_batch), answer_start, tokens.data(), pos.data(), seq.data(), want.data()};
-    EXPECT_EQ(mome_session_decode(s, &question, logits.data(), logits.size()), MOME_STATUS_OK) << mome_last_error();
-    mome_batch answer{sizeof(mome_batch), static_cast<int32_t>(n - answer_start), tokens.data() + answer_start, pos.data() + answer_start,
-                      seq.data(), want.data()};
-    EXPECT_EQ(mome_session_decode(s, &answer, logits.data() + answer_start * vocab, logits.size() - answer_start * vocab),
-              MOME_STATUS_OK);
-    mome_session_free(s);
+    const std::vector<float> logits = session_logits(model, bank, tokens, answer_start, vocab);
     double loss = 0;
     for (int64_t t = answer_start - 1; t < n - 1; ++t) loss += cross_entropy(logits.data() + t * vocab, vocab, tokens[static_cast<size_t>(t + 1)]);
     return loss / static_cast<double>(n - answer_start);

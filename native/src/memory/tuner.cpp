@@ -308,7 +308,7 @@ mome_tuner_step_result tuner_step(mome_tuner& t) {
         const bool router_gradients = t.bank->params.routing == MOME_ROUTING_MODE_SEQUENCE;
         FactGradients g = fact_gradients(*t.bank, facts[0], router_gradients, pool, t.n_threads);
         r.loss_sum = g.loss;
-        r.n_exact = g.n_correct == g.n_answer;
+        r.n_exact = g.exact();
         if (!r.n_exact) {
             require_finite(g.da, "A"), require_finite(g.db, "B"), require_finite(g.dwq, "W_q"), require_finite(g.dkeys, "the keys");
             update_experts(t, SlotGradients{0, std::move(g.experts), std::move(g.da), std::move(g.db)}, lr);

@@ -422,7 +422,7 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
     for (int64_t f = 0; f < B; ++f) {
         BatchStep::Fact& out = step.facts[static_cast<size_t>(f)];
         const LossResult& l = losses[static_cast<size_t>(f)];
-        out.loss = l.loss, out.n_answer = l.n_answer, out.n_correct = l.n_correct;
+        out.loss = l.loss, out.n_answer = l.n_answer, out.n_correct = l.n_correct, out.n_sure = l.n_sure;
         if (!(options.skip_exact && l.exact())) learning.push_back(f);
     }
     const bool any_gradient = !learning.empty();
@@ -631,7 +631,7 @@ FactGradients fact_gradients(const mome_bank& bank, const FactInput& fact, bool 
     FactGradients g;
     BatchStep::Fact& f = step.facts[0];
     static_cast<FactRoute&>(g) = std::move(f.route);
-    g.loss = f.loss, g.n_answer = f.n_answer, g.n_correct = f.n_correct;
+    g.loss = f.loss, g.n_answer = f.n_answer, g.n_correct = f.n_correct, g.n_sure = f.n_sure;
     g.experts = std::move(step.experts);
     g.da = std::move(step.da);
     g.db = std::move(step.db);

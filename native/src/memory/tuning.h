@@ -44,6 +44,8 @@ struct FactGradients : FactRoute {
     double loss = 0;
     int32_t n_answer = 0;
     int32_t n_correct = 0;
+    int32_t n_sure = 0;  // as LossResult's
+    bool exact() const { return n_sure == n_answer; }
 };
 
 // One memory layer's expert gradients: its distinct routed experts and their dA, dB
@@ -60,8 +62,8 @@ struct BatchStep {
     struct Fact {
         FactRoute route;
         double loss = 0;  // mean cross-entropy over the answer
-        int32_t n_answer = 0, n_correct = 0;
-        bool exact() const { return n_correct == n_answer; }
+        int32_t n_answer = 0, n_correct = 0, n_sure = 0;  // as LossResult's
+        bool exact() const { return n_sure == n_answer; }
     };
     std::vector<Fact> facts;
     // The distinct experts of all routes, and the gradient of the sum of the facts' losses

@@ -247,8 +247,11 @@ std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, cons
     for (const AnswerSpan& s : spans) {
         LossResult r;
         for (int64_t i = 0; i < s.n_answer; ++i, ++at) {
-            r.loss += loss[static_cast<size_t>(at)];
-            r.n_correct += picks[static_cast<size_t>(at)] == targets[static_cast<size_t>(at)];
+            const float row_loss = loss[static_cast<size_t>(at)];
+            const bool hit = picks[static_cast<size_t>(at)] == targets[static_cast<size_t>(at)];
+            r.loss += row_loss;
+            r.n_correct += hit;
+            r.n_sure += hit && row_loss <= kRecallMarginLoss;
         }
         r.loss /= static_cast<double>(s.n_answer);
         r.n_answer = static_cast<int32_t>(s.n_answer);

@@ -121,10 +121,20 @@ void llama_backward_from(Backend& backend, const mome_llama_config& c, const Lla
 struct AnswerSpan {
     int64_t first_row = 0, n_answer = 0;
 };
+// A fact is recalled exactly (exact()) when every answer token is the greedy argmax with a
+// margin: its logit beats every other token's by at least kRecallMargin, so that another
+// summation order of the same model (a session's one-token kernels, another backend, another
+// thread count) decodes the same token. Checked through the row's loss -log p(target): when
+// p_t >= s, every other p_j <= 1 - p_t, so l_t - l_j = log(p_t / p_j) >= log(s / (1 - s)); the
+// bound p_t >= sigmoid(margin) is what kRecallMarginLoss = log(1 + e^-margin) expresses.
+inline constexpr double kRecallMargin = 0.1;
+inline constexpr double kRecallMarginLoss = 0.64439666007;  // log(1 + exp(-0.1))
 struct LossResult {
     double loss = 0;
-    int32_t n_answer = 0, n_correct = 0;
-    bool exact() const { return n_correct == n_answer; }
+    int32_t n_answer = 0;
+    int32_t n_correct = 0;  // answer tokens that are the greedy argmax
+    int32_t n_sure = 0;     // of those, the ones that lead by the recall margin
+    bool exact() const { return n_sure == n_answer; }
 };
 std::vector<LossResult> llama_loss(Backend& backend, const mome_llama_config& c, const LlamaWeights& w, const float* x, int64_t n,
                                    const std::vector<AnswerSpan>& spans, const std::vector<int32_t>& targets, bool skip_exact,

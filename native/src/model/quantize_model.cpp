@@ -1,5 +1,6 @@
 #include "model/quantize_model.h"
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -63,6 +64,11 @@ void quantize_model(const std::string& src, const std::string& dst, mome_tensor_
             std::vector<float> row(static_cast<size_t>(cols));
             for (int64_t r = 0; r < t.ne[1]; ++r) {
                 to_f32(t.type, data + r * src_row, cols, row.data());
+                for (int64_t c = 0; c < cols; ++c)
+                    if (!std::isfinite(row[static_cast<size_t>(c)]))
+                        fail(MOME_STATUS_FORMAT_ERROR, format("tensor '%s' has a non-finite weight (%g) at row %lld, column %lld; Mome does not quantize it",
+                                                              t.name.c_str(), static_cast<double>(row[static_cast<size_t>(c)]), static_cast<long long>(r),
+                                                              static_cast<long long>(c)));
                 quantize_weight_row(type, row.data(), cols, d + r * row_bytes);
             }
         });

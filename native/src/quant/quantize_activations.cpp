@@ -15,13 +15,22 @@ namespace mome {
 
 namespace {
 
+// Rounds to nearest even and saturates to int8. A NaN (from a NaN or infinite activation)
+// becomes -128, as ggml's AVX conversion makes it, and never reaches a float-to-int cast,
+// which for NaN is undefined behaviour.
+int8_t round_to_int8(float v) {
+    const float r = std::nearbyint(v);
+    if (!(r >= -128.0f)) return -128;
+    return static_cast<int8_t>(r < 127.0f ? r : 127.0f);
+}
+
 // Returns the F32 scale; writes the 32 quants.
 float quantize_block_32(const float* x, int8_t* qs) {
     float max_abs = 0;
     for (int j = 0; j < kQK; ++j) max_abs = std::fmax(max_abs, std::fabs(x[j]));
     const float d = max_abs / 127.0f;
     const float id = max_abs != 0.0f ? 127.0f / max_abs : 0.0f;
-    for (int j = 0; j < kQK; ++j) qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+    for (int j = 0; j < kQK; ++j) qs[j] = round_to_int8(x[j] * id);
     return d;
 }
 
@@ -53,10 +62,7 @@ void quantize_q8_k(const float* x, int64_t n, BlockQ8_K* y) {
             continue;
         }
         const float iscale = -127.0f / max;
-        for (int j = 0; j < kQK_K; ++j) {
-            const int v = static_cast<int>(std::nearbyint(iscale * x[j]));
-            b.qs[j] = static_cast<int8_t>(v < 127 ? v : 127);
-        }
+        for (int j = 0; j < kQK_K; ++j) b.qs[j] = round_to_int8(iscale * x[j]);
         for (int g = 0; g < kQK_K / 16; ++g) {
             int sum = 0;
             for (int l = 0; l < 16; ++l) sum += b.qs[16 * g + l];
