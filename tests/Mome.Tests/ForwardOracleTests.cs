@@ -52,16 +52,13 @@ public sealed class ForwardOracleTests(EngineKind engine)
     }
 
     /// <summary>llama.cpp's logits for every position of one sequence.</summary>
-    /// <summary>llama.cpp's settings for a tight oracle (ORACLE.md).</summary>
-    internal static ModelParams OracleParams(string path) => new(path)
-    {
-        ContextSize = 512, BatchSize = 512, UBatchSize = 512, GpuLayerCount = 0, Threads = 1, BatchThreads = 1,
-        FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
-    };
-
     internal static float[][] LlamaCppLogits(string path, int[] tokens)
     {
-        var parameters = OracleParams(path);
+        var parameters = new ModelParams(path)
+        {
+            ContextSize = 512, BatchSize = 512, UBatchSize = 512, GpuLayerCount = 0, Threads = 1, BatchThreads = 1,
+            FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
+        };
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
         var batch = new LLamaBatch();

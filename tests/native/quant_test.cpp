@@ -13,7 +13,6 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "cpu/exp_like_ggml.h"
 #include "cpu/ops.h"
 #include "cpu/ops_backward.h"
 #include "cpu/thread_pool.h"
@@ -219,41 +218,19 @@ TEST(Quant, DotProductEqualsTheDotOfTheDequantizedRows) {
                 want += static_cast<double>(w.values[static_cast<size_t>(i)]) * xa[static_cast<size_t>(i)];
                 magnitude += std::fabs(static_cast<double>(w.values[static_cast<size_t>(i)]) * xa[static_cast<size_t>(i)]);
             }
+            const float got = quant_dot_ref(type, w.bytes.data(), a.data(), n);
             // Q8_1's s is d * sum(q) rounded to F16: a relative 1e-3 of the minimum's term.
             const double tolerance = (act == MOME_TENSOR_TYPE_Q8_1 ? 2e-3 : 1e-5) * magnitude + 1e-6;
-            for (QuantKernel kernel : {QuantKernel::vec_dot, QuantKernel::gemv, QuantKernel::gemm}) {
-                const float got = quant_dot_ref(type, kernel, w.bytes.data(), a.data(), n);
-                EXPECT_NEAR(got, want, tolerance) << name(type) << " n " << n << " kernel " << static_cast<int>(kernel);
-            }
+            EXPECT_NEAR(got, want, tolerance) << name(type) << " n " << n;
         }
     }
 }
 
-// ggml's choice (repack.cpp, ggml_repack_get_optimal_repack_type and forward_mul_mat_one_chunk
-// in ggml 0.18.0): on x86 only Q4_0 and Q4_K matrices with a multiple of 8 rows are repacked;
-// of n tokens the first n - n % 4 go to the gemm, the rest to the gemv.
-TEST(Quant, KernelIsTheOneGgmlPicksForTheTypeRowsAndToken) {
-    for (uint32_t type : {MOME_TENSOR_TYPE_Q4_0, MOME_TENSOR_TYPE_Q4_K}) {
-        for (int64_t t = 0; t < 4; ++t) EXPECT_EQ(quant_kernel_for(type, 64, t, 7), QuantKernel::gemm) << name(type) << " token " << t;
-        for (int64_t t = 4; t < 7; ++t) EXPECT_EQ(quant_kernel_for(type, 64, t, 7), QuantKernel::gemv) << name(type) << " token " << t;
-        EXPECT_EQ(quant_kernel_for(type, 8, 0, 1), QuantKernel::gemv) << name(type);
-        EXPECT_EQ(quant_kernel_for(type, 8, 3, 4), QuantKernel::gemm) << name(type);
-        EXPECT_EQ(quant_kernel_for(type, 60, 0, 64), QuantKernel::vec_dot) << name(type) << ": 60 rows are not repacked";
-    }
-    for (uint32_t type : {MOME_TENSOR_TYPE_Q8_0, MOME_TENSOR_TYPE_Q4_1, MOME_TENSOR_TYPE_Q5_0, MOME_TENSOR_TYPE_Q5_1,
-                          MOME_TENSOR_TYPE_Q5_K, MOME_TENSOR_TYPE_Q6_K})
-        for (int64_t n : {1, 4, 64}) EXPECT_EQ(quant_kernel_for(type, 64, 0, n), QuantKernel::vec_dot) << name(type);
-}
-
 TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
     MOME_TEST_RNG(rng, 14);
-    // Up to 4 tokens, Q8_0, Q6_K and (gemv) Q4_K rows are read packed: single tokens over rows
-    // of several super-blocks and over more rows than the packed loop's prefetch distance. Row
-    // counts that are multiples of 8 and not (Q4_0/Q4_K repacked by ggml or not), token counts
-    // with and without a remainder mod 4 (gemm and gemv tokens in one matmul).
-    const int64_t shapes[][3] = {{1, 256, 1},  {37, 512, 3}, {70, 256, 9},  {16, 768, 64}, {5, 1024, 1}, {300, 256, 1},
-                                 {33, 768, 4}, {64, 512, 6}, {24, 256, 4},  {8, 768, 3},   {40, 512, 1}, {304, 256, 2},
-                                 {16, 1024, 7}};
+    // Up to 4 tokens, Q8_0 and Q4_K rows are read packed: single tokens over rows of several
+    // super-blocks and over more rows than the packed loop's prefetch distance.
+    const int64_t shapes[][3] = {{1, 256, 1}, {37, 512, 3}, {70, 256, 9}, {16, 768, 64}, {5, 1024, 1}, {300, 256, 1}, {33, 768, 4}};
     __builtin_cpu_init();
     std::vector<std::pair<const char*, QuantRowsFn>> variants = {{"portable", quant_rows_portable}};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", quant_rows_avx2});
@@ -278,11 +255,9 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
                 quantize_activation_row(act, X.data() + t * cols, cols, a.data() + t * a_bytes);
                 unpack_activation_row(act, a.data() + t * a_bytes, cols, acts[static_cast<size_t>(t)]);
             }
-            std::vector<QuantKernel> kernels;
-            for (int64_t t = 0; t < n; ++t) kernels.push_back(quant_kernel_for(type, rows, t, n));
             for (const auto& [isa, fn] : variants) {
                 std::fill(got.begin(), got.end(), NAN);
-                fn(type, bytes.data(), quant_row_bytes(type, cols), rows, cols, acts, kernels, got.data(), 0, rows);
+                fn(type, bytes.data(), quant_row_bytes(type, cols), rows, cols, acts, got.data(), 0, rows);
                 for (size_t i = 0; i < got.size(); ++i)
                     ASSERT_EQ(got[i], want[i]) << isa << " " << name(type) << " " << rows << "x" << cols;
             }
@@ -335,28 +310,6 @@ TEST(Quant, BadRowsAndTypesAreNamedErrors) {
     expect_error([&] { dequantize_row(MOME_TENSOR_TYPE_Q2_K, bytes.data(), 256, out.data()); }, "cannot dequantize tensor type Q2_K");
     expect_error([&] { activation_type_for(MOME_TENSOR_TYPE_Q3_K); }, "Q3_K has no quantized dot product");
     expect_error([&] { quantize_activation_row(MOME_TENSOR_TYPE_Q4_0, out.data(), 32, bytes.data()); }, "Q4_0 is not an activation type");
-}
-
-// ggml's vector exp (cpu/exp_like_ggml.h) is an approximation: within 2.5 ulp of the exact
-// value wherever the result is a normal float (2.22 measured at worst), 0 far below and
-// infinity above, and on more than half of the inputs not libm's expf.
-TEST(Quant, ExpLikeGgmlStaysWithinItsBoundOfTheExactValue) {
-    int differs_from_libm = 0, n = 0;
-    for (float x = -87.0f; x < 88.0f; x += 0.0137f, ++n) {
-        const double exact = std::exp(static_cast<double>(x));
-        const float got = exp_like_ggml(x);
-        const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
-        ASSERT_LE(std::fabs(got - exact), 2.5 * ulp) << "x " << x;
-        differs_from_libm += got != std::exp(x);
-    }
-    EXPECT_GT(differs_from_libm, n / 4) << "the approximation must not be libm's expf under another name";
-    EXPECT_EQ(exp_like_ggml(-110.0f), 0.0f);
-    EXPECT_EQ(exp_like_ggml(100.0f), INFINITY);
-    EXPECT_EQ(exp_like_ggml(0.0f), 1.0f);
-    EXPECT_TRUE(std::isnan(exp_like_ggml(NAN)));
-    EXPECT_EQ(exp_like_ggml(-INFINITY), 0.0f);
-    EXPECT_EQ(exp_like_ggml(INFINITY), INFINITY);
-    EXPECT_TRUE(std::isnan(silu_like_ggml(NAN)));
 }
 
 // A NaN or infinite activation (a model whose weights hold one) quantizes to -128 where the

@@ -2,7 +2,6 @@
 #include <vector>
 
 #include "core/half.h"
-#include "cpu/exp_like_ggml.h"
 #include "cpu/ops.h"
 #include "quant/quant.h"
 
@@ -90,10 +89,8 @@ void attention_ref(const float* q, const float* k_cache, const float* v_cache, i
     }
 }
 
-// ggml takes its vector exp for every 16 elements of a row and libm's expf for a row's last
-// n_ff % 16; Llama widths are multiples of 16, so every element takes the vector one here.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
-    for (int64_t i = 0; i < n; ++i) out[i] = silu_like_ggml(gate[i]) * up[i];
+    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 void embed_ref(const Tensor& embedding, int32_t token, float* out) {

@@ -33,20 +33,9 @@ void quantize_activation_row(uint32_t act_type, const float* x, int64_t n, uint8
 // does without an importance matrix (the same bytes).
 void quantize_weight_row(uint32_t type, const float* x, int64_t n, uint8_t* dst);
 
-// The ggml x86 kernel that computes an output of a quantized matmul, which fixes the order
-// its floats are summed in (quant_dot_ref.cpp spells out each order):
-//  - vec_dot: ggml_vec_dot_<type>_q8_* in its AVX2 form, for every matrix ggml does not repack;
-//  - gemv, gemm: ggml's kernels over rows repacked into 8-row interleaved blocks, which it does
-//    for Q4_0 and Q4_K matrices whose row count is a multiple of 8. A matmul of n tokens sends
-//    its first n - n % 4 tokens to the gemm, the rest one by one to the gemv.
-enum class QuantKernel : uint8_t { vec_dot, gemv, gemm };
-
-// The kernel for token `token` of a matmul of n_tokens tokens by a weight of `rows` rows.
-QuantKernel quant_kernel_for(uint32_t weight_type, int64_t rows, int64_t token, int64_t n_tokens);
-
 // quant_dot_ref.cpp: dot of one weight row (n elements) with one activation row already
-// quantized to activation_type_for(weight_type), summed in the order of `kernel`.
-float quant_dot_ref(uint32_t weight_type, QuantKernel kernel, const uint8_t* w, const uint8_t* act, int64_t n);
+// quantized to activation_type_for(weight_type).
+float quant_dot_ref(uint32_t weight_type, const uint8_t* w, const uint8_t* act, int64_t n);
 
 // quant_matmul.cpp: Y[t][r] = dot(W row r, X row t) with the activations quantized first.
 // The reference loops block by block; the fast path unpacks each weight row once for all

@@ -38,11 +38,9 @@ void quant_matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* 
     const uint32_t act_type = activation_type_for(W.type);
     const int64_t w_bytes = quant_row_bytes(W.type, W.cols), a_bytes = quant_row_bytes(act_type, W.cols);
     const std::vector<uint8_t> acts = quantize_tokens(act_type, X, n_tokens, W.cols);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-        const QuantKernel kernel = quant_kernel_for(W.type, W.rows, t, n_tokens);
+    for (int64_t t = 0; t < n_tokens; ++t)
         for (int64_t r = 0; r < W.rows; ++r)
-            Y[t * W.rows + r] = quant_dot_ref(W.type, kernel, W.data + r * w_bytes, acts.data() + t * a_bytes, W.cols);
-    }
+            Y[t * W.rows + r] = quant_dot_ref(W.type, W.data + r * w_bytes, acts.data() + t * a_bytes, W.cols);
 }
 
 void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
@@ -52,13 +50,11 @@ void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float*
     std::vector<UnpackedRow> acts(static_cast<size_t>(n_tokens));
     for (int64_t t = 0; t < n_tokens; ++t)
         unpack_activation_row(act_type, quantized.data() + t * a_bytes, W.cols, acts[static_cast<size_t>(t)]);
-    std::vector<QuantKernel> kernels(static_cast<size_t>(n_tokens));
-    for (int64_t t = 0; t < n_tokens; ++t) kernels[static_cast<size_t>(t)] = quant_kernel_for(W.type, W.rows, t, n_tokens);
     const QuantRowsFn rows = quant_rows_best();
     const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;
     pool.run(n_chunks, [&](int64_t chunk) {
         const int64_t r0 = chunk * kRowsPerChunk;
-        rows(W.type, W.data, w_bytes, W.rows, W.cols, acts, kernels, Y, r0, std::min(W.rows, r0 + kRowsPerChunk));
+        rows(W.type, W.data, w_bytes, W.rows, W.cols, acts, Y, r0, std::min(W.rows, r0 + kRowsPerChunk));
     });
 }
 

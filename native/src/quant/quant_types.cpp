@@ -27,12 +27,6 @@ uint32_t activation_type_for(uint32_t weight_type) {
     }
 }
 
-QuantKernel quant_kernel_for(uint32_t weight_type, int64_t rows, int64_t token, int64_t n_tokens) {
-    const bool repacked = (weight_type == MOME_TENSOR_TYPE_Q4_0 || weight_type == MOME_TENSOR_TYPE_Q4_K) && rows % 8 == 0;
-    if (!repacked) return QuantKernel::vec_dot;
-    return token < n_tokens - n_tokens % 4 ? QuantKernel::gemm : QuantKernel::gemv;
-}
-
 int64_t quant_row_bytes(uint32_t type, int64_t n) {
     const TensorTypeTraits* t = tensor_type_traits(type);
     if (!t) fail(MOME_STATUS_UNSUPPORTED, format("unknown tensor type %u", type));
