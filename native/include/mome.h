@@ -876,8 +876,9 @@ MOME_API mome_status mome_bank_set_centre(mome_bank* bank, int32_t layer_slot, c
  * decoding does not yet get exactly; exact facts are not updated (per-fact early stop).
  * "Exact" here and below means every answer token is the greedy argmax by a margin: its
  * probability is at least sigmoid(0.1), so its logit leads every other token's by at least
- * 0.1 and any other summation order of the same model (a session's decode kernels, other
- * thread counts, another backend) decodes the same answer.
+ * 0.1, and the last-bit differences of another summation order of the same model (a
+ * session's decode kernels, other thread counts, another backend) do not change the answer
+ * a session decodes.
  * Router epochs (the first `router_epochs`) step one fact at a time with live routes and also
  * train W_q and the route's key rows. The caller does what is not the optimiser: centring,
  * whitening, the gate, progress, and when to checkpoint. The tuner borrows the bank (which
