@@ -149,3 +149,31 @@ TEST(ScoreKeys, EveryVariantEqualsTheReferenceMatmul) {
             }
         }
 }
+
+TEST(Attention, EveryHeadVariantEqualsThePortableOneBitForBitAndTheReference) {
+    MOME_TEST_RNG(rng, 18);
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    if (!avx512) GTEST_SKIP() << "no AVX-512 on this CPU: only the portable variant runs";
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    // {positions, heads, kv heads, head_dim}: odd and even position counts (keys go two at a
+    // time), grouped-query heads, the register-held head sizes 64 and 128, other multiples of 8,
+    // and one that is not (the portable fallback).
+    const int64_t shapes[][4] = {{1, 4, 4, 64}, {2, 4, 2, 64}, {37, 8, 2, 128}, {300, 6, 3, 64}, {9, 2, 1, 40}, {16, 3, 3, 36}, {64, 4, 1, 256}};
+    for (const auto& s : shapes) {
+        const int64_t n = s[0], heads = s[1], kv_heads = s[2], hd = s[3];
+        std::vector<float> q(static_cast<size_t>(heads * hd)), k(static_cast<size_t>(n * kv_heads * hd)), v(k.size());
+        for (float& x : q) x = 2.0f * normal(rng);
+        for (float& x : k) x = normal(rng);
+        for (float& x : v) x = normal(rng);
+        std::vector<float> want(q.size()), portable(q.size(), NAN), fast(q.size(), NAN);
+        attention_ref(q.data(), k.data(), v.data(), n, heads, kv_heads, hd, want.data());
+        for (int64_t h = 0; h < heads; ++h) {
+            attention_head_portable(q.data(), k.data(), v.data(), n, heads, kv_heads, hd, h, portable.data());
+            attention_head_avx512(q.data(), k.data(), v.data(), n, heads, kv_heads, hd, h, fast.data());
+        }
+        for (size_t i = 0; i < q.size(); ++i)
+            ASSERT_EQ(std::memcmp(&fast[i], &portable[i], 4), 0) << "positions " << n << " head_dim " << hd << " element " << i << ": " << fast[i] << " vs " << portable[i];
+        EXPECT_LT(relative_error(portable, want), 1e-6) << "positions " << n << " head_dim " << hd;
+    }
+}

@@ -1,10 +1,13 @@
 // attention_ref's arithmetic rearranged for speed, one query head at a time so that a pool
 // can spread heads over threads (a decode step has a single token). Still double sums, as
 // the reference: the value rows are accumulated in the same order (so that part is
-// bit-identical), the query-key dot products in four interleaved partial sums.
+// bit-identical), the query-key dot products in four interleaved partial sums. The avx512
+// variant (attention_avx512.cpp) does the same double operations in the same order.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "cpu/matmul_variants.h"
 #include "cpu/ops.h"
 
 namespace mome {
@@ -22,7 +25,7 @@ double dot_double(const float* a, const float* b, int64_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+void attention_head_portable(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                          int64_t n_head_kv, int64_t head_dim, int64_t h, float* out) {
     const int64_t kv_stride = n_head_kv * head_dim;
     const int64_t kv_offset = h / (n_head / n_head_kv) * head_dim;
@@ -49,6 +52,12 @@ void attention_head_fast(const float* q, const float* k_cache, const float* v_ca
     }
     float* oh = out + h * head_dim;
     for (int64_t d = 0; d < head_dim; ++d) oh[d] = static_cast<float>(acc[static_cast<size_t>(d)] / sum);
+}
+
+void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                         int64_t n_head_kv, int64_t head_dim, int64_t h, float* out) {
+    static const bool avx512 = std::strcmp(matmul_isa(), "avx512") == 0;
+    (avx512 ? attention_head_avx512 : attention_head_portable)(q, k_cache, v_cache, n_positions, n_head, n_head_kv, head_dim, h, out);
 }
 
 }  // namespace mome

@@ -51,6 +51,12 @@ double dot_double(const float* a, const float* b, int64_t n);
 // rearranged for speed: equal to the reference to float rounding.
 void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                          int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
+// attention_head_fast's two variants, bit-identical: plain loops, and AVX-512 (only where
+// matmul_isa() is "avx512").
+void attention_head_portable(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                             int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
+void attention_head_avx512(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                           int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
 
 // out = silu(gate) * up, element-wise.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);
