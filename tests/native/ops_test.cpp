@@ -150,6 +150,47 @@ TEST(ScoreKeys, EveryVariantEqualsTheReferenceMatmul) {
         }
 }
 
+// The vector F16/BF16 activation rounding equals the scalar code's bit for bit: every
+// 65521st bit pattern of all 2^32 (all exponents, subnormals, NaNs), halfway cases and the
+// F16 overflow edge; NaN need only stay NaN (its payload is not a value).
+TEST(RoundActivations, EveryVariantAndThePooledCallEqualTheScalarRounding) {
+    __builtin_cpu_init();
+    std::vector<std::pair<const char*, void (*)(mome_tensor_type, const float*, float*, int64_t)>> variants = {
+        {"portable", round_activations_portable}};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", round_activations_avx2});
+    if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", round_activations_avx512});
+    std::vector<float> x;
+    for (uint64_t bits = 0; bits < (uint64_t{1} << 32); bits += 65521) x.push_back(bits_to_float(static_cast<uint32_t>(bits)));
+    for (float v : {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 3.4e38f, 1e-45f, -1e-45f, 5.9604645e-8f,
+                    2.9802322e-8f, 2.9802326e-8f, 6.1035156e-5f, 6.1035152e-5f})
+        x.push_back(v);
+    for (uint32_t halfway : {0x3f801000u, 0x3f803000u, 0x3f808000u, 0x3f818000u, 0x00008000u, 0x00018000u, 0x7f7f8000u})
+        x.push_back(bits_to_float(halfway));  // F16 (bit 12) and BF16 (bit 15) ties, even and odd
+    x.push_back(bits_to_float(0x7f800001u));
+    x.push_back(bits_to_float(0xffc00000u));
+    const auto same = [](float want, float got) {
+        return std::isnan(want) ? std::isnan(got) : float_to_bits(want) == float_to_bits(got);
+    };
+    ThreadPool pool(2);
+    for (mome_tensor_type type : {MOME_TENSOR_TYPE_F16, MOME_TENSOR_TYPE_BF16}) {
+        std::vector<float> want = x;
+        round_activations_like_weights(type, want.data(), static_cast<int64_t>(want.size()));
+        std::vector<float> got(x.size());
+        for (const auto& [name, fn] : variants) {
+            std::fill(got.begin(), got.end(), 1.0f);
+            fn(type, x.data(), got.data(), static_cast<int64_t>(x.size()));
+            int mismatches = 0;
+            for (size_t i = 0; i < x.size(); ++i)
+                if (!same(want[i], got[i]) && ++mismatches <= 3)
+                    ADD_FAILURE() << name << (type == MOME_TENSOR_TYPE_F16 ? " F16" : " BF16") << " input bits " << std::hex
+                                  << float_to_bits(x[i]) << ": want " << float_to_bits(want[i]) << " got " << float_to_bits(got[i]);
+        }
+        std::fill(got.begin(), got.end(), 1.0f);
+        round_activations_fast(type, x.data(), got.data(), static_cast<int64_t>(x.size()), pool);  // several chunks and a tail
+        for (size_t i = 0; i < x.size(); ++i) ASSERT_TRUE(same(want[i], got[i])) << "pooled, element " << i;
+    }
+}
+
 TEST(Attention, EveryHeadVariantEqualsThePortableOneBitForBitAndTheReference) {
     MOME_TEST_RNG(rng, 18);
     __builtin_cpu_init();

@@ -212,7 +212,13 @@ public:
 
     void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
         thread_local std::vector<float> rounded;  // kept: no allocation per decode step
-        matmul_fast(W, rounded_for(W, X, n, rounded), n, Y, pool_);
+        const float* x = X;
+        if (W.type == MOME_TENSOR_TYPE_F16 || W.type == MOME_TENSOR_TYPE_BF16) {
+            if (rounded.size() < static_cast<size_t>(n * W.cols)) rounded.resize(static_cast<size_t>(n * W.cols));
+            round_activations_fast(W.type, X, rounded.data(), n * W.cols, pool_);
+            x = rounded.data();
+        }
+        matmul_fast(W, x, n, Y, pool_);
     }
     void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                    int64_t n, const AttentionShape& a, float* out) override {

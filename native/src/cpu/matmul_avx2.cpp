@@ -26,6 +26,16 @@ struct Vec {
         return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
     }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static V round_f16(V x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+    static V round_bf16(V x) {  // float_to_bf16's integer rounding; NaN kept quiet
+        const __m256i bits = _mm256_castps_si256(x), high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+        const __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+        // abs > 0x7f800000 as signed integers: abs has no sign bit.
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+        const __m256i quiet = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
+        return _mm256_castsi256_ps(_mm256_and_si256(_mm256_blendv_epi8(rounded, quiet, nan), high));
+    }
 };
 }  // namespace
 
@@ -37,5 +47,8 @@ void axpy_row_avx2(const Tensor& W, int64_t row, float a, float* y) { axpy_row_i
 void score_keys_avx2(const Tensor& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
 void backward_input_block_avx2(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
+}
+void round_activations_avx2(mome_tensor_type type, const float* src, float* dst, int64_t n) {
+    round_activations_impl<Vec>(type, src, dst, n);
 }
 }  // namespace mome

@@ -24,6 +24,7 @@ struct Variant {
     AxpyRowFn axpy;
     ScoreKeysFn score_keys;
     BackwardInputFn backward_input;
+    void (*round)(mome_tensor_type, const float*, float*, int64_t);
 };
 
 // F16C through CPUID leaf 1: clang's __builtin_cpu_supports (as of clang 14) does not know
@@ -40,10 +41,11 @@ Variant pick_variant() {
     const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0;
     const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
     if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512, backward_input_block_avx512};
+        return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512, backward_input_block_avx512, round_activations_avx512};
     if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2, backward_input_block_avx2};
-    return {"portable", matmul_rows_portable, axpy_row_portable, score_keys_portable, backward_input_block_portable};
+        return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2, backward_input_block_avx2, round_activations_avx2};
+    return {"portable", matmul_rows_portable, axpy_row_portable, score_keys_portable, backward_input_block_portable,
+            round_activations_portable};
 }
 
 const Variant& variant() {
@@ -58,6 +60,15 @@ MatmulRowsFn matmul_rows_best() { return variant().rows; }
 AxpyRowFn axpy_row_best() { return variant().axpy; }
 ScoreKeysFn score_keys_best() { return variant().score_keys; }
 BackwardInputFn backward_input_block_best() { return variant().backward_input; }
+
+void round_activations_fast(mome_tensor_type weight_type, const float* src, float* dst, int64_t n, ThreadPool& pool) {
+    constexpr int64_t kPerChunk = 16384;  // a prefill's rows split over the threads; a decode row on the caller
+    const auto round = variant().round;
+    pool.run((n + kPerChunk - 1) / kPerChunk, [&](int64_t chunk) {
+        const int64_t i0 = chunk * kPerChunk;
+        round(weight_type, src + i0, dst + i0, std::min(n - i0, kPerChunk));
+    });
+}
 
 void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
     if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool);

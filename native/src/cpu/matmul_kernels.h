@@ -179,8 +179,8 @@ void convert_row(const mome::Tensor& W, int64_t r, float* dst) {
     for (; k < W.cols; ++k) dst[k] = f16 ? mome::f16_to_float(src[k]) : mome::bf16_to_float(src[k]);
 }
 
-// F32 weights and many tokens (AVX-512): rows [r0, r0 + 32) of W are packed once, transposed
-// into panel[k][32], and each tile of NT tokens x 32 rows keeps its 2 NT accumulators in
+// Many tokens (AVX-512; F32, F16 or BF16 weights): rows [r0, r0 + 32) of W are packed once,
+// converted to float and transposed into panel[k][32], and each tile of NT tokens x 32 rows keeps its 2 NT accumulators in
 // registers while k runs: every weight vector loaded serves NT tokens, every token's element
 // (broadcast) 32 rows, and no horizontal sums are needed. k runs in blocks of kPackedBlock,
 // each block's sums added to Y's (the rounding error grows with the block, not with all of k).
@@ -229,18 +229,43 @@ inline void packed_tail(const float* panel, const float* X, int64_t cols, int64_
     }
 }
 
+// Transposes 16 rows x 16 columns starting at column k of the panel's rows into
+// panel[(k + j) * kPanelRows + i0 + i] (Vec::transpose16: the vectors of a 16 x 16 block).
+template <class Vec, class L>
+inline void pack_block16(const typename L::Elem* const* rows, int64_t k, float* panel, int64_t i0) {
+    typename Vec::V v[16];
+    for (int i = 0; i < 16; ++i) v[i] = L::template load<Vec>(rows[i0 + i] + k);
+    Vec::transpose16(v);
+    for (int j = 0; j < 16; ++j) Vec::store(panel + (k + j) * kPanelRows + i0, v[j]);
+}
+
+// F32, F16 or BF16 rows [r0, r0 + 32) of W converted to float and transposed into the panel:
+// 16 x 16 blocks in registers, the last cols % 16 columns one by one.
+template <class Vec, class L>
+void pack_panel(const mome::Tensor& W, int64_t r, int64_t nr, float* panel) {
+    using Elem = typename L::Elem;
+    const Elem* rows[kPanelRows];
+    for (int64_t i = 0; i < kPanelRows; ++i)  // a short panel repeats its last row
+        rows[i] = reinterpret_cast<const Elem*>(W.data) + (r + std::min(i, nr - 1)) * W.cols;
+    int64_t k = 0;
+    for (; k + 16 <= W.cols; k += 16) {
+        pack_block16<Vec, L>(rows, k, panel, 0);
+        pack_block16<Vec, L>(rows, k, panel, 16);
+    }
+    for (; k < W.cols; ++k)
+        for (int64_t i = 0; i < kPanelRows; ++i) panel[k * kPanelRows + i] = L::at(rows[i] + k);
+}
+
 template <class Vec>
-void packed_rows_f32(const mome::Tensor& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
+void packed_rows(const mome::Tensor& W, const float* X, int64_t n_tokens, float* Y, int64_t r_begin, int64_t r_end) {
     static_assert(2 * Vec::kWidth == kPanelRows, "a panel is two vectors of rows");
     thread_local std::vector<float> panel;
     panel.resize(static_cast<size_t>(W.cols * kPanelRows));
-    const auto* w = reinterpret_cast<const float*>(W.data);
     for (int64_t r = r_begin; r < r_end; r += kPanelRows) {
         const int64_t nr = std::min(kPanelRows, r_end - r);
-        for (int64_t i = 0; i < kPanelRows; ++i) {
-            const float* row = w + (r + std::min(i, nr - 1)) * W.cols;  // a short panel repeats its last row
-            for (int64_t k = 0; k < W.cols; ++k) panel[static_cast<size_t>(k * kPanelRows + i)] = row[k];
-        }
+        if (W.type == MOME_TENSOR_TYPE_F32) pack_panel<Vec, F32Load>(W, r, nr, panel.data());
+        else if (W.type == MOME_TENSOR_TYPE_F16) pack_panel<Vec, F16Load>(W, r, nr, panel.data());
+        else pack_panel<Vec, BF16Load>(W, r, nr, panel.data());
         int64_t t = 0;
         for (; t + kPackedTokens <= n_tokens; t += kPackedTokens)
             packed_tile<Vec, kPackedTokens>(panel.data(), X, W.cols, t, Y, W.rows, r, nr);
@@ -258,7 +283,7 @@ void matmul_rows_impl(const mome::Tensor& W, const float* X, int64_t n_tokens, f
         return;
     }
     if constexpr (2 * Vec::kWidth == kPanelRows) {
-        if (f32 && n_tokens >= kPackedMinTokens && r_end - r_begin >= kPanelRows / 2) return packed_rows_f32<Vec>(W, X, n_tokens, Y, r_begin, r_end);
+        if (n_tokens >= kPackedMinTokens && r_end - r_begin >= kPanelRows / 2) return packed_rows<Vec>(W, X, n_tokens, Y, r_begin, r_end);
     }
     if (n_tokens <= kDirectTokens || f32) {
         // Few tokens (decode): stream the weights once, converting in registers.
@@ -435,6 +460,23 @@ void score_keys_impl(const mome::Tensor& K, const float* Q, int64_t nq, float* S
             }
         }
     }
+}
+
+}  // namespace
+
+namespace {
+
+// dst[0..n) = src[0..n) rounded to F16 or BF16 and back, element by element as
+// round_activations_like_weights does (Vec::round_f16 / round_bf16 on whole vectors).
+template <class Vec>
+void round_activations_impl(mome_tensor_type type, const float* src, float* dst, int64_t n) {
+    const bool f16 = type == MOME_TENSOR_TYPE_F16;
+    int64_t i = 0;
+    for (; i + Vec::kWidth <= n; i += Vec::kWidth) {
+        const typename Vec::V x = Vec::load(src + i);
+        Vec::store(dst + i, f16 ? Vec::round_f16(x) : Vec::round_bf16(x));
+    }
+    for (; i < n; ++i) dst[i] = f16 ? mome::f16_to_float(mome::float_to_f16(src[i])) : mome::bf16_to_float(mome::float_to_bf16(src[i]));
 }
 
 }  // namespace

@@ -47,6 +47,14 @@ struct Vec {
     static void store(float* p, V v) {
         for (int i = 0; i < 8; ++i) p[i] = v.lane[i];
     }
+    static V round_f16(V v) {
+        for (float& x : v.lane) x = mome::f16_to_float(mome::float_to_f16(x));
+        return v;
+    }
+    static V round_bf16(V v) {
+        for (float& x : v.lane) x = mome::bf16_to_float(mome::float_to_bf16(x));
+        return v;
+    }
 };
 }  // namespace
 
@@ -58,5 +66,8 @@ void axpy_row_portable(const Tensor& W, int64_t row, float a, float* y) { axpy_r
 void score_keys_portable(const Tensor& K, const float* Q, int64_t nq, float* S) { score_keys_impl<Vec>(K, Q, nq, S); }
 void backward_input_block_portable(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
+}
+void round_activations_portable(mome_tensor_type type, const float* src, float* dst, int64_t n) {
+    round_activations_impl<Vec>(type, src, dst, n);
 }
 }  // namespace mome

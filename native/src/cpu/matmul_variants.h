@@ -26,6 +26,12 @@ void backward_input_block_avx512(const Tensor& W, const float* dY, float* dX, in
 void backward_input_block_avx2(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1);
 void backward_input_block_portable(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1);
 
+// dst[0..n) = src[0..n) rounded for an F16 or BF16 weight exactly as
+// round_activations_like_weights rounds it (ops.h), per instruction set.
+void round_activations_avx512(mome_tensor_type type, const float* src, float* dst, int64_t n);
+void round_activations_avx2(mome_tensor_type type, const float* src, float* dst, int64_t n);
+void round_activations_portable(mome_tensor_type type, const float* src, float* dst, int64_t n);
+
 // The variant this CPU runs (as matmul_isa() names it).
 using MatmulRowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
 using AxpyRowFn = void (*)(const Tensor&, int64_t, float, float*);

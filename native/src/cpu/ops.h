@@ -15,6 +15,9 @@ class ThreadPool;
 // keeps Mome's logits within float rounding of llama.cpp's. Rounds x[0..n) in place.
 void round_activations_like_weights(mome_tensor_type weight_type, float* x, int64_t n);
 
+// The same rounding, src into dst (F16/BF16 weight types only), in SIMD over the pool.
+void round_activations_fast(mome_tensor_type weight_type, const float* src, float* dst, int64_t n, ThreadPool& pool);
+
 // Y[t][r] = sum_k X[t][k] * W[r][k] for t < n_tokens: X is [n_tokens x W.cols], Y is
 // [n_tokens x W.rows]. X must already be rounded for W's type. A block-quantized W quantizes
 // X itself, as ggml does (quant/quant.h).
