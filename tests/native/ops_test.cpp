@@ -191,6 +191,37 @@ TEST(RoundActivations, EveryVariantAndThePooledCallEqualTheScalarRounding) {
     }
 }
 
+// The router's scan finds, in every variant, the first score above the threshold or not
+// finite, as a plain loop does: random lengths (tails), thresholds, NaN and infinities planted.
+TEST(FindAbove, EveryVariantFindsTheFirstScoreAboveOrNotFiniteAsALoopDoes) {
+    MOME_TEST_RNG(rng, 23);
+    __builtin_cpu_init();
+    std::vector<std::pair<const char*, int64_t (*)(const float*, int64_t, float)>> variants = {{"portable", find_above_portable}};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", find_above_avx2});
+    if (__builtin_cpu_supports("avx512f")) variants.push_back({"avx512", find_above_avx512});
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> length(0, 300), plant(0, 9);
+    const float specials[] = {NAN, INFINITY, -INFINITY};
+    int found = 0;
+    for (int trial = 0; trial < 2000; ++trial) {
+        std::vector<float> s(static_cast<size_t>(length(rng)));
+        for (float& x : s) x = normal(rng);
+        if (!s.empty() && plant(rng) == 0) s[static_cast<size_t>(rng() % s.size())] = specials[rng() % 3];
+        const float threshold = trial % 7 == 0 ? -INFINITY : 1.5f + normal(rng);
+        int64_t want = static_cast<int64_t>(s.size());
+        for (size_t i = 0; i < s.size(); ++i)
+            if (s[i] > threshold || std::isnan(s[i]) || std::isinf(s[i])) {
+                want = static_cast<int64_t>(i);
+                break;
+            }
+        found += want < static_cast<int64_t>(s.size());
+        for (const auto& [name, fn] : variants)
+            ASSERT_EQ(fn(s.data(), static_cast<int64_t>(s.size()), threshold), want) << name << ", trial " << trial;
+    }
+    EXPECT_GT(found, 500);  // the trials found scores, and missed others
+    EXPECT_LT(found, 1900);
+}
+
 TEST(Attention, EveryHeadVariantEqualsThePortableOneBitForBitAndTheReference) {
     MOME_TEST_RNG(rng, 18);
     __builtin_cpu_init();

@@ -26,6 +26,11 @@ struct Vec {
         return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
     }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static uint32_t above(const float* p, float threshold) {  // NaN compares unordered-true, inf as itself
+        const __m256 x = _mm256_loadu_ps(p), inf = _mm256_set1_ps(INFINITY);
+        const __m256 special = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), inf, _CMP_NLT_UQ);
+        return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(threshold), _CMP_GT_OQ), special)));
+    }
     static V round_f16(V x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
     static V round_bf16(V x) {  // float_to_bf16's integer rounding; NaN kept quiet
         const __m256i bits = _mm256_castps_si256(x), high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
@@ -48,6 +53,7 @@ void score_keys_avx2(const Tensor& K, const float* Q, int64_t nq, float* S) { sc
 void backward_input_block_avx2(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
 }
+int64_t find_above_avx2(const float* s, int64_t n, float threshold) { return find_above_impl<Vec>(s, n, threshold); }
 void round_activations_avx2(mome_tensor_type type, const float* src, float* dst, int64_t n) {
     round_activations_impl<Vec>(type, src, dst, n);
 }

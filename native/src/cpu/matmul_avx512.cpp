@@ -46,6 +46,12 @@ struct Vec {
             v[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
         }
     }
+    static uint32_t above(const float* p, float threshold) {
+        const __m512 x = _mm512_loadu_ps(p);
+        const __m512i exponent = _mm512_set1_epi32(0x7f800000);
+        const __mmask16 special = _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(x), exponent), exponent);
+        return _mm512_cmp_ps_mask(x, _mm512_set1_ps(threshold), _CMP_GT_OQ) | special;
+    }
     // Round to nearest even, through the hardware's F16 conversions.
     static V round_f16(V x) { return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
     // float_to_bf16's integer rounding (NaN kept quiet), so subnormals round as in the scalar code.
@@ -69,6 +75,7 @@ void score_keys_avx512(const Tensor& K, const float* Q, int64_t nq, float* S) { 
 void backward_input_block_avx512(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
 }
+int64_t find_above_avx512(const float* s, int64_t n, float threshold) { return find_above_impl<Vec>(s, n, threshold); }
 void round_activations_avx512(mome_tensor_type type, const float* src, float* dst, int64_t n) {
     round_activations_impl<Vec>(type, src, dst, n);
 }

@@ -25,6 +25,7 @@ struct Variant {
     ScoreKeysFn score_keys;
     BackwardInputFn backward_input;
     void (*round)(mome_tensor_type, const float*, float*, int64_t);
+    FindAboveFn find_above;
 };
 
 // F16C through CPUID leaf 1: clang's __builtin_cpu_supports (as of clang 14) does not know
@@ -41,11 +42,13 @@ Variant pick_variant() {
     const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0;
     const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
     if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512, backward_input_block_avx512, round_activations_avx512};
+        return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512, backward_input_block_avx512, round_activations_avx512,
+                find_above_avx512};
     if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2, backward_input_block_avx2, round_activations_avx2};
+        return {"avx2", matmul_rows_avx2, axpy_row_avx2, score_keys_avx2, backward_input_block_avx2, round_activations_avx2,
+                find_above_avx2};
     return {"portable", matmul_rows_portable, axpy_row_portable, score_keys_portable, backward_input_block_portable,
-            round_activations_portable};
+            round_activations_portable, find_above_portable};
 }
 
 const Variant& variant() {
@@ -60,6 +63,7 @@ MatmulRowsFn matmul_rows_best() { return variant().rows; }
 AxpyRowFn axpy_row_best() { return variant().axpy; }
 ScoreKeysFn score_keys_best() { return variant().score_keys; }
 BackwardInputFn backward_input_block_best() { return variant().backward_input; }
+FindAboveFn find_above_best() { return variant().find_above; }
 
 void round_activations_fast(mome_tensor_type weight_type, const float* src, float* dst, int64_t n, ThreadPool& pool) {
     constexpr int64_t kPerChunk = 16384;  // a prefill's rows split over the threads; a decode row on the caller

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -411,6 +412,52 @@ void backward_input_block_impl(const mome::Tensor& W, const float* dY, float* dX
 
 namespace {
 
+// S[q][j] = dot(Q[q], key j) for the nk <= 4 W keys transposed in kt ([d x 4 W]) and every
+// query q < nq; S rows are s_stride apart.
+template <class Vec>
+void score_key_block(const float* kt, const float* Q, int64_t nq, int64_t d, float* S, int64_t s_stride, int64_t nk) {
+    constexpr int64_t W = Vec::kWidth, kKeys = 4 * W;
+    constexpr int kQueries = Vec::kTokens;
+    for (int64_t q0 = 0; q0 < nq; q0 += kQueries) {
+        const float* q[kQueries];
+        for (int qq = 0; qq < kQueries; ++qq) q[qq] = Q + std::min<int64_t>(q0 + qq, nq - 1) * d;
+        typename Vec::V acc[kQueries][4];
+        for (int qq = 0; qq < kQueries; ++qq)
+            for (int v = 0; v < 4; ++v) acc[qq][v] = Vec::zero();
+        for (int64_t i = 0; i < d; ++i) {
+            const float* row = kt + i * kKeys;
+            const typename Vec::V k0 = Vec::load(row), k1 = Vec::load(row + W), k2 = Vec::load(row + 2 * W), k3 = Vec::load(row + 3 * W);
+            for (int qq = 0; qq < kQueries; ++qq) {
+                const typename Vec::V b = Vec::broadcast(q[qq][i]);
+                acc[qq][0] = Vec::fma(k0, b, acc[qq][0]);
+                acc[qq][1] = Vec::fma(k1, b, acc[qq][1]);
+                acc[qq][2] = Vec::fma(k2, b, acc[qq][2]);
+                acc[qq][3] = Vec::fma(k3, b, acc[qq][3]);
+            }
+        }
+        float tmp[kKeys];
+        for (int qq = 0; qq < kQueries && q0 + qq < nq; ++qq) {
+            for (int v = 0; v < 4; ++v) Vec::store(tmp + v * W, acc[qq][v]);
+            std::copy(tmp, tmp + nk, S + (q0 + qq) * s_stride);
+        }
+    }
+}
+
+// Keys [j0, j0 + 64) of K (d a multiple of 16) into kt[i * 64 + j], by 16 x 16 transposes:
+// the AVX-512 variant's fast path (Vec::transpose16).
+template <class Vec, class L>
+void pack_keys16(const mome::Tensor& K, int64_t j0, float* kt) {
+    constexpr int64_t kKeys = 64;
+    const auto* base = reinterpret_cast<const typename L::Elem*>(K.data);
+    for (int64_t g = 0; g < kKeys; g += 16)
+        for (int64_t i = 0; i < K.cols; i += 16) {
+            typename Vec::V v[16];
+            for (int j = 0; j < 16; ++j) v[j] = L::template load<Vec>(base + (j0 + g + j) * K.cols + i);
+            Vec::transpose16(v);
+            for (int c = 0; c < 16; ++c) Vec::store(kt + (i + c) * kKeys + g, v[c]);
+        }
+}
+
 // S[q][j] = dot(Q[q], K[j]) for all keys j of K and queries q < nq: the router's scores
 // for a batch of queries. Blocks of 4 vectors of keys are transposed (and converted to F32)
 // once, so each accumulator holds scores of consecutive keys and needs no horizontal sum;
@@ -418,12 +465,20 @@ namespace {
 template <class Vec>
 void score_keys_impl(const mome::Tensor& K, const float* Q, int64_t nq, float* S) {
     constexpr int64_t W = Vec::kWidth, kKeys = 4 * W;
-    constexpr int kQueries = Vec::kTokens;
     const int64_t d = K.cols;
     thread_local std::vector<float> kt;  // [d x kKeys]: column j holds key j0 + j
     kt.resize(static_cast<size_t>(d * kKeys));
     for (int64_t j0 = 0; j0 < K.rows; j0 += kKeys) {
         const int64_t nk = std::min(kKeys, K.rows - j0);
+        if constexpr (W == 16) {
+            if (nk == kKeys && d % 16 == 0) {  // whole blocks: 16 x 16 transposes in registers
+                if (K.type == MOME_TENSOR_TYPE_F32) pack_keys16<Vec, F32Load>(K, j0, kt.data());
+                else if (K.type == MOME_TENSOR_TYPE_F16) pack_keys16<Vec, F16Load>(K, j0, kt.data());
+                else pack_keys16<Vec, BF16Load>(K, j0, kt.data());
+                score_key_block<Vec>(kt.data(), Q, nq, d, S + j0, K.rows, nk);
+                continue;
+            }
+        }
         std::fill(kt.begin(), kt.end(), 0.0f);
         for (int64_t j = 0; j < nk; ++j) {
             if (K.type == MOME_TENSOR_TYPE_F32) {
@@ -436,29 +491,7 @@ void score_keys_impl(const mome::Tensor& K, const float* Q, int64_t nq, float* S
                     kt[static_cast<size_t>(i * kKeys + j)] = f16 ? mome::f16_to_float(src[i]) : mome::bf16_to_float(src[i]);
             }
         }
-        for (int64_t q0 = 0; q0 < nq; q0 += kQueries) {
-            const float* q[kQueries];
-            for (int qq = 0; qq < kQueries; ++qq) q[qq] = Q + std::min<int64_t>(q0 + qq, nq - 1) * d;
-            typename Vec::V acc[kQueries][4];
-            for (int qq = 0; qq < kQueries; ++qq)
-                for (int v = 0; v < 4; ++v) acc[qq][v] = Vec::zero();
-            for (int64_t i = 0; i < d; ++i) {
-                const float* row = kt.data() + i * kKeys;
-                const typename Vec::V k0 = Vec::load(row), k1 = Vec::load(row + W), k2 = Vec::load(row + 2 * W), k3 = Vec::load(row + 3 * W);
-                for (int qq = 0; qq < kQueries; ++qq) {
-                    const typename Vec::V b = Vec::broadcast(q[qq][i]);
-                    acc[qq][0] = Vec::fma(k0, b, acc[qq][0]);
-                    acc[qq][1] = Vec::fma(k1, b, acc[qq][1]);
-                    acc[qq][2] = Vec::fma(k2, b, acc[qq][2]);
-                    acc[qq][3] = Vec::fma(k3, b, acc[qq][3]);
-                }
-            }
-            float tmp[kKeys];
-            for (int qq = 0; qq < kQueries && q0 + qq < nq; ++qq) {
-                for (int v = 0; v < 4; ++v) Vec::store(tmp + v * W, acc[qq][v]);
-                std::copy(tmp, tmp + nk, S + (q0 + qq) * K.rows + j0);
-            }
-        }
+        score_key_block<Vec>(kt.data(), Q, nq, d, S + j0, K.rows, nk);
     }
 }
 
@@ -477,6 +510,22 @@ void round_activations_impl(mome_tensor_type type, const float* src, float* dst,
         Vec::store(dst + i, f16 ? Vec::round_f16(x) : Vec::round_bf16(x));
     }
     for (; i < n; ++i) dst[i] = f16 ? mome::f16_to_float(mome::float_to_f16(src[i])) : mome::bf16_to_float(mome::float_to_bf16(src[i]));
+}
+
+}  // namespace
+
+namespace {
+
+// find_above (matmul_variants.h): Vec::above(p, threshold) is a bit mask of the lanes of p
+// holding a score above the threshold or a non-finite one.
+template <class Vec>
+int64_t find_above_impl(const float* s, int64_t n, float threshold) {
+    int64_t i = 0;
+    for (; i + Vec::kWidth <= n; i += Vec::kWidth)
+        if (const uint32_t mask = Vec::above(s + i, threshold)) return i + __builtin_ctz(mask);
+    for (; i < n; ++i)
+        if (s[i] > threshold || !std::isfinite(s[i])) return i;
+    return n;
 }
 
 }  // namespace

@@ -47,6 +47,12 @@ struct Vec {
     static void store(float* p, V v) {
         for (int i = 0; i < 8; ++i) p[i] = v.lane[i];
     }
+    static uint32_t above(const float* p, float threshold) {
+        uint32_t mask = 0;
+        for (int i = 0; i < 8; ++i)
+            if (p[i] > threshold || !std::isfinite(p[i])) mask |= 1u << i;
+        return mask;
+    }
     static V round_f16(V v) {
         for (float& x : v.lane) x = mome::f16_to_float(mome::float_to_f16(x));
         return v;
@@ -67,6 +73,7 @@ void score_keys_portable(const Tensor& K, const float* Q, int64_t nq, float* S) 
 void backward_input_block_portable(const Tensor& W, const float* dY, float* dX, int64_t t0, int64_t t1, int64_t c0, int64_t c1) {
     backward_input_block_impl<Vec>(W, dY, dX, t0, t1, c0, c1);
 }
+int64_t find_above_portable(const float* s, int64_t n, float threshold) { return find_above_impl<Vec>(s, n, threshold); }
 void round_activations_portable(mome_tensor_type type, const float* src, float* dst, int64_t n) {
     round_activations_impl<Vec>(type, src, dst, n);
 }

@@ -32,6 +32,12 @@ void round_activations_avx512(mome_tensor_type type, const float* src, float* ds
 void round_activations_avx2(mome_tensor_type type, const float* src, float* dst, int64_t n);
 void round_activations_portable(mome_tensor_type type, const float* src, float* dst, int64_t n);
 
+// The first i in [0, n) with s[i] > threshold or s[i] not finite, n if there is none, per
+// instruction set: the router's scan of a block of scores against its k-th best so far.
+int64_t find_above_avx512(const float* s, int64_t n, float threshold);
+int64_t find_above_avx2(const float* s, int64_t n, float threshold);
+int64_t find_above_portable(const float* s, int64_t n, float threshold);
+
 // The variant this CPU runs (as matmul_isa() names it).
 using MatmulRowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
 using AxpyRowFn = void (*)(const Tensor&, int64_t, float, float*);
@@ -41,6 +47,8 @@ MatmulRowsFn matmul_rows_best();
 AxpyRowFn axpy_row_best();
 ScoreKeysFn score_keys_best();
 BackwardInputFn backward_input_block_best();
+using FindAboveFn = int64_t (*)(const float*, int64_t, float);
+FindAboveFn find_above_best();
 
 // The best variant this CPU runs ("avx512", "avx2" or "portable"); MOME_CPU_ISA can lower it.
 const char* matmul_isa();

@@ -52,6 +52,11 @@ public:
 
     int64_t size() const { return static_cast<int64_t>(heap_.size()); }
 
+    // A score must exceed this to be offered with a later index (-inf until k are held).
+    float threshold() const {
+        return static_cast<int64_t>(heap_.size()) < k_ ? -std::numeric_limits<float>::infinity() : heap_.front().score;
+    }
+
     // Best first.
     std::vector<Candidate> sorted() const {
         std::vector<Candidate> out = heap_;
@@ -113,12 +118,23 @@ void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t d
     else rows(block, queries, n_queries, scores, 0, count);
 }
 
+// Offers scores s[0..count) of keys first.. to `top`. Most scores of a large table are below
+// the k-th best so far: the scan (find_above) skips them in vectors, and only a higher score
+// goes through the heap. A non-finite score is an error.
+void offer_block(FindAboveFn find_above, const float* s, int64_t count, int64_t first, int64_t q, TopK& top) {
+    for (int64_t i = find_above(s, count, top.threshold()); i < count; i += 1 + find_above(s + i + 1, count - i - 1, top.threshold())) {
+        if (!std::isfinite(s[i])) bad_score(first + i, q);
+        top.offer(s[i], first + i);
+    }
+}
+
 void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
     constexpr int64_t kBlock = 256;  // keys scored together: the block and the queries stay in cache
     const int64_t n = r.n_experts, k = r.top_k;
     const int64_t n_chunks = std::min<int64_t>((n + kBlock - 1) / kBlock, 16 * pool.size());
     const int64_t per_chunk = (n + n_chunks - 1) / n_chunks;
     const RowsFn rows = matmul_rows_best();
+    const FindAboveFn find_above = find_above_best();
     // Each chunk keeps its own top-k per query; merging them is exact.
     std::vector<std::vector<Candidate>> partial(static_cast<size_t>(n_chunks * n_queries));
     pool.run(n_chunks, [&](int64_t chunk) {
@@ -128,13 +144,7 @@ void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queri
         for (int64_t b = begin; b < end; b += kBlock) {
             const int64_t count = std::min(kBlock, end - b);
             score_block(rows, r.keys, r.key_type, r.key_dim, b, count, queries, n_queries, scores.data());
-            for (int64_t q = 0; q < n_queries; ++q) {
-                const float* s = scores.data() + q * count;
-                for (int64_t i = 0; i < count; ++i) {
-                    if (!std::isfinite(s[i])) bad_score(b + i, q);
-                    tops[static_cast<size_t>(q)].offer(s[i], b + i);
-                }
-            }
+            for (int64_t q = 0; q < n_queries; ++q) offer_block(find_above, scores.data() + q * count, count, b, q, tops[static_cast<size_t>(q)]);
         }
         for (int64_t q = 0; q < n_queries; ++q) partial[static_cast<size_t>(chunk * n_queries + q)] = tops[static_cast<size_t>(q)].sorted();
     });
