@@ -181,10 +181,11 @@ void convert_row(const mome::Tensor& W, int64_t r, float* dst) {
 }
 
 // Many tokens (AVX-512; F32, F16 or BF16 weights): rows [r0, r0 + 32) of W are packed once,
-// converted to float and transposed into panel[k][32], and each tile of NT tokens x 32 rows keeps its 2 NT accumulators in
-// registers while k runs: every weight vector loaded serves NT tokens, every token's element
-// (broadcast) 32 rows, and no horizontal sums are needed. k runs in blocks of kPackedBlock,
-// each block's sums added to Y's (the rounding error grows with the block, not with all of k).
+// converted to float and transposed into panel[k][32], and each tile of NT tokens x 32 rows
+// keeps its 2 NT accumulators in registers while k runs: every weight vector loaded serves NT
+// tokens, every token's element (broadcast) 32 rows, and no horizontal sums are needed. k runs
+// in blocks of kPackedBlock, each block's sums added to Y's (the rounding error grows with the
+// block, not with all of k).
 constexpr int64_t kPanelRows = 32;
 constexpr int kPackedTokens = 8;
 constexpr int64_t kPackedBlock = 128;
