@@ -52,13 +52,16 @@ public sealed class ForwardOracleTests(EngineKind engine)
     }
 
     /// <summary>llama.cpp's logits for every position of one sequence.</summary>
+    /// <summary>llama.cpp's settings for a tight oracle (ORACLE.md).</summary>
+    internal static ModelParams OracleParams(string path) => new(path)
+    {
+        ContextSize = 512, BatchSize = 512, UBatchSize = 512, GpuLayerCount = 0, Threads = 1, BatchThreads = 1,
+        FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
+    };
+
     internal static float[][] LlamaCppLogits(string path, int[] tokens)
     {
-        var parameters = new ModelParams(path)
-        {
-            ContextSize = 512, BatchSize = 512, UBatchSize = 512, GpuLayerCount = 0, Threads = 1, BatchThreads = 1,
-            FlashAttention = false, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
-        };
+        var parameters = OracleParams(path);
         using var weights = LLamaWeights.LoadFromFile(parameters);
         using var context = weights.CreateContext(parameters);
         var batch = new LLamaBatch();

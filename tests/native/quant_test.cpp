@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "cpu/exp_like_ggml.h"
 #include "cpu/ops.h"
 #include "cpu/ops_backward.h"
 #include "cpu/thread_pool.h"
@@ -218,19 +219,41 @@ TEST(Quant, DotProductEqualsTheDotOfTheDequantizedRows) {
                 want += static_cast<double>(w.values[static_cast<size_t>(i)]) * xa[static_cast<size_t>(i)];
                 magnitude += std::fabs(static_cast<double>(w.values[static_cast<size_t>(i)]) * xa[static_cast<size_t>(i)]);
             }
-            const float got = quant_dot_ref(type, w.bytes.data(), a.data(), n);
             // Q8_1's s is d * sum(q) rounded to F16: a relative 1e-3 of the minimum's term.
             const double tolerance = (act == MOME_TENSOR_TYPE_Q8_1 ? 2e-3 : 1e-5) * magnitude + 1e-6;
-            EXPECT_NEAR(got, want, tolerance) << name(type) << " n " << n;
+            for (QuantKernel kernel : {QuantKernel::vec_dot, QuantKernel::gemv, QuantKernel::gemm}) {
+                const float got = quant_dot_ref(type, kernel, w.bytes.data(), a.data(), n);
+                EXPECT_NEAR(got, want, tolerance) << name(type) << " n " << n << " kernel " << static_cast<int>(kernel);
+            }
         }
     }
 }
 
+// ggml's choice (repack.cpp, ggml_repack_get_optimal_repack_type and forward_mul_mat_one_chunk
+// in ggml 0.18.0): on x86 only Q4_0 and Q4_K matrices with a multiple of 8 rows are repacked;
+// of n tokens the first n - n % 4 go to the gemm, the rest to the gemv.
+TEST(Quant, KernelIsTheOneGgmlPicksForTheTypeRowsAndToken) {
+    for (uint32_t type : {MOME_TENSOR_TYPE_Q4_0, MOME_TENSOR_TYPE_Q4_K}) {
+        for (int64_t t = 0; t < 4; ++t) EXPECT_EQ(quant_kernel_for(type, 64, t, 7), QuantKernel::gemm) << name(type) << " token " << t;
+        for (int64_t t = 4; t < 7; ++t) EXPECT_EQ(quant_kernel_for(type, 64, t, 7), QuantKernel::gemv) << name(type) << " token " << t;
+        EXPECT_EQ(quant_kernel_for(type, 8, 0, 1), QuantKernel::gemv) << name(type);
+        EXPECT_EQ(quant_kernel_for(type, 8, 3, 4), QuantKernel::gemm) << name(type);
+        EXPECT_EQ(quant_kernel_for(type, 60, 0, 64), QuantKernel::vec_dot) << name(type) << ": 60 rows are not repacked";
+    }
+    for (uint32_t type : {MOME_TENSOR_TYPE_Q8_0, MOME_TENSOR_TYPE_Q4_1, MOME_TENSOR_TYPE_Q5_0, MOME_TENSOR_TYPE_Q5_1,
+                          MOME_TENSOR_TYPE_Q5_K, MOME_TENSOR_TYPE_Q6_K})
+        for (int64_t n : {1, 4, 64}) EXPECT_EQ(quant_kernel_for(type, 64, 0, n), QuantKernel::vec_dot) << name(type);
+}
+
 TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
     MOME_TEST_RNG(rng, 14);
-    // Up to 4 tokens, Q8_0 and Q4_K rows are read packed: single tokens over rows of several
-    // super-blocks and over more rows than the packed loop's prefetch distance.
-    const int64_t shapes[][3] = {{1, 256, 1}, {37, 512, 3}, {70, 256, 9}, {16, 768, 64}, {5, 1024, 1}, {300, 256, 1}, {33, 768, 4}};
+    // Up to 4 tokens, Q8_0, Q6_K and (gemv) Q4_K rows are read packed: single tokens over rows
+    // of several super-blocks and over more rows than the packed loop's prefetch distance. Row
+    // counts that are multiples of 8 and not (Q4_0/Q4_K repacked by ggml or not), token counts
+    // with and without a remainder mod 4 (gemm and gemv tokens in one matmul).
+    const int64_t shapes[][3] = {{1, 256, 1},  {37, 512, 3}, {70, 256, 9},  {16, 768, 64}, {5, 1024, 1}, {300, 256, 1},
+                                 {33, 768, 4}, {64, 512, 6}, {24, 256, 4},  {8, 768, 3},   {40, 512, 1}, {304, 256, 2},
+                                 {16, 1024, 7}};
     __builtin_cpu_init();
     std::vector<std::pair<const char*, QuantRowsFn>> variants = {{"portable", quant_rows_portable}};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) variants.push_back({"avx2", quant_rows_avx2});
@@ -255,9 +278,11 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
                 quantize_activation_row(act, X.data() + t * cols, cols, a.data() + t * a_bytes);
                 unpack_activation_row(act, a.data() + t * a_bytes, cols, acts[static_cast<size_t>(t)]);
             }
+            std::vector<QuantKernel> kernels;
+            for (int64_t t = 0; t < n; ++t) kernels.push_back(quant_kernel_for(type, rows, t, n));
             for (const auto& [isa, fn] : variants) {
                 std::fill(got.begin(), got.end(), NAN);
-                fn(type, bytes.data(), quant_row_bytes(type, cols), rows, cols, acts, got.data(), 0, rows);
+                fn(type, bytes.data(), quant_row_bytes(type, cols), rows, cols, acts, kernels, got.data(), 0, rows);
                 for (size_t i = 0; i < got.size(); ++i)
                     ASSERT_EQ(got[i], want[i]) << isa << " " << name(type) << " " << rows << "x" << cols;
             }
@@ -270,6 +295,48 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
             }
         }
     }
+}
+
+// A batch that stands for several calls (a tuner's facts: a question, then one decode step
+// per answer token) computes each token as the separate call would: the reference is each
+// call's tokens multiplied on their own. Q4_K with 64 rows takes ggml's gemm or gemv by call
+// size (Q4_0's two sum alike), so there a one-call batch differs from the separate calls.
+TEST(Quant, BatchOfCallsEqualsEachCallOnItsOwn) {
+    MOME_TEST_RNG(rng, 15);
+    const int64_t rows = 64, cols = 512;
+    const std::vector<int64_t> calls = {9, 1, 1, 1, 4, 6, 1};
+    const int64_t n = 23;
+    std::vector<std::string> differ_as_one_call;
+    for (uint32_t type : kWeightTypes) {
+        std::vector<uint8_t> bytes;
+        for (int64_t r = 0; r < rows; ++r) {
+            const EncodedRow row = encode(type, cols, rng);
+            bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
+        }
+        const Tensor W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
+        const std::vector<float> X = random_vector(n * cols, rng);
+        std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size()), one_call(want.size());
+        int64_t t0 = 0;
+        for (const int64_t len : calls) {
+            matmul_ref(W, X.data() + t0 * cols, len, want.data() + t0 * rows);
+            t0 += len;
+        }
+        matmul_ref(W, X.data(), n, got.data(), calls);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "reference " << name(type) << " output " << i;
+        ThreadPool pool(2);
+        std::fill(got.begin(), got.end(), NAN);
+        matmul_fast(W, X.data(), n, got.data(), pool, calls);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "fast " << name(type) << " output " << i;
+        matmul_ref(W, X.data(), n, one_call.data());
+        if (one_call != want) differ_as_one_call.push_back(name(type));
+    }
+    EXPECT_EQ(differ_as_one_call, std::vector<std::string>{"Q4_K"});
+    std::vector<float> out(static_cast<size_t>(rows));
+    std::vector<uint8_t> bytes(static_cast<size_t>(quant_row_bytes(MOME_TENSOR_TYPE_Q4_K, cols) * rows));
+    const Tensor W{bytes.data(), MOME_TENSOR_TYPE_Q4_K, rows, cols};
+    const std::vector<float> X(static_cast<size_t>(2 * cols), 0.5f);
+    expect_error([&] { matmul_ref(W, X.data(), 2, out.data(), {1, 2}); }, "the calls of a batch add up to its tokens");
+    expect_error([&] { matmul_ref(W, X.data(), 2, out.data(), {2, 0}); }, "every call of a batch has a token");
 }
 
 TEST(Quant, EmbeddingAndInputGradientUseTheDequantizedRows) {
@@ -334,4 +401,22 @@ TEST(Quant, NonFiniteActivationsQuantizeToTheSaturatedCode) {
     with_inf[7] = INFINITY;
     const std::vector<int8_t> got = quants(MOME_TENSOR_TYPE_Q8_0, with_inf, 2);
     for (int j = 0; j < 32; ++j) EXPECT_EQ(got[j], j == 7 ? -128 : 0) << "quant " << j;
+}
+
+// ggml's vector exp (cpu/exp_like_ggml.h) is an approximation: within 2.5 ulp of the exact
+// value wherever the result is a normal float (2.22 measured at worst), 0 far below and
+// infinity above, and on more than half of the inputs not libm's expf.
+TEST(Quant, ExpLikeGgmlStaysWithinItsBoundOfTheExactValue) {
+    int differs_from_libm = 0, n = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.0137f, ++n) {
+        const double exact = std::exp(static_cast<double>(x));
+        const float got = exp_like_ggml(x);
+        const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
+        ASSERT_LE(std::fabs(got - exact), 2.5 * ulp) << "x " << x;
+        differs_from_libm += got != std::exp(x);
+    }
+    EXPECT_GT(differs_from_libm, n / 4) << "the approximation must not be libm's expf under another name";
+    EXPECT_EQ(exp_like_ggml(-110.0f), 0.0f);
+    EXPECT_EQ(exp_like_ggml(100.0f), INFINITY);
+    EXPECT_EQ(exp_like_ggml(0.0f), 1.0f);
 }

@@ -80,6 +80,14 @@ public:
     // Y [n x W.rows] = X [n x W.cols] W^T, X rounded first as ggml rounds activations for W's
     // type (F16/BF16 rounding, Q8 blocks for quantized weights); X is not changed.
     virtual void matmul(const Tensor& W, const float* X, int64_t n, float* Y) = 0;
+    // matmul over a batch that stands for several calls: tokens [0, calls[0]) were one call,
+    // the next calls[1] another, ... (adding up to n). Where ggml picks the kernel, and so the
+    // order of the sums, by the size of the call (Q4_0/Q4_K, quant/quant.h), each token is
+    // summed as its own call would sum it; for every other weight this is matmul.
+    virtual void matmul_calls(const Tensor& W, const float* X, int64_t n, const std::vector<int64_t>& calls, float* Y) {
+        (void)calls;
+        matmul(W, X, n, Y);
+    }
     // Rows t of k [n x kv_dim] and v [n x v_dim] into the caches at slot
     // seq_ids[t] * seq_positions + positions[t].
     virtual void store_kv(const float* k, const float* v, const int32_t* seq_ids, const int32_t* positions, int64_t n,

@@ -122,9 +122,10 @@ public:
     void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
         for (int64_t r = 0; r < rows; ++r) rope_norm_ref(x + r * n_heads * head_dim, n_heads, head_dim, pos[r], p);
     }
-    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
+    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override { matmul_calls(W, X, n, {}, Y); }
+    void matmul_calls(const Tensor& W, const float* X, int64_t n, const std::vector<int64_t>& calls, float* Y) override {
         std::vector<float> rounded;
-        matmul_ref(W, rounded_for(W, X, n, rounded), n, Y);
+        matmul_ref(W, rounded_for(W, X, n, rounded), n, Y, calls);
     }
     void store_kv(const float* k, const float* v, const int32_t* seq_ids, const int32_t* positions, int64_t n, int64_t kv_dim,
                   int64_t v_dim, int64_t seq_positions, float* k_cache, float* v_cache) override {
@@ -210,7 +211,8 @@ public:
     explicit CpuFastBackend(ThreadPool& pool) : pool_(pool) {}
     const char* name() const override { return "cpu-fast"; }
 
-    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override {
+    void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override { matmul_calls(W, X, n, {}, Y); }
+    void matmul_calls(const Tensor& W, const float* X, int64_t n, const std::vector<int64_t>& calls, float* Y) override {
         thread_local std::vector<float> rounded;  // kept: no allocation per decode step
         const float* x = X;
         if (W.type == MOME_TENSOR_TYPE_F16 || W.type == MOME_TENSOR_TYPE_BF16) {
@@ -218,7 +220,7 @@ public:
             round_activations_fast(W.type, X, rounded.data(), n * W.cols, pool_);
             x = rounded.data();
         }
-        matmul_fast(W, x, n, Y, pool_);
+        matmul_fast(W, x, n, Y, pool_, calls);
     }
     void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                    int64_t n, const AttentionShape& a, float* out) override {

@@ -74,8 +74,8 @@ void round_activations_fast(mome_tensor_type weight_type, const float* src, floa
     });
 }
 
-void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
-    if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool);
+void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool, const std::vector<int64_t>& calls) {
+    if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool, calls);
     const RowsFn rows = variant().rows;
     const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;
     pool.run(n_chunks, [&](int64_t chunk) {

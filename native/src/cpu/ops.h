@@ -20,12 +20,14 @@ void round_activations_fast(mome_tensor_type weight_type, const float* src, floa
 
 // Y[t][r] = sum_k X[t][k] * W[r][k] for t < n_tokens: X is [n_tokens x W.cols], Y is
 // [n_tokens x W.rows]. X must already be rounded for W's type. A block-quantized W quantizes
-// X itself, as ggml does (quant/quant.h).
-void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y);
+// X itself, as ggml does (quant/quant.h), summing each token as the kernel ggml would give
+// it in a matmul of the size of its call (`calls`: the batch's tokens came as calls of these
+// sizes; empty: as one call; see quant_kernels_for).
+void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y, const std::vector<int64_t>& calls = {});
 
 // The same product: SIMD (AVX2/FMA/F16C when the CPU has it), blocked for cache reuse,
 // rows spread over the pool's threads.
-void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool);
+void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool, const std::vector<int64_t>& calls = {});
 
 // out = x / sqrt(mean(x^2) + eps) * weight (float squares summed in double, as ggml does).
 void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, float* out);

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "cpu/exp_like_ggml.h"
 #include "cpu/ops.h"
 #include "quant/quant.h"
 
@@ -14,8 +15,8 @@ void round_activations_like_weights(mome_tensor_type weight_type, float* x, int6
         for (int64_t i = 0; i < n; ++i) x[i] = bf16_to_float(float_to_bf16(x[i]));
 }
 
-void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y) {
-    if (is_quantized_type(W.type)) return quant_matmul_ref(W, X, n_tokens, Y);
+void matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y, const std::vector<int64_t>& calls) {
+    if (is_quantized_type(W.type)) return quant_matmul_ref(W, X, n_tokens, Y, calls);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const float* x = X + t * W.cols;
         for (int64_t r = 0; r < W.rows; ++r) {
@@ -89,8 +90,10 @@ void attention_ref(const float* q, const float* k_cache, const float* v_cache, i
     }
 }
 
+// ggml takes its vector exp for every 16 elements of a row and libm's expf for a row's last
+// n_ff % 16; Llama widths are multiples of 16, so every element takes the vector one here.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out) {
-    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    for (int64_t i = 0; i < n; ++i) out[i] = silu_like_ggml(gate[i]) * up[i];
 }
 
 void embed_ref(const Tensor& embedding, int32_t token, float* out) {

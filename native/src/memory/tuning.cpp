@@ -361,7 +361,15 @@ BatchStep run_batch(const mome_bank& bank, const std::vector<FactInput>& facts, 
         all_prefixed = all_prefixed && fact.prefix != nullptr;
     }
     const int64_t n = starts.back();
-    const GraphInputs inputs(*be, tokens.data(), positions.data(), seq_ids.data(), n);
+    GraphInputs inputs(*be, tokens.data(), positions.data(), seq_ids.data(), n);
+    // Each fact as a session asking it computes it: its question as one call, then each answer
+    // token as a decode step of its own (quantized weights' kernels depend on the call size).
+    std::vector<int64_t> calls;
+    for (const FactInput& fact : facts) {
+        calls.push_back(fact.answer_start);
+        calls.insert(calls.end(), static_cast<size_t>(fact.n - fact.answer_start), 1);
+    }
+    inputs.set_calls(std::move(calls));
     KvCache cache = make_kv_cache(*be, c, B, longest);
     std::vector<LayerActivations> acts(static_cast<size_t>(c.n_layer));
     // The memory layer's input u0 and the residual stream x after its block (before the bank's

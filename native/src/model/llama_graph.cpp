@@ -26,6 +26,12 @@ const ProjectionTraining* projection(const GraphTraining* training, int64_t laye
     return training ? &training->layers[static_cast<size_t>(layer)].proj[p] : nullptr;
 }
 
+// Y = X W^T over the batch's rows, each summed as the call it stands for.
+void project(Backend& be, const GraphBatch& batch, const Tensor& W, const float* X, float* Y) {
+    if (batch.calls) be.matmul_calls(W, X, batch.n, *batch.calls, Y);
+    else be.matmul(W, X, batch.n, Y);
+}
+
 // Y [n x W.rows] += scale (X A^T) B^T, when the projection has an adapter.
 void adapter_forward(Backend& be, const ProjectionTraining* p, const float* X, int64_t n, float* Y) {
     if (!p || !p->a.data) return;
@@ -125,9 +131,9 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         }
         // Attention.
         be.rms_norm(x, L.attn_norm, n, c.rms_norm_eps, a.xn);
-        be.matmul(L.wq, a.xn, n, a.q);
-        be.matmul(L.wk, a.xn, n, a.k);
-        be.matmul(L.wv, a.xn, n, a.v);
+        project(be, batch, L.wq, a.xn, a.q);
+        project(be, batch, L.wk, a.xn, a.k);
+        project(be, batch, L.wv, a.xn, a.v);
         adapter_forward(be, projection(training, l, kProjWq), a.xn, n, a.q);
         adapter_forward(be, projection(training, l, kProjWk), a.xn, n, a.k);
         adapter_forward(be, projection(training, l, kProjWv), a.xn, n, a.v);
@@ -137,7 +143,7 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         float* v_cache = cache.v[static_cast<size_t>(l)].as();
         be.store_kv(a.k, a.v, batch.seq_ids, batch.positions, n, d.kv_dim, d.kv_dim, cache.n_ctx, k_cache, v_cache);
         be.attention(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, a.attn);
-        be.matmul(L.wo, a.attn, n, a.o);
+        project(be, batch, L.wo, a.attn, a.o);
         adapter_forward(be, projection(training, l, kProjWo), a.attn, n, a.o);
         be.add(x, a.o, n * d.d);
         if (a.h) be.copy(a.h, x, static_cast<uint64_t>(n * d.d) * sizeof(float));
@@ -145,12 +151,12 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         // MLP, and the memory layer beside it on the same normalised input.
         be.rms_norm(x, L.ffn_norm, n, c.rms_norm_eps, a.u);
         const bool has_memory = memory && memory->memory_delta(l, a.u, n, a.memory);
-        be.matmul(L.gate, a.u, n, a.gate);
-        be.matmul(L.up, a.u, n, a.up);
+        project(be, batch, L.gate, a.u, a.gate);
+        project(be, batch, L.up, a.u, a.up);
         adapter_forward(be, projection(training, l, kProjGate), a.u, n, a.gate);
         adapter_forward(be, projection(training, l, kProjUp), a.u, n, a.up);
         be.swiglu(a.gate, a.up, n * d.n_ff, a.act);
-        be.matmul(L.down, a.act, n, a.o);
+        project(be, batch, L.down, a.act, a.o);
         adapter_forward(be, projection(training, l, kProjDown), a.act, n, a.o);
         be.add(x, a.o, n * d.d);
         if (has_memory) be.add(x, a.memory, n * d.d);
@@ -235,7 +241,9 @@ std::vector<LossResult> llama_loss(Backend& be, const mome_llama_config& c, cons
     Buffer losses = floats(be, R), best(be, static_cast<uint64_t>(R) * sizeof(int32_t)), dnormed = floats(be, R * D, true);
     be.gather_rows(x, d_rows.as<int32_t>(), R, D, picked.as());
     be.rms_norm(picked.as(), w.output_norm, R, c.rms_norm_eps, normed.as());
-    be.matmul(w.output, normed.as(), R, logits.as());
+    // Each answer row as a session's one-row call computes it (the prefill's last row, or a
+    // decode step).
+    be.matmul_calls(w.output, normed.as(), R, std::vector<int64_t>(static_cast<size_t>(R), 1), logits.as());
     be.cross_entropy_backward(logits.as(), d_targets.as<int32_t>(), R, V, dlogits.as(), losses.as());
     be.argmax_rows(logits.as(), R, V, best.as<int32_t>());
     const std::vector<float> loss = download(be, losses.as(), R);

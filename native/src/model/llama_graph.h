@@ -17,13 +17,18 @@
 namespace mome {
 
 // A batch's integers on the device: token t is `tokens[t]` at `positions[t]` of sequence
-// `seq_ids[t]`, and sees positions 0 .. positions[t] of its sequence.
+// `seq_ids[t]`, and sees positions 0 .. positions[t] of its sequence. `calls` (host; null: the
+// batch is one call) are the sizes of the session calls the batch stands for, in order: the
+// block projections sum each token as that call would (Backend::matmul_calls), so a tuner's
+// batch of facts computes what a session that prefills each question and then decodes token
+// by token computes.
 struct GraphBatch {
     int64_t n = 0;
     const int32_t* tokens = nullptr;
     const int32_t* positions = nullptr;
     const int32_t* seq_ids = nullptr;
     const int32_t* visible = nullptr;  // positions[t] + 1
+    const std::vector<int64_t>* calls = nullptr;
 };
 
 // The batch's integers uploaded once (seq_ids null: every token in sequence 0).
@@ -31,10 +36,15 @@ class GraphInputs {
 public:
     GraphInputs(Backend& backend, const int32_t* tokens, const int32_t* positions, const int32_t* seq_ids, int64_t n);
     const GraphBatch& batch() const { return batch_; }
+    void set_calls(std::vector<int64_t> calls) {
+        calls_ = std::move(calls);
+        batch_.calls = &calls_;
+    }
 
 private:
     Buffer ints_;
     GraphBatch batch_;
+    std::vector<int64_t> calls_;
 };
 
 // Keys (after RoPE) and values per layer: [n_seq x n_ctx x n_head_kv x head_dim].

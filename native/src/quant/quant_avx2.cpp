@@ -5,7 +5,7 @@
 
 namespace mome {
 void quant_rows_avx2(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
-                     const std::vector<UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
-    quant_rows_impl<X86Dot>(type, W, row_bytes, rows, cols, acts, Y, r0, r1);
+                     const std::vector<UnpackedRow>& acts, const std::vector<QuantKernel>& kernels, float* Y, int64_t r0, int64_t r1) {
+    quant_rows_impl<X86Dot>(type, W, row_bytes, rows, cols, acts, kernels, Y, r0, r1);
 }
 }  // namespace mome

@@ -1,14 +1,17 @@
 // The readable reference of the quantized dot products, one function per weight type. The
-// integers are exact; the floats are summed in the order llama.cpp's x86 build (AVX2 and up,
-// weights repacked for its 8-row kernels where it has them) sums them, because a last-bit
-// difference in one output can move a value across a rounding step when the next layer
-// quantizes it, and then the logits part visibly. Two orders occur:
-//  - lanes (Q8_0, Q5_0, Q4_1, Q5_1, Q5_K: ggml's vec_dot kernels): 8 float lanes; lane m
+// integers are exact; the floats are summed in the order of the llama.cpp x86 kernel (AVX2 and
+// up) that computes the same output (QuantKernel, quant.h), because a last-bit difference in
+// one output can move a value across a rounding step when the next layer quantizes it, and
+// then the logits part visibly. Three orders occur:
+//  - lanes (vec_dot: Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K): 8 float lanes; lane m
 //    takes, from every run of 32 consecutive elements, the exact integer sum over elements
 //    4m..4m+3 (times their sub-block scales), multiplied by the block's scale product and
 //    added with one FMA per block; at the end the lanes are added as (m, m + 4) pairs, then
-//    (0 + 2) + (1 + 3) (ggml's hsum_float_8);
-//  - in sequence (Q4_0, Q4_K, Q6_K: the repacked kernels): one FMA per block, block order.
+//    (0 + 2) + (1 + 3) (ggml's hsum_float_8). Q6_K's lanes take the quants without their
+//    offset 32 and subtract it per lane from the activation sums (see dot_q6_k); Q4_K keeps
+//    its minima in 4 lanes of their own;
+//  - blocks (gemv: Q4_0, Q4_K; gemm: Q4_0): one FMA per block, block order;
+//  - pairs (gemm: Q4_K): one FMA per 64 elements (two sub-blocks), in order.
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -63,7 +66,8 @@ void legacy_values(const uint8_t* qs, const uint8_t* qh, int offset, int q[kQK])
     }
 }
 
-float dot_q4_0(const BlockQ4_0* x, const BlockQ8_0* y, int64_t nb) {
+// Q4_0: lanes (as dot_scaled) unless repacked, then one FMA per block (gemv and gemm alike).
+float dot_q4_0_blocks(const BlockQ4_0* x, const BlockQ8_0* y, int64_t nb) {
     float sum = 0;
     int q[kQK];
     for (int64_t i = 0; i < nb; ++i) {
@@ -75,7 +79,7 @@ float dot_q4_0(const BlockQ4_0* x, const BlockQ8_0* y, int64_t nb) {
     return sum;
 }
 
-// Q5_0 and Q8_0 against Q8_0: sum_j (d q_j) (d' q'_j) = d d' sum q q'.
+// Q4_0, Q5_0 and Q8_0 against Q8_0: sum_j (d q_j) (d' q'_j) = d d' sum q q'.
 template <class Block>
 float dot_scaled(const Block* x, const BlockQ8_0* y, int64_t nb) {
     Lanes lanes;
@@ -83,6 +87,8 @@ float dot_scaled(const Block* x, const BlockQ8_0* y, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i) {
         if constexpr (std::is_same_v<Block, BlockQ8_0>)
             for (int j = 0; j < kQK; ++j) q[j] = x[i].qs[j];
+        else if constexpr (std::is_same_v<Block, BlockQ4_0>)
+            legacy_values(x[i].qs, nullptr, 8, q);
         else
             legacy_values(x[i].qs, x[i].qh, 16, q);
         int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -137,7 +143,8 @@ void k4_superblock(const uint8_t* scales, const int* q, const BlockQ8_K& y, int3
         min_pairs[k] = m[2 * k] * (y.bsums[4 * k] + y.bsums[4 * k + 1]) + m[2 * k + 1] * (y.bsums[4 * k + 2] + y.bsums[4 * k + 3]);
 }
 
-float dot_q4_k(const BlockQ4_K* x, const BlockQ8_K* y, int64_t nb) {
+// Q4_K, gemv: one FMA per super-block for the scaled sums and one for the minima.
+float dot_q4_k_blocks(const BlockQ4_K* x, const BlockQ8_K* y, int64_t nb) {
     float sum = 0, mins = 0;
     int q[kQK_K];
     for (int64_t i = 0; i < nb; ++i) {
@@ -151,6 +158,48 @@ float dot_q4_k(const BlockQ4_K* x, const BlockQ8_K* y, int64_t nb) {
         mins = std::fma(f16_to_float(x[i].dmin) * y[i].d, static_cast<float>(min), mins);
     }
     return sum - mins;
+}
+
+// Q4_K, gemm: per super-block, for each pair of sub-blocks (64 elements) one FMA of its
+// scaled integer dot and one of its minimum term.
+float dot_q4_k_pairs(const BlockQ4_K* x, const BlockQ8_K* y, int64_t nb) {
+    float sum = 0, mins = 0;
+    int q[kQK_K];
+    for (int64_t i = 0; i < nb; ++i) {
+        k4_values(x[i].qs, nullptr, q);
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; ++j) k_scale_min(j, x[i].scales, &sc[j], &m[j]);
+        int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min_pairs[4];
+        k4_superblock(x[i].scales, q, y[i], sums, min_pairs);
+        for (int k = 0; k < 4; ++k) {
+            int32_t dot = 0;
+            for (int j = 2 * k; j < 2 * k + 2; ++j) {
+                int32_t sub = 0;
+                for (int l = 32 * j; l < 32 * j + 32; ++l) sub += q[l] * y[i].qs[l];
+                dot += sc[j] * sub;
+            }
+            sum = std::fma(f16_to_float(x[i].d) * y[i].d, static_cast<float>(dot), sum);
+            mins = std::fma(f16_to_float(x[i].dmin) * y[i].d, static_cast<float>(min_pairs[k]), mins);
+        }
+    }
+    return sum - mins;
+}
+
+// Q4_K, vec_dot: the scaled sums in 8 lanes as Q5_K, the minima in 4 lanes (one per pair of
+// sub-blocks), added as (0 + 2) + (1 + 3) and then to the lanes' total.
+float dot_q4_k_lanes(const BlockQ4_K* x, const BlockQ8_K* y, int64_t nb) {
+    Lanes lanes;
+    float mins[4] = {0, 0, 0, 0};
+    int q[kQK_K];
+    for (int64_t i = 0; i < nb; ++i) {
+        k4_values(x[i].qs, nullptr, q);
+        int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min_pairs[4];
+        k4_superblock(x[i].scales, q, y[i], sums, min_pairs);
+        const float dmin = -y[i].d * f16_to_float(x[i].dmin);
+        for (int k = 0; k < 4; ++k) mins[k] = std::fma(dmin, static_cast<float>(min_pairs[k]), mins[k]);
+        lanes.add(y[i].d * f16_to_float(x[i].d), sums);
+    }
+    return lanes.total() + ((mins[0] + mins[2]) + (mins[1] + mins[3]));
 }
 
 float dot_q5_k(const BlockQ5_K* x, const BlockQ8_K* y, int64_t nb) {
@@ -168,9 +217,12 @@ float dot_q5_k(const BlockQ5_K* x, const BlockQ8_K* y, int64_t nb) {
     return lanes.total() + mins;
 }
 
-// Q6_K: d d' sum_j sc_j (q - 32) . q' over sub-blocks j of 16.
+// Q6_K: d d' sum_j sc_j (q - 32) . q' over sub-blocks j of 16. The lanes take the quants q
+// in 0..63 as they are; lane m then subtracts 32 (sc_{2m} bsum_{2m} + sc_{2m+1} bsum_{2m+1}),
+// the offset's share of the 32 activations of groups 2m and 2m + 1 (not the elements the lane
+// summed: only the lanes' total is the same, and that is why the order is spelled out here).
 float dot_q6_k(const BlockQ6_K* x, const BlockQ8_K* y, int64_t nb) {
-    float sum = 0;
+    Lanes lanes;
     int q[kQK_K];
     for (int64_t i = 0; i < nb; ++i) {
         for (int half = 0; half < 2; ++half)
@@ -178,20 +230,18 @@ float dot_q6_k(const BlockQ6_K* x, const BlockQ8_K* y, int64_t nb) {
                 const uint8_t* ql = x[i].ql + 64 * half;
                 const uint8_t qh = x[i].qh[32 * half + l];
                 int* out = q + 128 * half;
-                out[l] = ((ql[l] & 0xF) | (((qh >> 0) & 3) << 4)) - 32;
-                out[l + 32] = ((ql[l + 32] & 0xF) | (((qh >> 2) & 3) << 4)) - 32;
-                out[l + 64] = ((ql[l] >> 4) | (((qh >> 4) & 3) << 4)) - 32;
-                out[l + 96] = ((ql[l + 32] >> 4) | (((qh >> 6) & 3) << 4)) - 32;
+                out[l] = (ql[l] & 0xF) | (((qh >> 0) & 3) << 4);
+                out[l + 32] = (ql[l + 32] & 0xF) | (((qh >> 2) & 3) << 4);
+                out[l + 64] = (ql[l] >> 4) | (((qh >> 4) & 3) << 4);
+                out[l + 96] = (ql[l + 32] >> 4) | (((qh >> 6) & 3) << 4);
             }
-        int32_t dot = 0;
-        for (int j = 0; j < 16; ++j) {
-            int32_t sub = 0;
-            for (int l = 0; l < 16; ++l) sub += q[16 * j + l] * y[i].qs[16 * j + l];
-            dot += x[i].scales[j] * sub;
-        }
-        sum = std::fma(f16_to_float(x[i].d) * y[i].d, static_cast<float>(dot), sum);
+        const int8_t* sc = x[i].scales;
+        int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int run = 0; run < 8; ++run) add_run(q + 32 * run, y[i].qs + 32 * run, sc[2 * run], sc[2 * run + 1], sums);
+        for (int m = 0; m < 8; ++m) sums[m] -= 32 * (sc[2 * m] * y[i].bsums[2 * m] + sc[2 * m + 1] * y[i].bsums[2 * m + 1]);
+        lanes.add(y[i].d * f16_to_float(x[i].d), sums);
     }
-    return sum;
+    return lanes.total();
 }
 
 template <class W, class A>
@@ -201,15 +251,17 @@ float typed(float (*dot)(const W*, const A*, int64_t), const uint8_t* w, const u
 
 }  // namespace
 
-float quant_dot_ref(uint32_t weight_type, const uint8_t* w, const uint8_t* act, int64_t n) {
+float quant_dot_ref(uint32_t weight_type, QuantKernel kernel, const uint8_t* w, const uint8_t* act, int64_t n) {
     quant_row_bytes(weight_type, n);
+    const bool lanes = kernel == QuantKernel::vec_dot;
     switch (weight_type) {
-    case MOME_TENSOR_TYPE_Q4_0: return typed(dot_q4_0, w, act, n / kQK);
+    case MOME_TENSOR_TYPE_Q4_0: return typed(lanes ? dot_scaled<BlockQ4_0> : dot_q4_0_blocks, w, act, n / kQK);
     case MOME_TENSOR_TYPE_Q4_1: return typed(dot_with_min<BlockQ4_1>, w, act, n / kQK);
     case MOME_TENSOR_TYPE_Q5_0: return typed(dot_scaled<BlockQ5_0>, w, act, n / kQK);
     case MOME_TENSOR_TYPE_Q5_1: return typed(dot_with_min<BlockQ5_1>, w, act, n / kQK);
     case MOME_TENSOR_TYPE_Q8_0: return typed(dot_scaled<BlockQ8_0>, w, act, n / kQK);
-    case MOME_TENSOR_TYPE_Q4_K: return typed(dot_q4_k, w, act, n / kQK_K);
+    case MOME_TENSOR_TYPE_Q4_K:
+        return typed(lanes ? dot_q4_k_lanes : kernel == QuantKernel::gemv ? dot_q4_k_blocks : dot_q4_k_pairs, w, act, n / kQK_K);
     case MOME_TENSOR_TYPE_Q5_K: return typed(dot_q5_k, w, act, n / kQK_K);
     case MOME_TENSOR_TYPE_Q6_K: return typed(dot_q6_k, w, act, n / kQK_K);
     default:

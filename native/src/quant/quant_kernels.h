@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mome.h"
+#include "quant/quant.h"
 #include "quant/quant_unpacked.h"
 
 namespace {
@@ -60,21 +61,40 @@ inline int32_t run_dot(const int8_t* w, const int8_t* a) {
     return s;
 }
 
+// Q4_K/Q5_K/Q6_K lanes of one super-block i: the lane sums of its 8 runs, each run's lanes
+// 0..3 scaled by the weight's group 2 run, lanes 4..7 by group 2 run + 1.
 template <class Isa>
-inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) {
+inline void k_lanes(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t i, int32_t sums[8]) {
+    for (int run = 0; run < 8; ++run) {
+        const int64_t g = 16 * i + 2 * run;
+        add_run<Isa>(w.q.data() + 256 * i + 32 * run, a.q.data() + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
+    }
+}
+
+// Q4_K/Q5_K: the integer minimum term of sub-blocks 2k and 2k + 1 of super-block i.
+inline int32_t k_min_pair(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t i, int k) {
+    int32_t min = 0;
+    for (int64_t g = 16 * i + 4 * k; g < 16 * i + 4 * k + 4; ++g) min += w.group_min[g] * a.group[g];
+    return min;
+}
+
+template <class Isa>
+inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n, mome::QuantKernel kernel) {
     const int8_t* wq = w.q.data();
     const int8_t* aq = a.q.data();
+    const bool lanes_order = kernel == mome::QuantKernel::vec_dot;
     switch (w.type) {
-    case MOME_TENSOR_TYPE_Q4_0: {
-        float sum = 0;
-        for (int64_t i = 0; i < n / 32; ++i)
-            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(run_dot<Isa>(wq + 32 * i, aq + 32 * i)), sum);
-        return sum;
-    }
+    case MOME_TENSOR_TYPE_Q4_0:
     case MOME_TENSOR_TYPE_Q8_0:
     case MOME_TENSOR_TYPE_Q5_0:
     case MOME_TENSOR_TYPE_Q4_1:
     case MOME_TENSOR_TYPE_Q5_1: {
+        if (!lanes_order) {  // repacked Q4_0: one FMA per block
+            float sum = 0;
+            for (int64_t i = 0; i < n / 32; ++i)
+                sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(run_dot<Isa>(wq + 32 * i, aq + 32 * i)), sum);
+            return sum;
+        }
         Lanes lanes;
         float mins = 0;
         for (int64_t i = 0; i < n / 32; ++i) {
@@ -85,43 +105,72 @@ inline float unpacked_dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a
         }
         return w.has_min ? lanes.total() + mins : lanes.total();
     }
-    case MOME_TENSOR_TYPE_Q5_K: {
+    case MOME_TENSOR_TYPE_Q6_K: {
         Lanes lanes;
-        float mins = 0;
         for (int64_t i = 0; i < n / 256; ++i) {
-            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, min = 0;
-            for (int run = 0; run < 8; ++run) {
-                const int64_t g = 16 * i + 2 * run;
-                add_run<Isa>(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, w.group[g], w.group[g + 1], sums);
-                min += w.group_min[g] * a.group[g] + w.group_min[g + 1] * a.group[g + 1];
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            k_lanes<Isa>(w, a, i, sums);
+            for (int m = 0; m < 8; ++m) {
+                const int64_t g = 16 * i + 2 * m;
+                sums[m] -= 32 * (w.group[g] * a.group[g] + w.group[g + 1] * a.group[g + 1]);
             }
-            mins = std::fma(-a.scale[i] * w.extra[i], static_cast<float>(min), mins);
             lanes.add(a.scale[i] * w.scale[i], sums);
         }
+        return lanes.total();
+    }
+    default: break;
+    }
+    // Q4_K, Q5_K
+    if (lanes_order) {
+        Lanes lanes;
+        float mins = 0, min_lanes[4] = {0, 0, 0, 0};
+        for (int64_t i = 0; i < n / 256; ++i) {
+            int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            k_lanes<Isa>(w, a, i, sums);
+            const float dmin = -a.scale[i] * w.extra[i];
+            if (w.type == MOME_TENSOR_TYPE_Q4_K) {
+                for (int k = 0; k < 4; ++k) min_lanes[k] = std::fma(dmin, static_cast<float>(k_min_pair(w, a, i, k)), min_lanes[k]);
+            } else {
+                int32_t min = 0;
+                for (int k = 0; k < 4; ++k) min += k_min_pair(w, a, i, k);
+                mins = std::fma(dmin, static_cast<float>(min), mins);
+            }
+            lanes.add(a.scale[i] * w.scale[i], sums);
+        }
+        if (w.type == MOME_TENSOR_TYPE_Q4_K) return lanes.total() + ((min_lanes[0] + min_lanes[2]) + (min_lanes[1] + min_lanes[3]));
         return lanes.total() + mins;
     }
-    default: {  // Q4_K, Q6_K: in sequence
-        float sum = 0, mins = 0;
-        for (int64_t i = 0; i < n / 256; ++i) {
-            int32_t dot = 0, min = 0;
-            for (int run = 0; run < 8; ++run) {
-                int32_t lanes[8];
-                Isa::lane_sums(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run, lanes);
-                const int64_t g = 16 * i + 2 * run;
-                dot += w.group[g] * (lanes[0] + lanes[1] + lanes[2] + lanes[3]) + w.group[g + 1] * (lanes[4] + lanes[5] + lanes[6] + lanes[7]);
+    // Repacked Q4_K: gemv one FMA per super-block, gemm one per pair of sub-blocks.
+    float sum = 0, mins = 0;
+    for (int64_t i = 0; i < n / 256; ++i) {
+        const float d = w.scale[i] * a.scale[i], dmin = w.extra[i] * a.scale[i];
+        int32_t dot = 0, min = 0;
+        for (int k = 0; k < 4; ++k) {
+            int32_t pair = 0;
+            for (int run = 2 * k; run < 2 * k + 2; ++run)
+                pair += w.group[16 * i + 2 * run] * run_dot<Isa>(wq + 256 * i + 32 * run, aq + 256 * i + 32 * run);
+            const int32_t min_pair = k_min_pair(w, a, i, k);
+            if (kernel == mome::QuantKernel::gemm) {
+                sum = std::fma(d, static_cast<float>(pair), sum);
+                mins = std::fma(dmin, static_cast<float>(min_pair), mins);
+            } else {
+                dot += pair;
+                min += min_pair;
             }
-            for (int g = 0; g < 16; ++g) min += w.group_min[16 * i + g] * a.group[16 * i + g];
-            sum = std::fma(w.scale[i] * a.scale[i], static_cast<float>(dot), sum);
-            if (w.has_min) mins = std::fma(w.extra[i] * a.scale[i], static_cast<float>(min), mins);
         }
-        return w.has_min ? sum - mins : sum;
+        if (kernel == mome::QuantKernel::gemv) {
+            sum = std::fma(d, static_cast<float>(dot), sum);
+            mins = std::fma(dmin, static_cast<float>(min), mins);
+        }
     }
-    }
+    return sum - mins;
 }
 
 struct PlainDot {
-    static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n) { return unpacked_dot<PlainLanes>(w, a, n); }
-    static bool reads_packed(uint32_t) { return false; }
+    static float dot(const mome::UnpackedRow& w, const mome::UnpackedRow& a, int64_t n, mome::QuantKernel kernel) {
+        return unpacked_dot<PlainLanes>(w, a, n, kernel);
+    }
+    static bool reads_packed(uint32_t, mome::QuantKernel) { return false; }
     template <int NR>
     static void packed_dots(uint32_t, const uint8_t*, int64_t, const mome::UnpackedRow&, int64_t, float*) {}
 };
@@ -130,14 +179,18 @@ constexpr size_t kPackedTokens = 4;                // up to this many tokens, Do
 constexpr int kPackedRows = 4;                     // rows per packed-row step
 constexpr int64_t kQuantPrefetchBytes = 24 << 10;  // how far ahead a packed-row loop prefetches
 
-// Rows [r0, r1) of Y ([n_tokens x rows]): each weight row is unpacked once for all tokens,
-// or, for a few tokens and a type Dot reads packed, used as it is stored.
-// Dot::dot(w, a, n) is unpacked_dot (the portable build) or a SIMD version of it
-// (quant_kernels_x86.h) that computes the same integers and the same floats.
+// Rows [r0, r1) of Y ([n_tokens x rows]), token t summed in the order of kernels[t]: each
+// weight row is unpacked once for all tokens, or, for a few tokens whose type and kernel Dot
+// reads packed, used as it is stored. Dot::dot(w, a, n, kernel) is unpacked_dot (the portable
+// build) or a SIMD version of it (quant_kernels_x86.h) that computes the same integers and
+// the same floats.
 template <class Dot>
 inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, int64_t rows, int64_t cols,
-                            const std::vector<mome::UnpackedRow>& acts, float* Y, int64_t r0, int64_t r1) {
-    if (acts.size() <= kPackedTokens && Dot::reads_packed(type)) {
+                            const std::vector<mome::UnpackedRow>& acts, const std::vector<mome::QuantKernel>& kernels,
+                            float* Y, int64_t r0, int64_t r1) {
+    const bool packed = acts.size() <= kPackedTokens &&
+                        std::all_of(kernels.begin(), kernels.end(), [&](mome::QuantKernel k) { return Dot::reads_packed(type, k); });
+    if (packed) {
         // Decode: stream the packed rows once, kPackedRows at a time (the last few one by
         // one), prefetching well ahead (rows are contiguous) but never past W's end.
         const uint8_t* end = W + rows * row_bytes;
@@ -161,7 +214,7 @@ inline void quant_rows_impl(uint32_t type, const uint8_t* W, int64_t row_bytes, 
     thread_local mome::UnpackedRow w;
     for (int64_t r = r0; r < r1; ++r) {
         mome::unpack_weight_row(type, W + r * row_bytes, cols, w);
-        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = Dot::dot(w, acts[t], cols);
+        for (size_t t = 0; t < acts.size(); ++t) Y[static_cast<int64_t>(t) * rows + r] = Dot::dot(w, acts[t], cols, kernels[t]);
     }
 }
 

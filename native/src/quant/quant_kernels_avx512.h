@@ -183,7 +183,10 @@ struct Avx512Dot : X86Dot {
 
     // Q6_K, per half of a super-block: [ql 0..31 | ql 32..63] low nibbles with qh's bits 0-1
     // and 2-3 on top are elements 0..63, their high nibbles with qh's bits 4-5 and 6-7 are
-    // elements 64..127; the -32 is taken off as 32 * sum_g sc_g * group_g.
+    // elements 64..127; the -32 is taken off as 32 * sum_g sc_g * group_g. Each 512-bit sum
+    // holds two runs of 32; folded to 256 bits, lane j holds elements 4j..4j+3 of every run,
+    // X86Dot's lane j, and the -32's share sits in lane m as in q6_offsets_x86: ggml's 8 float
+    // lanes per row.
     template <int NR>
     static void q6_k_dots(const uint8_t* w, int64_t row_bytes, const mome::UnpackedRow& a, int64_t n, float* out) {
         const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
@@ -192,36 +195,33 @@ struct Avx512Dot : X86Dot {
         // Groups 8h..8h+3 and 8h+4..8h+7 of the super-block's 16.
         const __m512i first_scale[2] = {spread_index(0, 8, 1), spread_index(8, 8, 1)};
         const __m512i second_scale[2] = {spread_index(4, 8, 1), spread_index(12, 8, 1)};
-        const __m512i minus_32 = _mm512_set1_epi32(-32);
-        RowSums<NR> sum;
+        const __m256i minus_32 = _mm256_set1_epi32(-32);
+        __m256 acc[NR];
+        for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
         for (int64_t i = 0; i < n / 256; ++i) {
             const int8_t* aq = a.q.data() + 256 * i;
             const __m256i groups = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.group.data() + 16 * i));
-            __m512i dot[NR];
-            uint16_t d[NR];
             for (int r = 0; r < NR; ++r) {
                 const mome::BlockQ6_K& b = block<mome::BlockQ6_K>(w, row_bytes, r, i);
-                d[r] = b.d;
                 const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
                 const __m512i scales = _mm512_castsi256_si512(sc16);
-                // -32 * sum_g sc_g * group_g, in the low 8 lanes.
-                dot[r] = _mm512_mullo_epi32(_mm512_castsi256_si512(_mm256_madd_epi16(sc16, groups)), minus_32);
-                dot[r] = _mm512_maskz_mov_epi32(0x00FF, dot[r]);
+                __m512i dot = _mm512_setzero_si512();
                 for (int h = 0; h < 2; ++h) {
                     const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
                     const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
                     const __m512i first = _mm512_or_si512(_mm512_and_si512(ql, low4), _mm512_and_si512(_mm512_sllv_epi16(qh, shift_low), bits45));
                     const __m512i second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                                            _mm512_and_si512(_mm512_srlv_epi16(qh, shift_high), bits45));
-                    dot[r] = _mm512_add_epi32(dot[r], _mm512_madd_epi16(_mm512_maddubs_epi16(first, _mm512_loadu_si512(aq + 128 * h)),
-                                                                        _mm512_permutexvar_epi16(first_scale[h], scales)));
-                    dot[r] = _mm512_add_epi32(dot[r], _mm512_madd_epi16(_mm512_maddubs_epi16(second, _mm512_loadu_si512(aq + 128 * h + 64)),
-                                                                        _mm512_permutexvar_epi16(second_scale[h], scales)));
+                    dot = _mm512_add_epi32(dot, _mm512_madd_epi16(_mm512_maddubs_epi16(first, _mm512_loadu_si512(aq + 128 * h)),
+                                                                  _mm512_permutexvar_epi16(first_scale[h], scales)));
+                    dot = _mm512_add_epi32(dot, _mm512_madd_epi16(_mm512_maddubs_epi16(second, _mm512_loadu_si512(aq + 128 * h + 64)),
+                                                                  _mm512_permutexvar_epi16(second_scale[h], scales)));
                 }
+                const __m256i lanes = _mm256_add_epi32(fold(dot), _mm256_mullo_epi32(_mm256_madd_epi16(sc16, groups), minus_32));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b.d) * a.scale[i]), _mm256_cvtepi32_ps(lanes), acc[r]);
             }
-            sum.add(d, a.scale[i], dot);
         }
-        for (int r = 0; r < NR; ++r) out[r] = sum.value(r);
+        for (int r = 0; r < NR; ++r) out[r] = lanes_total_x86(acc[r]);
     }
 };
 

@@ -34,27 +34,29 @@ QuantRowsFn quant_rows_best() {
     return quant_rows_portable;
 }
 
-void quant_matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y) {
+void quant_matmul_ref(const Tensor& W, const float* X, int64_t n_tokens, float* Y, const std::vector<int64_t>& calls) {
     const uint32_t act_type = activation_type_for(W.type);
     const int64_t w_bytes = quant_row_bytes(W.type, W.cols), a_bytes = quant_row_bytes(act_type, W.cols);
     const std::vector<uint8_t> acts = quantize_tokens(act_type, X, n_tokens, W.cols);
+    const std::vector<QuantKernel> kernels = quant_kernels_for(W.type, W.rows, n_tokens, calls);
     for (int64_t t = 0; t < n_tokens; ++t)
         for (int64_t r = 0; r < W.rows; ++r)
-            Y[t * W.rows + r] = quant_dot_ref(W.type, W.data + r * w_bytes, acts.data() + t * a_bytes, W.cols);
+            Y[t * W.rows + r] = quant_dot_ref(W.type, kernels[static_cast<size_t>(t)], W.data + r * w_bytes, acts.data() + t * a_bytes, W.cols);
 }
 
-void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool) {
+void quant_matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool, const std::vector<int64_t>& calls) {
     const uint32_t act_type = activation_type_for(W.type);
     const int64_t w_bytes = quant_row_bytes(W.type, W.cols), a_bytes = quant_row_bytes(act_type, W.cols);
     const std::vector<uint8_t> quantized = quantize_tokens(act_type, X, n_tokens, W.cols);
     std::vector<UnpackedRow> acts(static_cast<size_t>(n_tokens));
     for (int64_t t = 0; t < n_tokens; ++t)
         unpack_activation_row(act_type, quantized.data() + t * a_bytes, W.cols, acts[static_cast<size_t>(t)]);
+    const std::vector<QuantKernel> kernels = quant_kernels_for(W.type, W.rows, n_tokens, calls);
     const QuantRowsFn rows = quant_rows_best();
     const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;
     pool.run(n_chunks, [&](int64_t chunk) {
         const int64_t r0 = chunk * kRowsPerChunk;
-        rows(W.type, W.data, w_bytes, W.rows, W.cols, acts, Y, r0, std::min(W.rows, r0 + kRowsPerChunk));
+        rows(W.type, W.data, w_bytes, W.rows, W.cols, acts, kernels, Y, r0, std::min(W.rows, r0 + kRowsPerChunk));
     });
 }
 

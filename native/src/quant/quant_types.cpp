@@ -27,6 +27,24 @@ uint32_t activation_type_for(uint32_t weight_type) {
     }
 }
 
+QuantKernel quant_kernel_for(uint32_t weight_type, int64_t rows, int64_t token, int64_t n_tokens) {
+    const bool repacked = (weight_type == MOME_TENSOR_TYPE_Q4_0 || weight_type == MOME_TENSOR_TYPE_Q4_K) && rows % 8 == 0;
+    if (!repacked) return QuantKernel::vec_dot;
+    return token < n_tokens - n_tokens % 4 ? QuantKernel::gemm : QuantKernel::gemv;
+}
+
+std::vector<QuantKernel> quant_kernels_for(uint32_t weight_type, int64_t rows, int64_t n_tokens, const std::vector<int64_t>& calls) {
+    std::vector<QuantKernel> kernels;
+    kernels.reserve(static_cast<size_t>(n_tokens));
+    const std::vector<int64_t> one{n_tokens};
+    for (const int64_t len : calls.empty() ? one : calls) {
+        require_arg(len > 0, "every call of a batch has a token");
+        for (int64_t t = 0; t < len; ++t) kernels.push_back(quant_kernel_for(weight_type, rows, t, len));
+    }
+    require_arg(static_cast<int64_t>(kernels.size()) == n_tokens, "the calls of a batch add up to its tokens");
+    return kernels;
+}
+
 int64_t quant_row_bytes(uint32_t type, int64_t n) {
     const TensorTypeTraits* t = tensor_type_traits(type);
     if (!t) fail(MOME_STATUS_UNSUPPORTED, format("unknown tensor type %u", type));

@@ -91,6 +91,8 @@ void unpack_q5_k(const BlockQ5_K* b, int64_t nb, UnpackedRow& out) {
     }
 }
 
+// Q6_K keeps its quants in 0..63: ggml's kernel subtracts the offset 32 through the activation
+// sums (quant_dot_ref.cpp).
 void unpack_q6_k(const BlockQ6_K* b, int64_t nb, UnpackedRow& out) {
     for (int64_t i = 0; i < nb; ++i) {
         for (int half = 0; half < 2; ++half) {
@@ -98,10 +100,10 @@ void unpack_q6_k(const BlockQ6_K* b, int64_t nb, UnpackedRow& out) {
             const uint8_t* qh = b[i].qh + 32 * half;
             int8_t* q = out.q.data() + i * kQK_K + 128 * half;
             for (int l = 0; l < 32; ++l) {
-                q[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
-                q[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-                q[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-                q[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+                q[l] = static_cast<int8_t>((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                q[l + 32] = static_cast<int8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                q[l + 64] = static_cast<int8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                q[l + 96] = static_cast<int8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
             }
         }
         out.scale[static_cast<size_t>(i)] = f16_to_float(b[i].d);

@@ -12,7 +12,7 @@ struct UnpackedRow {
     uint32_t type = 0;     // the weight type (or Q8_0/Q8_1/Q8_K for activations)
     bool k_quant = false;  // blocks of 256 in groups of 16 (else blocks of 32)
     bool has_min = false;  // Q4_1/Q5_1 weights (with Q8_1 activations), Q4_K/Q5_K weights
-    std::vector<int8_t> q;  // n quants, offsets (-8, -16, -32) already applied
+    std::vector<int8_t> q;  // n quants, offsets (-8, -16) already applied; Q6_K's 0..63 without its -32
     // Blocks of 32: the scale d and (has_min) the weight's m or the activation's s.
     // Blocks of 256: d and (weights) dmin per super-block.
     std::vector<float> scale, extra;
