@@ -10,14 +10,15 @@ namespace Mome.Tests;
 /// (ORACLE.md settings). ggml quantizes the activations per block and multiplies integers;
 /// Mome does the same and sums the floats in the order of the llama.cpp x86 kernel that
 /// computes each output (vec_dot, or for repacked Q4_0/Q4_K rows the gemm for prefill tokens
-/// and the gemv for the rest), and computes SiLU with ggml's vector exp, so most runs give the
-/// same logits to the last bit. Measured against LLamaSharp 0.30.0's AVX-512 build (the one it
+/// and the gemv for the rest), computes SiLU and softmax with ggml's vector exp, and rounds
+/// attention and RoPE as ggml's binary does, so the runs give the same logits to the last bit.
+/// Measured against LLamaSharp 0.30.0's AVX-512 build (the one it
 /// loads on a CPU with AVX-512 F, BW, VBMI and VNNI).
 /// </summary>
 [NonParallelizable]
 public sealed class QuantizedOracleTests
 {
-    private const double FlipTolerance = 0.1;
+    private const double BarTolerance = 2e-2;  // issue 17's bar: max |diff| over 64 positions
     private const int Positions = 64;
     private static readonly System.Text.StringBuilder LlamaLog = new();
     private string _dir = "";
@@ -98,7 +99,7 @@ public sealed class QuantizedOracleTests
         from t in Types
         from shape in Shapes
         from seed in Seeds
-        select new TestCaseData(shape.Config, seed, t.Ftype, t.Main, FlipTolerance).SetName($"{t.Main} ({t.Ftype}), {shape.Name}, seed {seed}");
+        select new TestCaseData(shape.Config, seed, t.Ftype, t.Main, BarTolerance).SetName($"{t.Main} ({t.Ftype}), {shape.Name}, seed {seed}");
 
     /// <summary>Writes the F32 model and llama.cpp's quantization of it; returns the latter.</summary>
     internal static string QuantizedModel(string dir, SyntheticModelConfig config, int seed, LLamaFtype ftype)
@@ -138,12 +139,12 @@ public sealed class QuantizedOracleTests
     public void LogitsEqualLlamaCpp(SyntheticModelConfig config, int seed, LLamaFtype ftype, TensorType main, double tolerance) =>
         CompareWithLlamaCpp(config, seed, ftype, main, tolerance);
 
-    /// <summary>Every shape and seed: the quantized matmuls, RMSNorm and SiLU compute ggml's
-    /// floats, but attention still sums in its own order (double sums, libm's exp), a last-bit
-    /// difference that now and then moves a quantized activation by one step (measured
-    /// 2026-12-03: 26 of these 80 runs differ, 13 by more than 2e-2, up to 4.9e-2). A wrong
-    /// scale, nibble order, lane order or activation rounding moves the logits by 0.3 and
-    /// more.</summary>
+    /// <summary>Every shape and seed, within the issue's bar. Since attention and RoPE round
+    /// as ggml's binary does (cpu/sums_like_ggml.h, rope_norm_ref), all 80 runs give
+    /// llama.cpp's logits bit for bit (measured 2026-12-03, and 60 more on seeds 21, 77 and
+    /// 123); before, 26 differed, 13 by more than 2e-2, because a last-bit difference moves a
+    /// quantized activation by a step. A wrong scale, nibble order, lane order or activation
+    /// rounding moves the logits by 0.3 and more.</summary>
     [TestCaseSource(nameof(AllShapesAndSeeds))]
     public void LogitsStayWithinARoundingFlipOfLlamaCpp(SyntheticModelConfig config, int seed, LLamaFtype ftype, TensorType main, double tolerance) =>
         CompareWithLlamaCpp(config, seed, ftype, main, tolerance);

@@ -96,6 +96,15 @@ public:
     // h / (n_head / n_head_kv)) of n query rows [n x n_head x head_dim] into out.
     virtual void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids,
                            const int32_t* visible, int64_t n, const AttentionShape& shape, float* out) = 0;
+    // attention over a batch that stands for several calls (as matmul_calls): the CPU
+    // backends sum a token's values as llama.cpp does in a call of its size (one token, or
+    // more); for the others this is attention.
+    virtual void attention_calls(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids,
+                                 const int32_t* visible, int64_t n, const AttentionShape& shape, const std::vector<int64_t>& calls,
+                                 float* out) {
+        (void)calls;
+        attention(q, k_cache, v_cache, seq_ids, visible, n, shape, out);
+    }
     virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;  // silu(gate) * up
     // Grouped LoRA (memory/lora.h) over tables and a batch whose arrays are on this device:
     // out[t] += scale * sum_j w_j B_e (A_e u_t).

@@ -137,7 +137,17 @@ public:
     }
     void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                    int64_t n, const AttentionShape& a, float* out) override {
-        for (int64_t t = 0; t < n; ++t) attention_row(q, k_cache, v_cache, seq_ids, visible, t, a, out);
+        attention_calls(q, k_cache, v_cache, seq_ids, visible, n, a, {}, out);
+    }
+    void attention_calls(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
+                         int64_t n, const AttentionShape& a, const std::vector<int64_t>& calls, float* out) override {
+        const std::vector<bool> single = single_token_calls(n, calls);
+        const int64_t q_dim = a.n_head * a.head_dim, kv_dim = a.n_head_kv * a.head_dim;
+        for (int64_t t = 0; t < n; ++t) {
+            const int64_t base = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * a.seq_positions;
+            attention_ref(q + t * q_dim, k_cache + base * kv_dim, v_cache + base * kv_dim, visible[t], a.n_head, a.n_head_kv, a.head_dim,
+                          single[static_cast<size_t>(t)], out + t * q_dim);
+        }
     }
     void swiglu(const float* gate, const float* up, int64_t n, float* out) override { swiglu_ref(gate, up, n, out); }
     void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { lora_apply_ref(tables, batch, out); }
@@ -190,12 +200,13 @@ protected:
         round_activations_like_weights(W.type, scratch.data(), n * W.cols);
         return scratch.data();
     }
-    static void attention_row(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
-                              int64_t t, const AttentionShape& a, float* out) {
-        const int64_t q_dim = a.n_head * a.head_dim, kv_dim = a.n_head_kv * a.head_dim;
-        const int64_t base = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * a.seq_positions;
-        attention_ref(q + t * q_dim, k_cache + base * kv_dim, v_cache + base * kv_dim, visible[t], a.n_head, a.n_head_kv, a.head_dim,
-                      out + t * q_dim);
+    // Whether each of the n tokens came in a call of its own (calls empty: all in one).
+    static std::vector<bool> single_token_calls(int64_t n, const std::vector<int64_t>& calls) {
+        if (calls.empty()) return std::vector<bool>(static_cast<size_t>(n), n == 1);
+        std::vector<bool> single;
+        for (const int64_t len : calls) single.insert(single.end(), static_cast<size_t>(std::max<int64_t>(len, 0)), len == 1);
+        require_arg(static_cast<int64_t>(single.size()) == n, "the calls of a batch add up to its tokens");
+        return single;
     }
     static void require_f32(const LoraTables& tables) {
         if (tables.type != MOME_TENSOR_TYPE_F32) fail(MOME_STATUS_UNSUPPORTED, "the LoRA backward takes F32 expert tables");
@@ -224,13 +235,18 @@ public:
     }
     void attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
                    int64_t n, const AttentionShape& a, float* out) override {
+        attention_calls(q, k_cache, v_cache, seq_ids, visible, n, a, {}, out);
+    }
+    void attention_calls(const float* q, const float* k_cache, const float* v_cache, const int32_t* seq_ids, const int32_t* visible,
+                         int64_t n, const AttentionShape& a, const std::vector<int64_t>& calls, float* out) override {
         // One chunk per (token, head): a decode step's heads spread over the threads too.
+        const std::vector<bool> single = single_token_calls(n, calls);
         const int64_t q_dim = a.n_head * a.head_dim, kv_dim = a.n_head_kv * a.head_dim;
         pool_.run(n * a.n_head, [&](int64_t chunk) {
             const int64_t t = chunk / a.n_head, h = chunk % a.n_head;
             const int64_t base = static_cast<int64_t>(seq_ids ? seq_ids[t] : 0) * a.seq_positions;
             attention_head_fast(q + t * q_dim, k_cache + base * kv_dim, v_cache + base * kv_dim, visible[t], a.n_head, a.n_head_kv,
-                                a.head_dim, h, out + t * q_dim);
+                                a.head_dim, h, single[static_cast<size_t>(t)], out + t * q_dim);
         });
     }
     void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { mome::lora_apply(tables, batch, out, pool_); }

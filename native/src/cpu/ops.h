@@ -40,28 +40,31 @@ struct RopeParams {
 };
 
 // RoPE, NORM pairing (GGUF llama weights): pairs (2i, 2i+1) inside each head rotate by
-// theta_i, computed with the recurrence ggml uses so angles agree to the last bit.
+// theta_i, computed with the recurrence ggml uses so angles agree to the last bit, and the
+// rotation rounded as LLamaSharp 0.30.0's ggml binary rounds it (x0 c - x1 s with x1 s
+// rounded first and the rest fused; x0 s + x1 c with x1 c rounded first).
 void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p);
 
-// Causal attention of one query token over the first n_past+1 positions of its sequence's
-// cache. q: [n_head x head_dim]; k_cache/v_cache: [positions x n_head_kv x head_dim].
-// Query head h reads KV head h / (n_head / n_head_kv). out: [n_head x head_dim].
+// Causal attention of one query token over the first n_positions positions of its
+// sequence's cache. q: [n_head x head_dim]; k_cache/v_cache: [positions x n_head_kv x
+// head_dim]. Query head h reads KV head h / (n_head / n_head_kv). out: [n_head x head_dim].
+// Summed as llama.cpp's CPU attention (without flash attention) sums (cpu/sums_like_ggml.h):
+// its value sums depend on whether the token came in a call of its own (a decode step).
 void attention_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
-                   int64_t n_head_kv, int64_t head_dim, float* out);
+                   int64_t n_head_kv, int64_t head_dim, bool one_token_call, float* out);
+// Head h of it (out is the whole [n_head x head_dim] row).
+void attention_head_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                        int64_t n_head_kv, int64_t head_dim, int64_t h, bool one_token_call, float* out);
 
 // sum_i a[i] b[i] in double, in four interleaved partial sums (independent additions).
 double dot_double(const float* a, const float* b, int64_t n);
 
-// Head h of attention_ref's output (out is the whole [n_head x head_dim] row), its sums
-// rearranged for speed: equal to the reference to float rounding.
-void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
-                         int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
-// attention_head_fast's two variants, bit-identical: plain loops, and AVX-512 (only where
-// matmul_isa() is "avx512").
-void attention_head_portable(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
-                             int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
+// attention_head_ref in AVX-512 registers, bit-identical (only where matmul_isa() is
+// "avx512"); attention_head_fast picks it or the reference.
 void attention_head_avx512(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
-                           int64_t n_head_kv, int64_t head_dim, int64_t h, float* out);
+                           int64_t n_head_kv, int64_t head_dim, int64_t h, bool one_token_call, float* out);
+void attention_head_fast(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                         int64_t n_head_kv, int64_t head_dim, int64_t h, bool one_token_call, float* out);
 
 // out = silu(gate) * up, element-wise.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);

@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/half.h"
 #include "cpu/exp_like_ggml.h"
 #include "cpu/ops.h"
+#include "cpu/sums_like_ggml.h"
 #include "quant/quant.h"
 
 namespace mome {
@@ -53,41 +55,71 @@ void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, con
         for (int64_t i = 0; i < p.n_rot / 2; ++i) {
             const float a = v[2 * i], b = v[2 * i + 1];
             const float c = cos_t[static_cast<size_t>(i)], s = sin_t[static_cast<size_t>(i)];
-            v[2 * i] = a * c - b * s;
-            v[2 * i + 1] = a * s + b * c;
+            // As ggml's binary computes the rotation: one product rounded, the other fused.
+            v[2 * i] = std::fma(a, c, -(b * s));
+            v[2 * i + 1] = std::fma(a, s, b * c);
         }
     }
 }
 
-void attention_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
-                   int64_t n_head_kv, int64_t head_dim, float* out) {
-    const int64_t group = n_head / n_head_kv;
+namespace {
+
+// ggml_vec_dot_f32 of x[i * x_stride] and y[i], i < n, in a vector ggml sees as `length`
+// long (zeros after n): cpu/sums_like_ggml.h.
+float vec_dot_like_ggml(const float* x, int64_t x_stride, const float* y, int64_t n, int64_t length) {
+    const int64_t in_lanes = std::min(n, length - length % 64);
+    float lanes[64] = {}, folded[16];
+    int64_t i = 0;
+    for (; i < in_lanes; ++i) lanes[i % 64] = std::fma(x[i * x_stride], y[i], lanes[i % 64]);
+    fold_lanes64(lanes, folded);
+    float sum = lanes16_total(folded);
+    for (const int64_t fused = n - (n - i) % 8; i < fused; ++i) sum += x[i * x_stride] * y[i];
+    for (; i < n; ++i) sum = std::fma(x[i * x_stride], y[i], sum);
+    return sum;
+}
+
+// tinyBLAS's dot of the same: one 16-lane accumulator.
+float gemm_dot_like_ggml(const float* x, int64_t x_stride, const float* y, int64_t n) {
+    float lanes[16] = {};
+    for (int64_t i = 0; i < n; ++i) lanes[i % 16] = std::fma(x[i * x_stride], y[i], lanes[i % 16]);
+    return lanes16_total(lanes);
+}
+
+}  // namespace
+
+void attention_head_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                        int64_t n_head_kv, int64_t head_dim, int64_t h, bool one_token_call, float* out) {
     const int64_t kv_stride = n_head_kv * head_dim;
+    const int64_t kv_offset = h / (n_head / n_head_kv) * head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    std::vector<float> w(static_cast<size_t>(n_positions));
-    for (int64_t h = 0; h < n_head; ++h) {
-        const float* qh = q + h * head_dim;
-        const int64_t kvh = h / group;
-        float max_score = -INFINITY;
-        for (int64_t j = 0; j < n_positions; ++j) {
-            const float* k = k_cache + j * kv_stride + kvh * head_dim;
-            double dot = 0;
-            for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qh[d]) * k[d];
-            w[static_cast<size_t>(j)] = static_cast<float>(dot) * scale;
-            max_score = std::max(max_score, w[static_cast<size_t>(j)]);
-        }
-        double sum = 0;
-        for (float& s : w) {
-            s = std::exp(s - max_score);
-            sum += s;
-        }
-        float* oh = out + h * head_dim;
-        for (int64_t d = 0; d < head_dim; ++d) {
-            double acc = 0;
-            for (int64_t j = 0; j < n_positions; ++j) acc += static_cast<double>(w[static_cast<size_t>(j)]) * v_cache[j * kv_stride + kvh * head_dim + d];
-            oh[d] = static_cast<float>(acc / sum);
-        }
+    const float* qh = q + h * head_dim;
+    // The scores, then ggml_soft_max_ext: scaled, exp(x - max) by ggml's vector exp, the sum of
+    // each 16 in double, every probability times the float of 1 / sum.
+    std::vector<float> p(static_cast<size_t>((n_positions + 15) / 16 * 16), 0.0f);
+    float max_score = -INFINITY;
+    for (int64_t j = 0; j < n_positions; ++j) {
+        float& s = p[static_cast<size_t>(j)];
+        s = vec_dot_like_ggml(k_cache + j * kv_stride + kv_offset, 1, qh, head_dim, head_dim) * scale;
+        max_score = std::max(max_score, s);
     }
+    for (int64_t j = 0; j < n_positions; ++j) p[static_cast<size_t>(j)] = exp_like_ggml(p[static_cast<size_t>(j)] - max_score);
+    double sum = 0;
+    for (size_t c = 0; c < p.size(); c += 16) sum += static_cast<double>(lanes16_total(p.data() + c));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (float& x : p) x *= inv;
+    // The values: ggml's vec_dot for a one-token call, tinyBLAS for longer ones.
+    float* oh = out + h * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) {
+        const float* v = v_cache + kv_offset + d;
+        oh[d] = one_token_call ? vec_dot_like_ggml(v, kv_stride, p.data(), n_positions, kv_view_length(n_positions))
+                               : gemm_dot_like_ggml(v, kv_stride, p.data(), n_positions);
+    }
+}
+
+void attention_ref(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                   int64_t n_head_kv, int64_t head_dim, bool one_token_call, float* out) {
+    for (int64_t h = 0; h < n_head; ++h)
+        attention_head_ref(q, k_cache, v_cache, n_positions, n_head, n_head_kv, head_dim, h, one_token_call, out);
 }
 
 // ggml takes its vector exp for every 16 elements of a row and libm's expf for a row's last

@@ -142,7 +142,8 @@ void llama_forward(Backend& be, const mome_llama_config& c, const LlamaWeights& 
         float* k_cache = cache.k[static_cast<size_t>(l)].as();
         float* v_cache = cache.v[static_cast<size_t>(l)].as();
         be.store_kv(a.k, a.v, batch.seq_ids, batch.positions, n, d.kv_dim, d.kv_dim, cache.n_ctx, k_cache, v_cache);
-        be.attention(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, a.attn);
+        if (batch.calls) be.attention_calls(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, *batch.calls, a.attn);
+        else be.attention(a.q, k_cache, v_cache, batch.seq_ids, batch.visible, n, shape, a.attn);
         project(be, batch, L.wo, a.attn, a.o);
         adapter_forward(be, projection(training, l, kProjWo), a.attn, n, a.o);
         be.add(x, a.o, n * d.d);
