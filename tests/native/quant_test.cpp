@@ -419,4 +419,6 @@ TEST(Quant, ExpLikeGgmlStaysWithinItsBoundOfTheExactValue) {
     EXPECT_EQ(exp_like_ggml(-110.0f), 0.0f);
     EXPECT_EQ(exp_like_ggml(100.0f), INFINITY);
     EXPECT_EQ(exp_like_ggml(0.0f), 1.0f);
+    EXPECT_TRUE(std::isnan(exp_like_ggml(NAN)));
+    EXPECT_TRUE(std::isnan(silu_like_ggml(NAN)));
 }

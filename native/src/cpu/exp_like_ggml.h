@@ -12,6 +12,7 @@
 namespace mome {
 
 inline float exp_like_ggml(float x) {
+    if (std::isnan(x)) return x;  // as the vector code gives: NaN in, NaN out (and no NaN-to-int cast)
     const float shift = 0x1.8p23f;
     const float n = std::fma(x, 0x1.715476p+0f, shift) - shift;
     const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
