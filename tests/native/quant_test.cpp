@@ -138,6 +138,16 @@ EncodedRow encode(uint32_t type, int64_t n, std::mt19937& rng) {
     return r;
 }
 
+// `rows` random rows of `type` (encode), back to back: a matrix's bytes.
+std::vector<uint8_t> encode_matrix(uint32_t type, int64_t rows, int64_t cols, std::mt19937& rng) {
+    std::vector<uint8_t> bytes;
+    for (int64_t r = 0; r < rows; ++r) {
+        const EncodedRow row = encode(type, cols, rng);
+        bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
+    }
+    return bytes;
+}
+
 std::vector<float> random_vector(int64_t n, std::mt19937& rng) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> v(static_cast<size_t>(n));
@@ -261,11 +271,7 @@ TEST(Quant, FastMatmulEqualsReferenceForEveryTypeVariantAndThreadCount) {
     for (uint32_t type : kWeightTypes) {
         for (const auto& s : shapes) {
             const int64_t rows = s[0], cols = s[1], n = s[2];
-            std::vector<uint8_t> bytes;
-            for (int64_t r = 0; r < rows; ++r) {
-                const EncodedRow row = encode(type, cols, rng);
-                bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
-            }
+            const std::vector<uint8_t> bytes = encode_matrix(type, rows, cols, rng);
             const Tensor W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
             const std::vector<float> X = random_vector(n * cols, rng);
             std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size());
@@ -308,11 +314,7 @@ TEST(Quant, BatchOfCallsEqualsEachCallOnItsOwn) {
     const int64_t n = 23;
     std::vector<std::string> differ_as_one_call;
     for (uint32_t type : kWeightTypes) {
-        std::vector<uint8_t> bytes;
-        for (int64_t r = 0; r < rows; ++r) {
-            const EncodedRow row = encode(type, cols, rng);
-            bytes.insert(bytes.end(), row.bytes.begin(), row.bytes.end());
-        }
+        const std::vector<uint8_t> bytes = encode_matrix(type, rows, cols, rng);
         const Tensor W{bytes.data(), static_cast<mome_tensor_type>(type), rows, cols};
         const std::vector<float> X = random_vector(n * cols, rng);
         std::vector<float> want(static_cast<size_t>(n * rows)), got(want.size()), one_call(want.size());
