@@ -30,6 +30,10 @@ inline bool better(const Candidate& a, const Candidate& b) {
     return a.score > b.score || (a.score == b.score && a.index < b.index);
 }
 
+struct Better {
+    bool operator()(const Candidate& a, const Candidate& b) const { return better(a, b); }
+};
+
 // The best k candidates seen so far, as a heap whose top is the worst of them.
 class TopK {
 public:
@@ -40,13 +44,13 @@ public:
         const Candidate c{score, index};
         if (static_cast<int64_t>(heap_.size()) < k_) {
             heap_.push_back(c);
-            std::push_heap(heap_.begin(), heap_.end(), better);
+            std::push_heap(heap_.begin(), heap_.end(), Better{});
             return true;
         }
         if (!better(c, heap_.front())) return false;
-        std::pop_heap(heap_.begin(), heap_.end(), better);
+        std::pop_heap(heap_.begin(), heap_.end(), Better{});
         heap_.back() = c;
-        std::push_heap(heap_.begin(), heap_.end(), better);
+        std::push_heap(heap_.begin(), heap_.end(), Better{});
         return true;
     }
 
@@ -60,7 +64,7 @@ public:
     // Best first.
     std::vector<Candidate> sorted() const {
         std::vector<Candidate> out = heap_;
-        std::sort(out.begin(), out.end(), better);
+        std::sort(out.begin(), out.end(), Better{});
         return out;
     }
 
@@ -106,6 +110,14 @@ void finish(const mome_router_desc& r, int64_t q, const std::vector<Candidate>& 
     }
 }
 
+// The exact (unscaled) score of query qv with flat expert e: products and sum in double, once
+// rounded to float. route_ref and the screened path's rescoring share it.
+float exact_score(const mome_router_desc& r, const float* qv, int64_t e) {
+    double dot = 0;
+    for (int64_t i = 0; i < r.key_dim; ++i) dot += static_cast<double>(qv[i]) * key_at(r, e * r.key_dim + i);
+    return static_cast<float>(dot);
+}
+
 using RowsFn = MatmulRowsFn;
 
 // Unscaled dot products of queries with keys [first, first + count) of a key table. A batch
@@ -128,10 +140,40 @@ void offer_block(FindAboveFn find_above, const float* s, int64_t count, int64_t 
     }
 }
 
+// The chunks of the flat scan (each a thread's share of the table, with its own top-k per
+// query, merged exactly afterwards).
+int64_t flat_chunks(int64_t n, int64_t block, int64_t per_thread, ThreadPool& pool) {
+    return std::min<int64_t>((n + block - 1) / block, per_thread * pool.size());
+}
+
+void merge_and_finish(const mome_router_desc& r, int64_t n_queries, int64_t n_chunks, const std::vector<std::vector<Candidate>>& partial,
+                      RouterOutput out) {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(r.key_dim));
+    for (int64_t q = 0; q < n_queries; ++q) {
+        TopK merged(r.top_k);
+        for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+            for (const Candidate& c : partial[static_cast<size_t>(chunk * n_queries + q)]) merged.offer(c.score, c.index);
+        finish(r, q, merged.sorted(), scale, out);
+    }
+}
+
+constexpr int64_t kScreenMinQueries = 8;    // below, the plain F32 scan reads the keys at about the same speed
+constexpr int64_t kScreenMaxQueries = 256;  // per screened pass
+
 void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
+    if (n_queries >= kScreenMinQueries)
+        if (const ScreenBlockFn screen = screen_block_best()) {
+            // Slices of at most kScreenMaxQueries: the kernel's buffers grow with the batch.
+            for (int64_t q0 = 0; q0 < n_queries; q0 += kScreenMaxQueries) {
+                const int64_t nq = std::min(kScreenMaxQueries, n_queries - q0), at = q0 * r.top_k;
+                const RouterOutput slice{out.indices + at, out.weights + at, out.scores ? out.scores + at : nullptr};
+                route_screened(r, queries + q0 * r.key_dim, nq, slice, pool, screen);
+            }
+            return;
+        }
     constexpr int64_t kBlock = 256;  // keys scored together: the block and the queries stay in cache
     const int64_t n = r.n_experts, k = r.top_k;
-    const int64_t n_chunks = std::min<int64_t>((n + kBlock - 1) / kBlock, 16 * pool.size());
+    const int64_t n_chunks = flat_chunks(n, kBlock, 16, pool);
     const int64_t per_chunk = (n + n_chunks - 1) / n_chunks;
     const RowsFn rows = matmul_rows_best();
     const FindAboveFn find_above = find_above_best();
@@ -148,13 +190,7 @@ void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queri
         }
         for (int64_t q = 0; q < n_queries; ++q) partial[static_cast<size_t>(chunk * n_queries + q)] = tops[static_cast<size_t>(q)].sorted();
     });
-    const float scale = 1.0f / std::sqrt(static_cast<float>(r.key_dim));
-    for (int64_t q = 0; q < n_queries; ++q) {
-        TopK merged(k);
-        for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
-            for (const Candidate& c : partial[static_cast<size_t>(chunk * n_queries + q)]) merged.offer(c.score, c.index);
-        finish(r, q, merged.sorted(), scale, out);
-    }
+    merge_and_finish(r, n_queries, n_chunks, partial, out);
 }
 
 void route_product(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {
@@ -245,11 +281,7 @@ void route_ref(const mome_router_desc& r, const float* queries, int64_t n_querie
         const float* qv = queries + q * d;
         std::vector<Candidate> all(static_cast<size_t>(r.n_experts));
         if (r.kind == MOME_ROUTER_KIND_FLAT) {
-            for (int64_t e = 0; e < r.n_experts; ++e) {
-                double dot = 0;
-                for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qv[i]) * key_at(r, e * d + i);
-                all[static_cast<size_t>(e)] = {static_cast<float>(dot), e};
-            }
+            for (int64_t e = 0; e < r.n_experts; ++e) all[static_cast<size_t>(e)] = {exact_score(r, qv, e), e};
         } else {
             const int64_t n_sub = n_sub_of(r), half = d / 2;
             std::vector<float> s1(static_cast<size_t>(n_sub)), s2(static_cast<size_t>(n_sub));
@@ -272,6 +304,166 @@ void route_ref(const mome_router_desc& r, const float* queries, int64_t n_querie
         all.resize(static_cast<size_t>(r.top_k));
         finish(r, q, all, 1.0f / std::sqrt(static_cast<float>(d)), out);
     }
+}
+
+namespace {
+
+// What the screening pass needs per query: the query rounded to BF16 (subnormals to zero, as
+// the tiles read them) and the constants of its error bound. For a key k (as stored, norm
+// |k|) rounded to k' and the query q rounded to q' (q = q' + dq):
+//   q.k - q'.k' = dq.k + q'.(k - k'), with |k - k'| <= 2^-8 |k| + sqrt(d) 2^-126,
+// and a sum of d exact BF16 products in F32, in any order, is off by at most
+// (d + 32) 2^-24 |q'| |k'|. The exact score's own rounding to float (2^-24 of |q| |k|) is
+// covered twice over by the 2^-21 term. So |a - q.k| <= coef |k| + abs with
+//   coef = (|dq| + |q'| (2^-8 + (d + 32) 2^-23 + 2^-21)) (1 + 2^-10),
+//   abs  = (|q'| sqrt(d) + 2 d) 2^-124 (flushed subnormal keys, products and sums),
+// and |k| <= n (1 + (d + 32) 2^-23) + sqrt(d) 2^-62 for the kernel's F32 norm n (its sum of
+// squares rounded, or squares below 2^-126 lost), folded into coef and abs.
+struct ScreenBounds {
+    std::vector<uint16_t> bf16;  // [n_queries x d]
+    std::vector<double> coef, abs;
+};
+
+ScreenBounds screen_bounds(const float* queries, int64_t n_queries, int64_t d) {
+    ScreenBounds b;
+    b.bf16.resize(static_cast<size_t>(n_queries * d));
+    b.coef.resize(static_cast<size_t>(n_queries));
+    b.abs.resize(static_cast<size_t>(n_queries));
+    const double dd = static_cast<double>(d), root_d = std::sqrt(dd);
+    const double sum_error = (dd + 32) * std::ldexp(1.0, -23), norm_up = 1 + sum_error;
+    for (int64_t q = 0; q < n_queries; ++q) {
+        double dq2 = 0, qp2 = 0;
+        for (int64_t i = 0; i < d; ++i) {
+            const float x = queries[q * d + i];
+            uint16_t h = float_to_bf16(x);
+            float xb = bf16_to_float(h);
+            if (!(std::fabs(xb) >= std::numeric_limits<float>::min())) h = 0, xb = 0;
+            b.bf16[static_cast<size_t>(q * d + i)] = h;
+            dq2 += (static_cast<double>(x) - xb) * (static_cast<double>(x) - xb);
+            qp2 += static_cast<double>(xb) * xb;
+        }
+        const double dq = std::sqrt(dq2), qp = std::sqrt(qp2);
+        const double coef = (dq + qp * (std::ldexp(1.0, -8) + sum_error + std::ldexp(1.0, -21))) * (1 + std::ldexp(1.0, -10));
+        b.coef[static_cast<size_t>(q)] = coef * norm_up;
+        b.abs[static_cast<size_t>(q)] = (qp * root_d + 2 * dd) * std::ldexp(1.0, -124) + coef * root_d * std::ldexp(1.0, -62);
+    }
+    return b;
+}
+
+// The largest float <= x.
+float float_down(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) > x) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+    return f;
+}
+
+// One chunk of the table for every query of the batch. `lower` holds the k best lower bounds
+// (a - e) of the keys seen, each key once, so its k-th is at most the k-th best exact score
+// (L). A key of the final top-k has a + e >= its exact score >= L at every step, so it passes
+// every filter below and gets its exact score into `exact`, whose top-k is then the answer.
+class ScreenedChunk {
+public:
+    ScreenedChunk(const mome_router_desc& r, const float* queries, int64_t n_queries, const ScreenBounds& bounds)
+        : r_(r), queries_(queries), bounds_(bounds), exact_(static_cast<size_t>(n_queries), TopK(r.top_k)),
+          lower_(static_cast<size_t>(n_queries), TopK(r.top_k)), pending_(static_cast<size_t>(n_queries)) {}
+
+    // A kernel's hit: expert e for query q with approximate score a and key norm n.
+    void hit(int64_t e, int64_t q, float a, float n) {
+        const double bound = bounds_.coef[static_cast<size_t>(q)] * n + bounds_.abs[static_cast<size_t>(q)];
+        if (!std::isfinite(a) || !std::isfinite(bound)) {  // no bound to go by: the exact score now
+            const float s = rescore(e, q);
+            lower_[static_cast<size_t>(q)].offer(s, e);
+            return;
+        }
+        TopK& lower = lower_[static_cast<size_t>(q)];
+        if (a + bound < lower.threshold()) return;
+        lower.offer(float_down(a - bound), e);
+        std::vector<Pending>& pending = pending_[static_cast<size_t>(q)];
+        pending.push_back({e, a + bound});
+        if (static_cast<int64_t>(pending.size()) >= kPendingCap) {
+            drop_unreachable(q);
+            if (static_cast<int64_t>(pending.size()) >= kPendingCap / 2) rescore_pending(q);
+        }
+    }
+
+    // The kernel's filter for query q: a + slack n >= floor must hold for every key that can
+    // still pass hit(); both rounded so that the kernel's F32 arithmetic errs on the safe side.
+    float floor(int64_t q) const {
+        const float l = lower_[static_cast<size_t>(q)].threshold();
+        if (!std::isfinite(l)) return -std::numeric_limits<float>::infinity();
+        return float_down(l - std::fabs(l) * std::ldexp(1.0, -20) - bounds_.abs[static_cast<size_t>(q)] - std::ldexp(1.0, -120));
+    }
+    float slack(int64_t q) const {
+        // The kernel's a + slack n is rounded once, by at most 2^-15 slack n (|a| <= 2^8 coef n).
+        return static_cast<float>(bounds_.coef[static_cast<size_t>(q)] * (1 + std::ldexp(1.0, -14)) * (1 + std::ldexp(1.0, -20)));
+    }
+
+    std::vector<Candidate> best(int64_t q) {
+        drop_unreachable(q);
+        rescore_pending(q);
+        return exact_[static_cast<size_t>(q)].sorted();
+    }
+
+private:
+    struct Pending {
+        int64_t expert;
+        double upper;  // a + e
+    };
+    static constexpr int64_t kPendingCap = 1024;
+
+    float rescore(int64_t e, int64_t q) {
+        const float s = exact_score(r_, queries_ + q * r_.key_dim, e);
+        if (!std::isfinite(s)) bad_score(e, q);
+        exact_[static_cast<size_t>(q)].offer(s, e);
+        return s;
+    }
+    void drop_unreachable(int64_t q) {
+        const float l = lower_[static_cast<size_t>(q)].threshold();
+        std::vector<Pending>& pending = pending_[static_cast<size_t>(q)];
+        pending.erase(std::remove_if(pending.begin(), pending.end(), [l](const Pending& p) { return p.upper < l; }), pending.end());
+    }
+    void rescore_pending(int64_t q) {
+        for (const Pending& p : pending_[static_cast<size_t>(q)]) rescore(p.expert, q);
+        pending_[static_cast<size_t>(q)].clear();
+    }
+
+    const mome_router_desc& r_;
+    const float* queries_;
+    const ScreenBounds& bounds_;
+    std::vector<TopK> exact_, lower_;
+    std::vector<std::vector<Pending>> pending_;
+};
+
+}  // namespace
+
+void route_screened(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool,
+                    ScreenBlockFn screen) {
+    constexpr int64_t kBlock = 256;  // keys per kernel call: the floors are renewed between calls
+    const int64_t n = r.n_experts;
+    const ScreenBounds bounds = screen_bounds(queries, n_queries, r.key_dim);
+    const ScreenQueries packed = pack_screen_queries(bounds.bf16.data(), n_queries, r.key_dim);
+    // Fewer chunks than the plain scan: each starts with no k-th best, so its first blocks hit often.
+    const int64_t n_chunks = flat_chunks(n, kBlock, 4, pool);
+    const int64_t per_chunk = (n + n_chunks - 1) / n_chunks;
+    std::vector<std::vector<Candidate>> partial(static_cast<size_t>(n_chunks * n_queries));
+    pool.run(n_chunks, [&](int64_t chunk) {
+        const int64_t begin = chunk * per_chunk, end = std::min(n, begin + per_chunk);
+        ScreenedChunk state(r, queries, n_queries, bounds);
+        std::vector<float> floors(static_cast<size_t>(n_queries)), slacks(static_cast<size_t>(n_queries));
+        for (int64_t q = 0; q < n_queries; ++q) slacks[static_cast<size_t>(q)] = state.slack(q);
+        std::vector<ScreenHit> hits;
+        for (int64_t b = begin; b < end; b += kBlock) {
+            const int64_t count = std::min(kBlock, end - b);
+            const Tensor block{static_cast<const uint8_t*>(r.keys) + static_cast<uint64_t>(b * r.key_dim) * elem_size(r.key_type), r.key_type,
+                               count, r.key_dim};
+            for (int64_t q = 0; q < n_queries; ++q) floors[static_cast<size_t>(q)] = state.floor(q);
+            hits.clear();
+            screen(block, packed, floors.data(), slacks.data(), hits);
+            for (const ScreenHit& h : hits) state.hit(b + h.key, h.query, h.score, h.norm);
+        }
+        for (int64_t q = 0; q < n_queries; ++q) partial[static_cast<size_t>(chunk * n_queries + q)] = state.best(q);
+    });
+    merge_and_finish(r, n_queries, n_chunks, partial, out);
 }
 
 void route(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cpu/screen.h"
 #include "mome.h"
 
 namespace mome {
@@ -25,6 +26,13 @@ void check_router(const mome_router_desc& r, const float* queries, int64_t n_que
 
 // Brute force: every score, then a full sort. The reference the fast paths are checked against.
 void route_ref(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out);
+
+// Flat, through a screening pass: BF16 approximate scores from `screen` (cpu/screen.h) with an
+// error bound per key and query; only keys whose bound reaches the k-th best lower bound so
+// far get their exact score, as route_ref computes it, so the result is route_ref's. route
+// takes this path for batches where screen_block_best() has a kernel.
+void route_screened(const mome_router_desc& r, const float* queries, int64_t n_queries, RouterOutput out, ThreadPool& pool,
+                    ScreenBlockFn screen);
 
 // Flat: keys scored in blocks shared by all queries of the batch (each key read once per
 // batch) with a streaming top-k per query; key chunks spread over the pool, then merged.
