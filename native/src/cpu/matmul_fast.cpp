@@ -37,9 +37,11 @@ bool cpu_has_f16c() {
 
 Variant pick_variant() {
     __builtin_cpu_init();
-    // MOME_CPU_ISA=avx2|portable forces a narrower variant (to test or compare them).
+    // MOME_CPU_ISA=avx2|portable forces a narrower variant (to test or compare them); avx512,
+    // avx512bf16 and amx keep AVX-512 (they choose the router's screening, cpu/screen.h).
     const char* forced = std::getenv("MOME_CPU_ISA");
-    const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0;
+    const bool allow512 = !forced || std::strcmp(forced, "avx512") == 0 || std::strcmp(forced, "avx512bf16") == 0 ||
+                          std::strcmp(forced, "amx") == 0;
     const bool allow2 = allow512 || std::strcmp(forced, "avx2") == 0;
     if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return {"avx512", matmul_rows_avx512, axpy_row_avx512, score_keys_avx512, backward_input_block_avx512, round_activations_avx512,

@@ -45,12 +45,23 @@ void screen_block_portable(const Tensor& keys, const ScreenQueries& q, const flo
                            std::vector<ScreenHit>& hits);
 void screen_block_amx(const Tensor& keys, const ScreenQueries& q, const float* floor, const float* slack,
                       std::vector<ScreenHit>& hits);
+void screen_block_avx512bf16(const Tensor& keys, const ScreenQueries& q, const float* floor, const float* slack,
+                             std::vector<ScreenHit>& hits);
+
+struct ScreenKernel {
+    const char* name;  // "amx-bf16", "avx512-bf16"
+    ScreenBlockFn fn;
+};
+
+// The accelerated kernels this CPU and OS can run, best first (MOME_CPU_ISA not consulted).
+std::vector<ScreenKernel> screen_kernels();
 
 // The AMX kernel where the CPU has AMX-BF16 (and AVX-512 BF16) and the OS grants the tile
-// state, else null. MOME_CPU_ISA set to anything but "amx" turns it off.
+// state, else null (the router then runs its plain F32 scan). MOME_CPU_ISA=avx512bf16 picks the
+// AVX-512 BF16 kernel instead (where the CPU has it); any other value but "amx" turns both off.
 ScreenBlockFn screen_block_best();
 
-// "amx-bf16", or "none" where screen_block_best() is null.
+// "amx-bf16", "avx512-bf16", or "none" where screen_block_best() is null.
 const char* screen_isa();
 
 }  // namespace mome
