@@ -1,5 +1,6 @@
 #include "cpu/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -84,23 +85,44 @@ void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out) {
         }
 }
 
+namespace {
+
+// The lines of [p, p + bytes), asked for ahead of their use: routed experts lie scattered
+// over the table, so without it every row starts with a full miss to memory.
+void prefetch(const uint8_t* p, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 3);
+}
+
+}  // namespace
+
 void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool) {
     const int64_t d = t.dim, r = t.rank;
     const size_t expert_bytes = static_cast<size_t>(r * d) * (t.type == MOME_TENSOR_TYPE_F32 ? 4 : 2);
     const MatmulRowsFn rows = matmul_rows_best();
     const AxpyRowFn axpy = axpy_row_best();
+    // Route entries (segment s, expert j) in order: while entry i computes, the first lines of
+    // the A and B rows of entry i + ahead are asked for, about 16 KiB ahead (the next segment's
+    // too: whichever thread takes it finds them on the way); the hardware streams the rest.
+    const int64_t n_entries = b.n_segments * b.top_k;
+    const int64_t kAhead = std::max<int64_t>(2, static_cast<int64_t>((16u << 10) / (2 * expert_bytes)));
+    const size_t head = std::min<size_t>(expert_bytes, 4096);
+    auto expert_of = [&](int64_t entry) { return static_cast<uint64_t>(b.indices[entry]) * expert_bytes; };
     pool.run(b.n_segments, [&](int64_t s) {
         const int64_t begin = b.segment_offsets[s], n = b.segment_offsets[s + 1] - begin;
         if (n == 0) return;
         thread_local std::vector<float> z;
         z.resize(static_cast<size_t>(n * r));
         for (int j = 0; j < b.top_k; ++j) {
+            const int64_t entry = s * b.top_k + j;
+            if (entry + kAhead < n_entries) {
+                prefetch(t.a + expert_of(entry + kAhead), head);
+                prefetch(t.b + expert_of(entry + kAhead), head);
+            }
             // The expert's r rows of A and of B^T, read in their storage type by the SIMD kernels.
-            const uint64_t e = static_cast<uint64_t>(b.indices[s * b.top_k + j]);
-            const Tensor a{t.a + e * expert_bytes, t.type, r, d};
-            const Tensor bt{t.b + e * expert_bytes, t.type, r, d};
+            const Tensor a{t.a + expert_of(entry), t.type, r, d};
+            const Tensor bt{t.b + expert_of(entry), t.type, r, d};
             rows(a, b.u + begin * d, n, z.data(), 0, r);  // z[token][rho] = (A_e u_token)[rho]
-            const float w = b.weights[s * b.top_k + j] * b.scale;
+            const float w = b.weights[entry] * b.scale;
             for (int64_t tok = 0; tok < n; ++tok)
                 for (int64_t rho = 0; rho < r; ++rho) axpy(bt, rho, w * z[static_cast<size_t>(tok * r + rho)], out + (begin + tok) * d);
         }

@@ -45,8 +45,8 @@ void check_lora_batch(const LoraTables& t, const LoraBatch& b);
 void lora_apply_ref(const LoraTables& t, const LoraBatch& b, float* out);
 
 // Each segment reads its experts' rows once for all its tokens, in their storage type, with
-// the SIMD matmul and axpy kernels; segments spread over the pool. Checked against
-// lora_apply_ref.
+// the SIMD matmul and axpy kernels, the rows of the next experts prefetched; segments spread
+// over the pool. Checked against lora_apply_ref.
 void lora_apply(const LoraTables& t, const LoraBatch& b, float* out, ThreadPool& pool);
 
 // dA and dB (F32 tables, accumulated) of the update above for the output gradient dout:
