@@ -27,10 +27,8 @@ public static class LoraComparison
                 var bytes = (long)experts * rank * dim * elem;
                 var a = new byte[bytes];
                 var b = new byte[bytes];
-                random.NextBytes(a);
-                random.NextBytes(b);
-                Sanitize(a, type);
-                Sanitize(b, type);
+                Fill(a, type, random);
+                Fill(b, type, random);
                 var tables = new LoraTables(type, experts, dim, rank, a, b);
                 foreach (var (sequences, perSequence) in new[] { (1, 1), (16, 1), (64, 1), (16, 32) })
                     foreach (var t in threads)
@@ -59,13 +57,25 @@ public static class LoraComparison
         return results;
     }
 
-    /// <summary>Random bytes as finite values: clear each element's exponent high bits.</summary>
-    private static void Sanitize(byte[] table, TensorType type)
+    /// <summary>
+    /// Uniform values in [-0.05, 0.05), the scale of trained expert rows, in the table's type.
+    /// (Random bytes with their top exponent bits cleared, used before, made most products
+    /// subnormal, so the benchmark measured the CPU's subnormal assists rather than bandwidth.)
+    /// </summary>
+    private static void Fill(byte[] table, TensorType type, Random random)
     {
-        if (type == TensorType.F32)
-            for (var i = 3; i < table.Length; i += 4) table[i] &= 0x3F;
-        else
-            for (var i = 1; i < table.Length; i += 2) table[i] &= 0x3F;
+        var elem = type == TensorType.F32 ? 4 : 2;
+        for (var i = 0; i < table.Length; i += elem)
+        {
+            var x = (float)(random.NextDouble() * 0.1 - 0.05);
+            if (type == TensorType.F32) BitConverter.TryWriteBytes(table.AsSpan(i, 4), x);
+            else
+            {
+                var h = type == TensorType.F16 ? BitConverter.HalfToUInt16Bits((Half)x) : (ushort)(BitConverter.SingleToUInt32Bits(x) >> 16);
+                table[i] = (byte)h;
+                table[i + 1] = (byte)(h >> 8);
+            }
+        }
     }
 
     /// <summary>Median GB/s of copying 1 GiB (read + write counted once, as "copy bandwidth").</summary>
