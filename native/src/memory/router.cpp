@@ -120,14 +120,17 @@ float exact_score(const mome_router_desc& r, const float* qv, int64_t e) {
 
 using RowsFn = MatmulRowsFn;
 
-// Unscaled dot products of queries with keys [first, first + count) of a key table. A batch
-// of queries uses the transposed-key kernel (no horizontal sums); one or a few queries the
-// row-dot kernel, which needs no transposition.
-void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t dim, int64_t first, int64_t count,
+// Unscaled dot products of queries with keys [first, first + count) of a key table, whose
+// keys up to first + readable may be read ahead. A batch of queries uses the transposed-key
+// kernel (no horizontal sums); one or a few queries the row-dot kernel, which needs no
+// transposition. For one query the kernel sees the keys up to `readable`, so that its
+// prefetch runs on into the next block instead of stopping at this one's end.
+void score_block(RowsFn rows, const void* keys, mome_tensor_type type, int64_t dim, int64_t first, int64_t count, int64_t readable,
                  const float* queries, int64_t n_queries, float* scores /* [n_queries x count] */) {
-    const Tensor block{static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type), type, count, dim};
-    if (n_queries >= 8) score_keys_best()(block, queries, n_queries, scores);
-    else rows(block, queries, n_queries, scores, 0, count);
+    const uint8_t* at = static_cast<const uint8_t*>(keys) + static_cast<uint64_t>(first * dim) * elem_size(type);
+    if (n_queries >= 8) score_keys_best()(Tensor{at, type, count, dim}, queries, n_queries, scores);
+    else if (n_queries == 1) rows(Tensor{at, type, readable, dim}, queries, 1, scores, 0, count);
+    else rows(Tensor{at, type, count, dim}, queries, n_queries, scores, 0, count);
 }
 
 // Offers scores s[0..count) of keys first.. to `top`. Most scores of a large table are below
@@ -185,7 +188,7 @@ void route_flat(const mome_router_desc& r, const float* queries, int64_t n_queri
         std::vector<float> scores(static_cast<size_t>(kBlock * n_queries));
         for (int64_t b = begin; b < end; b += kBlock) {
             const int64_t count = std::min(kBlock, end - b);
-            score_block(rows, r.keys, r.key_type, r.key_dim, b, count, queries, n_queries, scores.data());
+            score_block(rows, r.keys, r.key_type, r.key_dim, b, count, end - b, queries, n_queries, scores.data());
             for (int64_t q = 0; q < n_queries; ++q) offer_block(find_above, scores.data() + q * count, count, b, q, tops[static_cast<size_t>(q)]);
         }
         for (int64_t q = 0; q < n_queries; ++q) partial[static_cast<size_t>(chunk * n_queries + q)] = tops[static_cast<size_t>(q)].sorted();
@@ -206,8 +209,8 @@ void route_product(const mome_router_desc& r, const float* queries, int64_t n_qu
     }
     std::vector<float> s1(static_cast<size_t>(n_queries * n_sub)), s2(s1.size());
     pool.run(2, [&](int64_t table) {
-        if (table == 0) score_block(rows, r.keys, r.key_type, half, 0, n_sub, q1.data(), n_queries, s1.data());
-        else score_block(rows, table2, r.key_type, half, 0, n_sub, q2.data(), n_queries, s2.data());
+        if (table == 0) score_block(rows, r.keys, r.key_type, half, 0, n_sub, n_sub, q1.data(), n_queries, s1.data());
+        else score_block(rows, table2, r.key_type, half, 0, n_sub, n_sub, q2.data(), n_queries, s2.data());
     });
     pool.run(n_queries, [&](int64_t q) {
         TopK t1(k), t2(k);
