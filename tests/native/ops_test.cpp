@@ -73,7 +73,7 @@ TEST(Matmul, FastEqualsReferenceForEveryTypeShapeAndThreadCount) {
                 std::fill(got.begin(), got.end(), NAN);
                 rows_fn(W.m, X.data(), n, got.data(), 0, rows);
                 EXPECT_LT(relative_error(got, want), 1e-6) << name << " type " << type << " shape " << rows << "x" << cols << " tokens " << n;
-                // Two row ranges, as two threads get them (the first prefetches past its end).
+                // Two row ranges, as two threads get them (the first one's prefetch stops at its end).
                 std::fill(got.begin(), got.end(), NAN);
                 rows_fn(W.m, X.data(), n, got.data(), 0, rows / 2);
                 rows_fn(W.m, X.data(), n, got.data(), rows / 2, rows);
@@ -189,6 +189,53 @@ TEST(RoundActivations, EveryVariantAndThePooledCallEqualTheScalarRounding) {
         round_activations_fast(type, x.data(), got.data(), static_cast<int64_t>(x.size()), pool);  // several chunks and a tail
         for (size_t i = 0; i < x.size(); ++i) ASSERT_TRUE(same(want[i], got[i])) << "pooled, element " << i;
     }
+}
+
+// SwiGLU's AVX-512 kernel and the pooled call give swiglu_ref's floats bit for bit (NaN as
+// NaN): gates from a sweep of every 65521st bit pattern, the edges of exp's range (|n| near
+// 126 and 192, subnormal exponentials), zeros, infinities and NaN, times finite ups. And the
+// reference is SiLU: within 1e-6 of x up / (1 + exp(-x)) in double where it is finite.
+TEST(Swiglu, TheAvx512KernelAndThePooledCallEqualTheReference) {
+    MOME_TEST_RNG(rng, 29);
+    std::vector<float> gate;
+    for (uint64_t bits = 0; bits < (uint64_t{1} << 32); bits += 65521) gate.push_back(bits_to_float(static_cast<uint32_t>(bits)));
+    for (float v = -140.0f; v <= 140.0f; v += 0.37f) gate.push_back(v);
+    for (float v : {0.0f, -0.0f, INFINITY, -INFINITY, 87.3f, 88.8f, -88.8f, 103.9f, 104.0f, 133.0f, -133.0f, 1e-45f, -1e-45f, 3.4e38f, -3.4e38f})
+        gate.push_back(v);
+    gate.push_back(bits_to_float(0x7fc00000u));
+    gate.push_back(bits_to_float(0xff800001u));
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    std::vector<float> up(gate.size());
+    for (float& u : up) u = normal(rng);
+    up[1] = -0.0f, up[2] = 1e30f;
+    const auto n = static_cast<int64_t>(gate.size());
+    std::vector<float> want(gate.size()), got(gate.size(), 1.0f), pooled(gate.size(), 1.0f);
+    swiglu_ref(gate.data(), up.data(), n, want.data());
+    const auto same = [](float a, float b) { return std::isnan(a) ? std::isnan(b) : float_to_bits(a) == float_to_bits(b); };
+    int checked = 0;
+    for (size_t i = 0; i < gate.size(); ++i) {
+        const double x = gate[i], exact = x * up[i] / (1.0 + std::exp(-x));
+        if (!std::isfinite(exact) || std::fabs(x) > 80 || std::fabs(exact) < 1e-30) continue;
+        ASSERT_NEAR(want[i], exact, 1e-6 * std::fabs(exact)) << "gate " << gate[i] << " up " << up[i];
+        ++checked;
+    }
+    EXPECT_GT(checked, 1000);
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    if (avx512) {
+        swiglu_avx512(gate.data(), up.data(), n - 5, got.data());  // a tail of 16 - 5 lanes
+        swiglu_avx512(gate.data() + n - 5, up.data() + n - 5, 5, got.data() + n - 5);
+        int mismatches = 0;
+        for (size_t i = 0; i < gate.size(); ++i)
+            if (!same(want[i], got[i]) && ++mismatches <= 3)
+                ADD_FAILURE() << "gate bits " << std::hex << float_to_bits(gate[i]) << " up " << up[i] << ": want " << float_to_bits(want[i])
+                              << " got " << float_to_bits(got[i]);
+        EXPECT_EQ(mismatches, 0);
+    }
+    ThreadPool pool(2);
+    swiglu_fast(gate.data(), up.data(), n, pooled.data(), pool);  // several chunks and a tail
+    for (size_t i = 0; i < gate.size(); ++i) ASSERT_TRUE(same(want[i], pooled[i])) << "pooled, element " << i;
+    if (!avx512) GTEST_SKIP() << "no AVX-512 on this CPU: only the reference ran";
 }
 
 // The router's scan finds, in every variant, the first score above the threshold or not

@@ -249,6 +249,7 @@ public:
                                 a.head_dim, h, single[static_cast<size_t>(t)], out + t * q_dim);
         });
     }
+    void swiglu(const float* gate, const float* up, int64_t n, float* out) override { swiglu_fast(gate, up, n, out, pool_); }
     void lora_apply(const LoraTables& tables, const LoraBatch& batch, float* out) override { mome::lora_apply(tables, batch, out, pool_); }
     void matmul_backward_input(const Tensor& W, const float* dY, int64_t n, float* dX) override {
         mome::matmul_backward_input(W, dY, n, dX, &pool_);

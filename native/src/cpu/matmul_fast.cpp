@@ -15,6 +15,14 @@ namespace mome {
 namespace {
 
 constexpr int64_t kRowsPerChunk = 32;
+// A one-token product's rows come in one run per thread (at least 128 rows): each thread's
+// stream, and its prefetch, which stops at the run's end, stays sequential.
+constexpr int64_t kDecodeMinRowsPerChunk = 128;
+
+int64_t decode_rows_per_chunk(int64_t rows, int threads) {
+    const int64_t per_thread = (rows + threads - 1) / threads;
+    return std::max(kDecodeMinRowsPerChunk, (per_thread + 15) / 16 * 16);
+}
 
 using RowsFn = void (*)(const Tensor&, const float*, int64_t, float*, int64_t, int64_t);
 
@@ -79,10 +87,11 @@ void round_activations_fast(mome_tensor_type weight_type, const float* src, floa
 void matmul_fast(const Tensor& W, const float* X, int64_t n_tokens, float* Y, ThreadPool& pool, const std::vector<int64_t>& calls) {
     if (is_quantized_type(W.type)) return quant_matmul_fast(W, X, n_tokens, Y, pool, calls);
     const RowsFn rows = variant().rows;
-    const int64_t n_chunks = (W.rows + kRowsPerChunk - 1) / kRowsPerChunk;
+    const int64_t per_chunk = n_tokens == 1 ? decode_rows_per_chunk(W.rows, pool.size()) : kRowsPerChunk;
+    const int64_t n_chunks = (W.rows + per_chunk - 1) / per_chunk;
     pool.run(n_chunks, [&](int64_t chunk) {
-        const int64_t r0 = chunk * kRowsPerChunk;
-        rows(W, X, n_tokens, Y, r0, std::min(W.rows, r0 + kRowsPerChunk));
+        const int64_t r0 = chunk * per_chunk;
+        rows(W, X, n_tokens, Y, r0, std::min(W.rows, r0 + per_chunk));
     });
 }
 

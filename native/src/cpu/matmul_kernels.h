@@ -126,9 +126,10 @@ inline void matvec_kernel(const typename L::Elem* w, int64_t stride, int64_t ahe
     }
 }
 
-// Rows [r_begin, r_end) of y = W x for one token: Vec::kDecodeRows rows at a time, the
-// last few one by one. The prefetch runs about kPrefetchBytes ahead (long rows: the next
-// group), never past W's end.
+// Rows [r_begin, r_end) of y = W x for one token: Vec::kDecodeRows rows at a time, the last
+// few one by one. The prefetch runs about kPrefetchBytes ahead (long rows: the next group),
+// never past r_end: the rows after it are another thread's, and lines fetched for them
+// would land in the wrong core's cache.
 template <class Vec, class L>
 void matvec_rows(const mome::Tensor& W, const float* x, float* y, int64_t r_begin, int64_t r_end) {
     constexpr int NR = Vec::kDecodeRows;
@@ -138,7 +139,7 @@ void matvec_rows(const mome::Tensor& W, const float* x, float* y, int64_t r_begi
     const int64_t rows_ahead = std::max<int64_t>(NR, kPrefetchBytes / row_bytes);  // past the rows in use
     int64_t r = r_begin;
     for (; r + NR <= r_end; r += NR) {
-        const int64_t ahead = std::min(rows_ahead, W.rows - NR - r) * W.cols;
+        const int64_t ahead = std::min(rows_ahead, r_end - NR - r) * W.cols;
         matvec_kernel<Vec, L, NR>(base + r * W.cols, W.cols, ahead, x, W.cols, y + r);
     }
     for (; r < r_end; ++r) matvec_kernel<Vec, L, 1>(base + r * W.cols, W.cols, 0, x, W.cols, y + r);

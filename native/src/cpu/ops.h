@@ -68,6 +68,10 @@ void attention_head_fast(const float* q, const float* k_cache, const float* v_ca
 
 // out = silu(gate) * up, element-wise.
 void swiglu_ref(const float* gate, const float* up, int64_t n, float* out);
+// swiglu_ref in AVX-512 registers, bit-identical (only where matmul_isa() is "avx512");
+// swiglu_fast picks it or the reference and spreads blocks over the pool.
+void swiglu_avx512(const float* gate, const float* up, int64_t n, float* out);
+void swiglu_fast(const float* gate, const float* up, int64_t n, float* out, ThreadPool& pool);
 
 // Row `token` of the embedding as F32 (a quantized row dequantized, as ggml's get_rows does).
 void embed_ref(const Tensor& embedding, int32_t token, float* out);
