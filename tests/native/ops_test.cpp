@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "cpu/ops.h"
+#include "cpu/ops_backward.h"
 #include "cpu/matmul_variants.h"
 #include "cpu/thread_pool.h"
 #include "test_seed.h"
@@ -115,6 +116,43 @@ TEST(Rope, AnglesMatchTheClosedForm) {
                 }
         }
     }
+}
+
+// The batched RoPE (angles once per position of the batch, rows over the threads) against
+// the reference row by row, to the bit: repeated positions (a batch of sequences), positions
+// spread wider than the rows, one row, partial rotation, Llama 3.1 factors; forward and
+// backward.
+TEST(Rope, TheBatchedFormEqualsTheReferenceRowByRow) {
+    const int64_t head_dim = 64, n_heads = 3, row = n_heads * head_dim;
+    std::vector<float> factors(head_dim / 2);
+    for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + static_cast<float>(i) * 0.25f;
+    std::vector<std::vector<int32_t>> batches = {{0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4}, {5, 900, 17, 4000}, {77}, {}};
+    std::vector<int32_t> long_batch;
+    for (int s = 0; s < 9; ++s)
+        for (int32_t t = 0; t < 41; ++t) long_batch.push_back(t + s % 3);
+    batches.push_back(long_batch);
+    ThreadPool pool(3);
+    MOME_TEST_RNG(rng, 4242);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const int64_t n_rot : {head_dim, head_dim / 2})
+        for (const float* ff : {static_cast<const float*>(nullptr), static_cast<const float*>(factors.data())})
+            for (const std::vector<int32_t>& pos : batches) {
+                RopeParams p;
+                p.n_rot = n_rot, p.freq_base = 500000.0f, p.freq_scale = 0.5f, p.freq_factors = n_rot == head_dim ? ff : nullptr;
+                const int64_t rows = static_cast<int64_t>(pos.size());
+                std::vector<float> x(static_cast<size_t>(rows * row));
+                for (float& v : x) v = normal(rng);
+                std::vector<float> want = x, got = x, want_back = x, got_back = x;
+                for (int64_t r = 0; r < rows; ++r) {
+                    rope_norm_ref(want.data() + r * row, n_heads, head_dim, pos[static_cast<size_t>(r)], p);
+                    rope_norm_backward(want_back.data() + r * row, n_heads, head_dim, pos[static_cast<size_t>(r)], p);
+                }
+                rope_fast(got.data(), rows, n_heads, head_dim, pos.data(), p, pool);
+                rope_backward_fast(got_back.data(), rows, n_heads, head_dim, pos.data(), p, pool);
+                ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << rows << " rows, n_rot " << n_rot;
+                ASSERT_EQ(0, std::memcmp(want_back.data(), got_back.data(), want.size() * sizeof(float))) << rows << " rows (backward)";
+                if (rows > 0) ASSERT_NE(0, std::memcmp(x.data(), got.data(), x.size() * sizeof(float)));  // it did rotate
+            }
 }
 
 TEST(ThreadPool, RunsEveryChunkOnceAndRethrows) {

@@ -52,18 +52,71 @@ __attribute__((target("avx512f"))) void exp_shifted_avx512(const float* l, float
     }
     for (; i < n; ++i) d[i] = std::exp(l[i] - m);
 }
+
+// row_max's fold in 16 lanes: vmaxps(x, lane) is x > lane ? x : lane, std::max(lane, x).
+__attribute__((target("avx512f"))) float row_max_avx512(const float* x, int64_t n) {
+    __m512 lanes = _mm512_set1_ps(x[0]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) lanes = _mm512_max_ps(_mm512_loadu_ps(x + i), lanes);
+    alignas(64) float lane[16];
+    _mm512_store_ps(lane, lanes);
+    float m = x[0];
+    for (const float v : lane) m = std::max(m, v);
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
+// The first i with x[i] == m, or n.
+__attribute__((target("avx512f"))) int64_t find_equal_avx512(const float* x, int64_t n, float m) {
+    const __m512 vm = _mm512_set1_ps(m);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        if (const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), vm, _CMP_EQ_OQ)) return i + __builtin_ctz(hit);
+    for (; i < n; ++i)
+        if (x[i] == m) return i;
+    return n;
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #endif
 
-void exp_shifted(const float* l, float m, int64_t n, float* d) {
+bool cpu_has_avx512() {
 #if defined(__x86_64__)
     static const bool avx512 = [] {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") != 0;
     }();
-    if (avx512) return exp_shifted_avx512(l, m, n, d);
+    return avx512;
+#else
+    return false;
+#endif
+}
+
+// max(x[0], ..., x[n-1]) folded as std::max(m, x[i]) from m = x[0]: a NaN at x[0] stays, any
+// other NaN is passed over. The fold's order may differ (lanes) but not its value, except
+// which of +0 and -0 it keeps, which compare equal.
+float row_max(const float* x, int64_t n) {
+#if defined(__x86_64__)
+    if (cpu_has_avx512()) return row_max_avx512(x, n);
+#endif
+    float m = x[0];
+    for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
+int64_t find_equal(const float* x, int64_t n, float m) {
+#if defined(__x86_64__)
+    if (cpu_has_avx512()) return find_equal_avx512(x, n, m);
+#endif
+    int64_t i = 0;
+    while (i < n && !(x[i] == m)) ++i;
+    return i;
+}
+
+void exp_shifted(const float* l, float m, int64_t n, float* d) {
+#if defined(__x86_64__)
+    if (cpu_has_avx512()) return exp_shifted_avx512(l, m, n, d);
 #endif
     for (int64_t i = 0; i < n; ++i) d[i] = std::exp(l[i] - m);
 }
@@ -222,6 +275,12 @@ public:
     explicit CpuFastBackend(ThreadPool& pool) : pool_(pool) {}
     const char* name() const override { return "cpu-fast"; }
 
+    void rope(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
+        rope_fast(x, rows, n_heads, head_dim, pos, p, pool_);
+    }
+    void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
+        rope_backward_fast(dx, rows, n_heads, head_dim, pos, p, pool_);
+    }
     void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override { matmul_calls(W, X, n, {}, Y); }
     void matmul_calls(const Tensor& W, const float* X, int64_t n, const std::vector<int64_t>& calls, float* Y) override {
         thread_local std::vector<float> rounded;  // kept: no allocation per decode step
@@ -260,8 +319,7 @@ public:
         pool_.run(n, [&](int64_t t) {
             const float* l = logits + t * n_vocab;
             float* d = dlogits + t * n_vocab;
-            float m = l[0];
-            for (int64_t i = 1; i < n_vocab; ++i) m = std::max(m, l[i]);
+            const float m = row_max(l, n_vocab);
             exp_shifted(l, m, n_vocab, d);
             double s[4] = {0, 0, 0, 0};  // independent partial sums: no chain of additions
             int64_t i = 0;
@@ -283,10 +341,7 @@ public:
     void argmax_rows(const float* x, int64_t n, int64_t d, int32_t* out) override {
         pool_.run(n, [&](int64_t t) {
             const float* row = x + t * d;
-            float m = row[0];
-            for (int64_t i = 1; i < d; ++i) m = std::max(m, row[i]);
-            int64_t best = 0;
-            while (best < d && !(row[best] == m)) ++best;
+            const int64_t best = find_equal(row, d, row_max(row, d));
             out[t] = static_cast<int32_t>(best < d ? best : 0);
         });
     }

@@ -44,6 +44,13 @@ struct RopeParams {
 // rotation rounded as LLamaSharp 0.30.0's ggml binary rounds it (x0 c - x1 s with x1 s
 // rounded first and the rest fused; x0 s + x1 c with x1 c rounded first).
 void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p);
+// rope_norm_ref in its two parts: the cos and sin of the n_rot / 2 angles at `pos`, and the
+// rotation of every head of one row by them.
+void rope_angles(int32_t pos, const RopeParams& p, float* cos_t, float* sin_t);
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t);
+// rope_norm_ref over `rows` rows at positions pos[r], spread over the pool: the angles of
+// each distinct position computed once (a batch of sequences repeats its positions).
+void rope_fast(float* x, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p, ThreadPool& pool);
 
 // Causal attention of one query token over the first n_positions positions of its
 // sequence's cache. q: [n_head x head_dim]; k_cache/v_cache: [positions x n_head_kv x

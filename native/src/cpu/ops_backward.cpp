@@ -91,21 +91,22 @@ void swiglu_backward(const float* gate, const float* up, const float* dout, int6
     }
 }
 
-void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p) {
-    const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
-    float theta = static_cast<float>(pos);
-    for (int64_t i = 0; i < p.n_rot / 2; ++i) {
-        const float factor = p.freq_factors ? p.freq_factors[i] : 1.0f;
-        const float angle = p.freq_scale * (theta / factor);
-        const float c = std::cos(angle), s = std::sin(angle);
-        for (int64_t h = 0; h < n_heads; ++h) {
-            float* v = dx + h * head_dim;
+void rope_backward_rotate(float* dx, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = dx + h * head_dim;
+        for (int64_t i = 0; i < n_rot / 2; ++i) {
             const float a = v[2 * i], b = v[2 * i + 1];
+            const float c = cos_t[i], s = sin_t[i];
             v[2 * i] = a * c + b * s;  // R(-angle)
             v[2 * i + 1] = -a * s + b * c;
         }
-        theta *= theta_scale;
     }
+}
+
+void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p) {
+    std::vector<float> cos_t(static_cast<size_t>(p.n_rot / 2)), sin_t(static_cast<size_t>(p.n_rot / 2));
+    rope_angles(pos, p, cos_t.data(), sin_t.data());
+    rope_backward_rotate(dx, n_heads, head_dim, p.n_rot, cos_t.data(), sin_t.data());
 }
 
 void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,

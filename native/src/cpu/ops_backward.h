@@ -27,6 +27,11 @@ void swiglu_backward(const float* gate, const float* up, const float* dout, int6
 
 // RoPE is a rotation: its backward rotates the gradient by the opposite angles (in place).
 void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p);
+// rope_norm_backward's rotation of one row by the angles rope_angles gives (cpu/ops.h).
+void rope_backward_rotate(float* dx, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t);
+// rope_norm_backward over rows at positions pos[r], as rope_fast (cpu/ops.h) runs the forward.
+void rope_backward_fast(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p,
+                        ThreadPool& pool);
 
 // Backward of attention_ref for one query over n_positions cached keys/values: dq
 // (overwritten), and dk/dv accumulated into [positions x n_head_kv x head_dim] buffers.

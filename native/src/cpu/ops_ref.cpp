@@ -39,27 +39,35 @@ void rms_norm_ref(const float* x, const float* weight, int64_t d, float eps, flo
     for (int64_t i = 0; i < d; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p) {
+void rope_angles(int32_t pos, const RopeParams& p, float* cos_t, float* sin_t) {
     const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
-    std::vector<float> cos_t(static_cast<size_t>(p.n_rot / 2)), sin_t(static_cast<size_t>(p.n_rot / 2));
     float theta = static_cast<float>(pos);
     for (int64_t i = 0; i < p.n_rot / 2; ++i) {
         const float factor = p.freq_factors ? p.freq_factors[i] : 1.0f;
         const float angle = p.freq_scale * (theta / factor);
-        cos_t[static_cast<size_t>(i)] = std::cos(angle);
-        sin_t[static_cast<size_t>(i)] = std::sin(angle);
+        cos_t[i] = std::cos(angle);
+        sin_t[i] = std::sin(angle);
         theta *= theta_scale;
     }
+}
+
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t) {
     for (int64_t h = 0; h < n_heads; ++h) {
         float* v = x + h * head_dim;
-        for (int64_t i = 0; i < p.n_rot / 2; ++i) {
+        for (int64_t i = 0; i < n_rot / 2; ++i) {
             const float a = v[2 * i], b = v[2 * i + 1];
-            const float c = cos_t[static_cast<size_t>(i)], s = sin_t[static_cast<size_t>(i)];
+            const float c = cos_t[i], s = sin_t[i];
             // As ggml's binary computes the rotation: one product rounded, the other fused.
             v[2 * i] = std::fma(a, c, -(b * s));
             v[2 * i + 1] = std::fma(a, s, b * c);
         }
     }
+}
+
+void rope_norm_ref(float* x, int64_t n_heads, int64_t head_dim, int32_t pos, const RopeParams& p) {
+    std::vector<float> cos_t(static_cast<size_t>(p.n_rot / 2)), sin_t(static_cast<size_t>(p.n_rot / 2));
+    rope_angles(pos, p, cos_t.data(), sin_t.data());
+    rope_rotate(x, n_heads, head_dim, p.n_rot, cos_t.data(), sin_t.data());
 }
 
 namespace {

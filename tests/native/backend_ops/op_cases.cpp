@@ -1,6 +1,7 @@
 // The forward ops' cases: odd sizes, GQA, several sequences with different visible lengths,
 // every weight type an op takes.
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "cases.h"
@@ -69,7 +70,9 @@ OpCase rows_case(bool scatter, int64_t n_rows, int64_t table_rows, int64_t d, st
     return c;
 }
 
-// Rows with ties: row 1 has its maximum twice, row 2 is constant (the lowest index wins).
+// Rows with ties: row 1 has its maximum twice, row 2 is constant (the lowest index wins);
+// row 3 holds NaNs past its first element (passed over), row 4 starts with one (index 0), row
+// 5 ties +0 and -0 at its top (the first wins); row 0 is all below zero.
 OpCase argmax_case(int64_t n, int64_t d, std::mt19937& rng) {
     std::vector<float> x = random_normal(n * d, rng);
     if (n > 2 && d > 2) {
@@ -77,6 +80,14 @@ OpCase argmax_case(int64_t n, int64_t d, std::mt19937& rng) {
         const float top = *std::max_element(row, row + d) + 1.0f;
         row[d / 2] = top, row[d - 1] = top;
         std::fill(x.data() + 2 * d, x.data() + 3 * d, 0.5f);
+    }
+    if (n > 5 && d > 2) {
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        x[static_cast<size_t>(3 * d + 1)] = nan, x[static_cast<size_t>(3 * d + d - 1)] = nan;
+        x[static_cast<size_t>(4 * d)] = nan;
+        float* row = x.data() + 5 * d;
+        for (int64_t i = 0; i < d; ++i) row[i] = -1.0f - std::abs(row[i]), x[static_cast<size_t>(i)] = -1.0f - std::abs(x[static_cast<size_t>(i)]);
+        row[d / 3 + 1] = -0.0f, row[d - 1] = 0.0f;
     }
     OpCase c{Op::ArgmaxRows, kF32, format("n=%lld d=%lld", (ll)n, (ll)d), 0};
     c.bytes = 4.0 * n * d;
