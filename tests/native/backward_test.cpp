@@ -163,6 +163,33 @@ TEST(Backward, AttentionWithGqa) {
     expect_close(dv, numeric_grad(vd, [&](const std::vector<double>& x) { return forward(qd, kd, x); }), 1e-6, "dv");
 }
 
+// The attention backward split by KV head (as the fast CPU backend runs it, one KV head per
+// thread, tokens in order) gives the whole backward's floats to the bit.
+TEST(Backward, AttentionByKvHeadEqualsTheWholeBackward) {
+    const int64_t n_head = 8, n_head_kv = 2, head_dim = 16, n = 7, stride = n_head_kv * head_dim, q_dim = n_head * head_dim;
+    MOME_TEST_RNG(rng, 913);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const auto random = [&](int64_t count) {
+        std::vector<float> v(static_cast<size_t>(count));
+        for (float& x : v) x = normal(rng);
+        return v;
+    };
+    const std::vector<float> q = random(n * q_dim), k = random(n * stride), v = random(n * stride), dout = random(n * q_dim);
+    std::vector<float> dq(q.size()), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
+    std::vector<float> dq2(q.size()), dk2(k.size(), 0.0f), dv2(v.size(), 0.0f);
+    for (int64_t t = 0; t < n; ++t)
+        attention_backward(q.data() + t * q_dim, k.data(), v.data(), t + 1, n_head, n_head_kv, head_dim, dout.data() + t * q_dim,
+                           dq.data() + t * q_dim, dk.data(), dv.data());
+    for (int64_t kvh = n_head_kv - 1; kvh >= 0; --kvh)  // the KV heads in any order
+        for (int64_t t = 0; t < n; ++t)
+            attention_backward_heads(q.data() + t * q_dim, k.data(), v.data(), t + 1, n_head, n_head_kv, head_dim, dout.data() + t * q_dim,
+                                     dq2.data() + t * q_dim, dk2.data(), dv2.data(), kvh, kvh + 1);
+    EXPECT_EQ(dq, dq2);
+    EXPECT_EQ(dk, dk2);
+    EXPECT_EQ(dv, dv2);
+    EXPECT_NE(dk, std::vector<float>(dk.size(), 0.0f));
+}
+
 TEST(Backward, CrossEntropy) {
     MOME_TEST_RESEED(rng, 123);
     const int64_t n = 11;

@@ -281,6 +281,16 @@ public:
     void rope_backward(float* dx, int64_t rows, int64_t n_heads, int64_t head_dim, const int32_t* pos, const RopeParams& p) override {
         rope_backward_fast(dx, rows, n_heads, head_dim, pos, p, pool_);
     }
+    // The reference's sums, each KV head (its query heads, its slices of dk and dv) on a thread.
+    void attention_backward(const float* q, const float* k_cache, const float* v_cache, const int32_t* visible, int64_t n,
+                            const AttentionShape& a, const float* dout, float* dq, float* dk, float* dv) override {
+        const int64_t q_dim = a.n_head * a.head_dim;
+        pool_.run(a.n_head_kv, [&](int64_t kvh) {
+            for (int64_t t = 0; t < n; ++t)
+                attention_backward_heads(q + t * q_dim, k_cache, v_cache, visible[t], a.n_head, a.n_head_kv, a.head_dim, dout + t * q_dim,
+                                         dq + t * q_dim, dk, dv, kvh, kvh + 1);
+        });
+    }
     void matmul(const Tensor& W, const float* X, int64_t n, float* Y) override { matmul_calls(W, X, n, {}, Y); }
     void matmul_calls(const Tensor& W, const float* X, int64_t n, const std::vector<int64_t>& calls, float* Y) override {
         thread_local std::vector<float> rounded;  // kept: no allocation per decode step

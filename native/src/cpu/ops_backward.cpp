@@ -111,11 +111,17 @@ void rope_norm_backward(float* dx, int64_t n_heads, int64_t head_dim, int32_t po
 
 void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                         int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv) {
+    attention_backward_heads(q, k_cache, v_cache, n_positions, n_head, n_head_kv, head_dim, dout, dq, dk, dv, 0, n_head_kv);
+}
+
+void attention_backward_heads(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                              int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv, int64_t kv_begin,
+                              int64_t kv_end) {
     const int64_t group = n_head / n_head_kv, stride = n_head_kv * head_dim;
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
     thread_local std::vector<double> p, dp;  // kept: this runs once per token
     p.resize(static_cast<size_t>(n_positions)), dp.resize(static_cast<size_t>(n_positions));
-    for (int64_t h = 0; h < n_head; ++h) {
+    for (int64_t h = kv_begin * group; h < kv_end * group; ++h) {
         const float* qh = q + h * head_dim;
         const float* go = dout + h * head_dim;
         const int64_t kvh = h / group;

@@ -37,6 +37,12 @@ void rope_backward_fast(float* dx, int64_t rows, int64_t n_heads, int64_t head_d
 // (overwritten), and dk/dv accumulated into [positions x n_head_kv x head_dim] buffers.
 void attention_backward(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
                         int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv);
+// attention_backward for the query heads of KV heads [kv_begin, kv_end) only: their slices of
+// dq, dk and dv, each element summed in the same order (the KV heads' slices are disjoint, so
+// the KV heads may run on different threads).
+void attention_backward_heads(const float* q, const float* k_cache, const float* v_cache, int64_t n_positions, int64_t n_head,
+                              int64_t n_head_kv, int64_t head_dim, const float* dout, float* dq, float* dk, float* dv, int64_t kv_begin,
+                              int64_t kv_end);
 
 // Cross-entropy of one row of logits against `target`: returns the loss and writes
 // dlogits = softmax(logits) - onehot(target).
