@@ -149,9 +149,10 @@ TEST(Rope, TheBatchedFormEqualsTheReferenceRowByRow) {
                 }
                 rope_fast(got.data(), rows, n_heads, head_dim, pos.data(), p, pool);
                 rope_backward_fast(got_back.data(), rows, n_heads, head_dim, pos.data(), p, pool);
+                if (rows == 0) continue;  // nothing to rotate, and nothing touched (no buffers to compare)
                 ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << rows << " rows, n_rot " << n_rot;
                 ASSERT_EQ(0, std::memcmp(want_back.data(), got_back.data(), want.size() * sizeof(float))) << rows << " rows (backward)";
-                if (rows > 0) ASSERT_NE(0, std::memcmp(x.data(), got.data(), x.size() * sizeof(float)));  // it did rotate
+                ASSERT_NE(0, std::memcmp(x.data(), got.data(), x.size() * sizeof(float)));  // it did rotate
             }
 }
 
